@@ -1,0 +1,1 @@
+"""Roomcast terminal client."""

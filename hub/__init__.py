@@ -1,0 +1,1 @@
+"""Roomcast hub: the registry of rooms and the trio process that fans datagrams out."""

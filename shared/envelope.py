@@ -1,0 +1,174 @@
+"""The binary envelope: ``0xC1``, a version byte, then one msgpack map.
+
+0xC1 is never valid UTF-8 and never used by msgpack, so the hub tells an envelope from a
+plain text line by its first byte, and no text line can be taken for an envelope.  The map
+holds ``k`` (the kind, see ``shared.events``), ``s`` (the session token, client to hub, once
+the session is open) and the kind's fields under their own names.
+
+Decoding is strict and bounded: the datagram, every string, binary, array and map have a size
+limit (``shared.limits``), keys must be strings, unknown keys are ignored (so a newer peer can
+add fields), unknown kinds, missing fields, wrong types and bad values are refused with a
+:class:`RemoteProtocolError` whose ``code`` is stable and whose text says what was wrong.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any
+
+import attrs
+import msgpack
+
+from shared import events, limits
+from shared.names import BadName
+
+HEADER = bytes([limits.ENVELOPE_MAGIC, limits.ENVELOPE_VERSION])
+KIND_KEY = "k"
+TOKEN_KEY = "s"
+
+
+class RemoteProtocolError(Exception):
+    """The peer sent something we cannot accept.  ``code`` is for programs, the text for people."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+class LocalProtocolError(Exception):
+    """We tried to send something the protocol does not allow (a bug on our side)."""
+
+
+@attrs.frozen
+class Envelope:
+    """A decoded datagram: the message and the session token it carried (empty if none)."""
+
+    event: Any
+    token: bytes = b""
+
+
+def is_envelope(data: bytes) -> bool:
+    """True when ``data`` claims to be an envelope (as opposed to a plain text line)."""
+    return bool(data) and data[0] == limits.ENVELOPE_MAGIC
+
+
+def encode(event: events.Event, token: bytes = b"") -> bytes:
+    """Bytes of one envelope holding ``event``; raise LocalProtocolError if it is too large."""
+    wire: dict[str, Any] = {KIND_KEY: event.KIND}
+    if token:
+        wire[TOKEN_KEY] = token
+    for field in attrs.fields(type(event)):  # type: ignore[misc]
+        value = getattr(event, field.name)
+        if value != field.default or field.default is attrs.NOTHING:
+            wire[field.name] = value
+    data = HEADER + msgpack.packb(wire, use_bin_type=True)
+    if len(data) > limits.MAX_DATAGRAM:
+        raise LocalProtocolError(f"{event.KIND} envelope is {len(data)} bytes, over {limits.MAX_DATAGRAM}")
+    return data
+
+
+def decode(data: bytes) -> Envelope:
+    """Parse one datagram as an envelope, or raise RemoteProtocolError saying why not."""
+    if len(data) > limits.MAX_DATAGRAM:
+        raise RemoteProtocolError(
+            "too-large", f"datagram is {len(data)} bytes; the limit is {limits.MAX_DATAGRAM}"
+        )
+    if not is_envelope(data) or len(data) < 3:
+        raise RemoteProtocolError("not-envelope", "datagram does not start with the 0xC1 envelope header")
+    if data[1] != limits.ENVELOPE_VERSION:
+        raise RemoteProtocolError(
+            "bad-version",
+            f"envelope version {data[1]} is not supported; this hub speaks {limits.ENVELOPE_VERSION}",
+        )
+    wire = _unpack(data[2:])
+    kind = wire.get(KIND_KEY)
+    cls = events.KIND_TO_CLASS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise RemoteProtocolError("unknown-kind", f"unknown message kind {kind!r}")
+    token = wire.get(TOKEN_KEY, b"")
+    if not isinstance(token, bytes) or len(token) not in (0, limits.TOKEN_BYTES):
+        raise RemoteProtocolError("bad-type", f"session token must be {limits.TOKEN_BYTES} bytes")
+    return Envelope(_build(cls, wire), token)
+
+
+def _unpack(body: bytes) -> dict[str, Any]:
+    try:
+        wire = msgpack.unpackb(
+            body,
+            raw=False,
+            use_list=False,
+            strict_map_key=True,
+            max_str_len=limits.MAX_STR,
+            max_bin_len=limits.MAX_BIN,
+            max_array_len=limits.MAX_ARRAY,
+            max_map_len=limits.MAX_MAP,
+            max_ext_len=0,
+        )
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("malformed", "a string in the envelope is not valid UTF-8") from None
+    except ValueError as exc:  # msgpack's size limits and its malformed-data errors
+        raise RemoteProtocolError(
+            "malformed", f"envelope body is not valid msgpack within limits: {exc}"
+        ) from None
+    except Exception as exc:  # msgpack raises several unrelated types on junk
+        raise RemoteProtocolError(
+            "malformed", f"envelope body is not valid msgpack: {type(exc).__name__}"
+        ) from None
+    if not isinstance(wire, dict) or not all(isinstance(key, str) for key in wire):
+        raise RemoteProtocolError("malformed", "envelope body must be a map with string keys")
+    return wire
+
+
+def _build(cls: type[Any], wire: dict[str, Any]) -> Any:
+    kwargs: dict[str, Any] = {}
+    for name, expected, required in _schema(cls):
+        if name not in wire:
+            if required:
+                raise RemoteProtocolError("missing-field", f"{cls.KIND} needs the field {name!r}")
+            continue
+        value = wire[name]
+        if not _has_type(value, expected):
+            raise RemoteProtocolError(
+                "bad-type", f"{cls.KIND}.{name} must be {_type_name(expected)}, not {type(value).__name__}"
+            )
+        kwargs[name] = float(value) if expected is float else value
+    try:
+        return cls(**kwargs)
+    except BadName as exc:
+        raise RemoteProtocolError("bad-name", str(exc)) from None
+    except ValueError as exc:
+        raise RemoteProtocolError("bad-value", f"{cls.KIND}: {exc}") from None
+
+
+_SCHEMAS: dict[type[Any], tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def _schema(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
+    """(field name, expected type, required) for each field of ``cls``, resolved once."""
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        hints = typing.get_type_hints(cls)
+        schema = tuple((f.name, hints[f.name], f.default is attrs.NOTHING) for f in attrs.fields(cls))
+        _SCHEMAS[cls] = schema
+    return schema
+
+
+def _has_type(value: object, expected: Any) -> bool:
+    if expected is float:
+        return type(value) in (float, int)
+    if expected in (int, str, bytes, bool):
+        return type(value) is expected
+    if typing.get_origin(expected) is tuple:
+        (item, _ellipsis) = typing.get_args(expected)
+        return isinstance(value, tuple) and all(type(v) is item for v in value)
+    raise LocalProtocolError(f"unsupported field type {expected!r}")
+
+
+def _type_name(expected: Any) -> str:
+    if isinstance(expected, types.GenericAlias):
+        return f"an array of {typing.get_args(expected)[0].__name__}"
+    return {int: "an integer", str: "a string", bytes: "binary", bool: "a boolean", float: "a number"}[
+        expected
+    ]

@@ -1,0 +1,131 @@
+"""Every size, rate and timeout of Roomcast, in one place.
+
+Both the hub and the client import their limits from here, so that a change of
+policy is one edit and the README's table of limits stays true.  Sizes are in
+bytes, times in seconds (floats, as trio's clock gives them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# --- wire ---------------------------------------------------------------------------------
+
+#: Default UDP port: the port of the textbook UDP chat programs.
+DEFAULT_PORT: Final = 9999
+#: Default address the hub binds and the client talks to (loopback only by default).
+DEFAULT_HOST: Final = "127.0.0.1"
+
+#: Largest datagram the hub reads or sends.  Fits one 1500-byte Ethernet frame after IP/UDP
+#: headers, so nothing relies on IP fragmentation.
+MAX_DATAGRAM: Final = 1400
+#: Largest reply to a plain-text client: the textbook server twin reads with recvfrom(1024).
+MAX_TEXT_REPLY: Final = 1024
+#: Largest chat line (UTF-8 bytes) a user may send.  Leaves room for the envelope around it.
+MAX_BODY: Final = 1000
+
+#: Envelope magic: 0xC1 is never valid in UTF-8 and never used by msgpack, so an envelope can
+#: not be read as text nor text as an envelope.
+ENVELOPE_MAGIC: Final = 0xC1
+#: Version of the envelope this code speaks.
+ENVELOPE_VERSION: Final = 1
+
+#: Per-container limits handed to msgpack's unpacker (defence against huge declared lengths).
+MAX_STR: Final = MAX_BODY
+MAX_BIN: Final = 64
+MAX_ARRAY: Final = 64
+MAX_MAP: Final = 16
+
+# --- names ----------------------------------------------------------------------------------
+
+#: Nicks and room names: ASCII letters, digits, '-', '_' and '.', starting with a letter or
+#: digit.  ASCII only so that two names that look alike are alike; compared case-insensitively.
+NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_NICK: Final = 24
+MAX_ROOM: Final = 32
+NAME_RULE: Final = (
+    "letters, digits, '.', '_' or '-', starting with a letter or digit, "
+    f"at most {MAX_NICK} characters for a nick and {MAX_ROOM} for a room"
+)
+#: Room a plain-text client lands in.
+DEFAULT_ROOM: Final = "lobby"
+#: Nick prefix of a plain-text client (the rest is its source port).
+GUEST_PREFIX: Final = "guest-"
+
+# --- caps -------------------------------------------------------------------------------------
+
+MAX_CLIENTS: Final = 20_000
+MAX_CLIENTS_PER_ADDRESS_HOST: Final = 64
+MAX_ROOMS: Final = 5_000
+MAX_ROOMS_PER_CLIENT: Final = 16
+MAX_MEMBERS_PER_ROOM: Final = 1_000
+
+# --- text clients ------------------------------------------------------------------------------
+
+#: Room lines kept for a text client between two of its lines (newest kept).
+TEXT_QUEUE_LINES: Final = 50
+
+# --- reliability --------------------------------------------------------------------------------
+
+#: Requests a client may have in flight (sent, not yet answered).
+CLIENT_WINDOW: Final = 32
+#: Deliveries the hub keeps unacknowledged for one member before it drops it as a slow consumer.
+MEMBER_WINDOW: Final = 512
+#: Bytes the hub keeps unacknowledged for one member before it drops it as a slow consumer.
+MEMBER_WINDOW_BYTES: Final = 512 * 1024
+#: Selective-ack entries in one ack.
+MAX_SACK: Final = 16
+#: Initial retransmission timeout before any RTT is measured (RFC 9002 §6.2.2 uses 333 ms).
+INITIAL_RTO: Final = 0.3
+MIN_RTO: Final = 0.05
+MAX_RTO: Final = 3.0
+#: Delay before a receiver sends a cumulative ack (QUIC max_ack_delay), and how many
+#: deliveries trigger an immediate one.
+ACK_DELAY: Final = 0.02
+ACK_EVERY: Final = 8
+
+# --- liveness ----------------------------------------------------------------------------------
+
+#: A client pings after this long without hearing from the hub.
+PING_INTERVAL: Final = 5.0
+#: The hub evicts an envelope client silent for this long.
+SESSION_TIMEOUT: Final = 30.0
+#: The hub evicts a plain-text client silent for this long (a person typing at the textbook
+#: client can be slow; any line renews it).
+TEXT_SESSION_TIMEOUT: Final = 600.0
+#: A client gives up on an unanswered hub after this long (and reconnects or exits).
+HUB_SILENCE_TIMEOUT: Final = 10.0
+#: Time the client waits for a first answer before it says the hub is unreachable.
+CONNECT_TIMEOUT: Final = 5.0
+
+# --- address validation ------------------------------------------------------------------------
+
+#: An address not yet validated receives at most this many times the bytes it sent.
+AMPLIFICATION_FACTOR: Final = 3
+#: Cookie time bucket; a cookie is accepted in its bucket and the next one.
+COOKIE_BUCKET: Final = 30.0
+#: Length of a session token (128 bits).
+TOKEN_BYTES: Final = 16
+#: A client pads its first hello to this size so the hub's challenge fits the 3x budget.
+HELLO_PAD_TO: Final = 64
+
+# --- flood control -------------------------------------------------------------------------------
+
+#: Token bucket per session: a burst, then a steady rate in messages per second.
+FLOOD_BURST: Final = 20
+FLOOD_RATE: Final = 10.0
+#: Token bucket per source IP (all sessions from that address together).
+ADDRESS_FLOOD_BURST: Final = 200
+ADDRESS_FLOOD_RATE: Final = 100.0
+
+# --- hub -------------------------------------------------------------------------------------------
+
+#: Datagrams the hub reads from the socket before it yields to other tasks.
+RECV_BATCH: Final = 64
+#: Seconds between two stats lines in the log.
+STATS_INTERVAL: Final = 60.0
+#: Seconds the hub keeps delivering after SIGTERM before it exits.
+DRAIN_SECONDS: Final = 2.0
+#: Room messages kept per room for history and catch-up.
+HISTORY_PER_ROOM: Final = 200

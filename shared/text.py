@@ -1,0 +1,252 @@
+"""The plain UTF-8 dialect: what a text line means, and how replies to text clients look.
+
+Text clients are the textbook UDP client (one reply datagram per line sent) and netcat.
+A line is a chat message to the sender's current room; a line starting with ``/`` is a
+command; exactly ``bye`` leaves.  The terminal client parses its own input with the same
+:func:`parse_line`, so both speak the same commands.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+import attrs
+
+from shared import events, limits
+from shared.names import BadName, check_nick, check_room
+
+BYE = "bye"
+
+HELP_LINES: tuple[str, ...] = (
+    "commands: a plain line is said to your current room",
+    "/join ROOM        join ROOM (created if new) and make it current",
+    "/part [ROOM]      leave ROOM (default: the current one)",
+    "/nick NAME        change your nick",
+    "/who [ROOM]       list the members of ROOM",
+    "/rooms            list rooms with member counts and topics",
+    "/msg NICK TEXT    private message to NICK",
+    "/me TEXT          an action line: * nick TEXT",
+    "/topic [TEXT]     show or set the current room's topic",
+    "/history [N]      the last N messages of the current room",
+    "/stats            a summary of the hub's counters",
+    "/live on|off      text clients: receive room lines as they happen (for netcat)",
+    "/help             this list;  bye (alone on a line) leaves",
+)
+
+
+class TextCommandError(ValueError):
+    """The line is not a valid command; the message says what to type instead."""
+
+
+@attrs.frozen
+class Help:
+    """Show the command list."""
+
+
+@attrs.frozen
+class Live:
+    """Switch a text client's live mode."""
+
+    on: bool
+
+
+@attrs.frozen
+class Leave:
+    """``bye`` from a text client, or /quit in the terminal client."""
+
+
+Command = events.Event | Help | Live | Leave
+
+
+def strip_line(line: str) -> str:
+    """A datagram's text without the line ending that netcat and terminals add."""
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def parse_line(line: str, room: str) -> Command:
+    """What ``line`` asks for, given the sender's current ``room`` ("" when in none).
+
+    Requests come back with ``id=0``; the caller numbers them.
+    """
+    if line == BYE:
+        return Leave()
+    if not line.startswith("/") or line.startswith("//"):
+        text = line[1:] if line.startswith("//") else line
+        return events.Say(id=0, room=_current(room), body=_body(text))
+    name, _, rest = line[1:].partition(" ")
+    rest = rest.strip()
+    parse = _COMMANDS.get(name.lower())
+    if parse is None:
+        raise TextCommandError(f"unknown command /{name}; type /help for the list")
+    try:
+        return parse(rest, room)
+    except BadName as exc:
+        raise TextCommandError(str(exc)) from None
+
+
+def _current(room: str) -> str:
+    if not room:
+        raise TextCommandError("you are in no room; type /join ROOM first")
+    return room
+
+
+def _body(text: str) -> str:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.MAX_BODY:
+        raise TextCommandError(f"line is {size} bytes; the limit is {limits.MAX_BODY}")
+    return text
+
+
+def _one_arg(rest: str, usage: str) -> str:
+    if not rest or " " in rest:
+        raise TextCommandError(f"usage: {usage}")
+    return rest
+
+
+def _join(rest: str, _room: str) -> Command:
+    return events.Join(id=0, room=check_room(_one_arg(rest, "/join ROOM")))
+
+
+def _part(rest: str, room: str) -> Command:
+    return events.Part(id=0, room=check_room(rest) if rest else _current(room))
+
+
+def _nick(rest: str, _room: str) -> Command:
+    return events.Nick(id=0, nick=check_nick(_one_arg(rest, "/nick NAME")))
+
+
+def _who(rest: str, room: str) -> Command:
+    return events.Who(id=0, room=check_room(rest) if rest else _current(room))
+
+
+def _rooms(_rest: str, _room: str) -> Command:
+    return events.Rooms(id=0)
+
+
+def _msg(rest: str, _room: str) -> Command:
+    nick, _, text = rest.partition(" ")
+    if not nick or not text:
+        raise TextCommandError("usage: /msg NICK TEXT")
+    return events.Msg(id=0, to=check_nick(nick), body=_body(text))
+
+
+def _me(rest: str, room: str) -> Command:
+    if not rest:
+        raise TextCommandError("usage: /me TEXT")
+    return events.Say(id=0, room=_current(room), body=_body(rest), action=True)
+
+
+def _topic(rest: str, room: str) -> Command:
+    return events.Topic(id=0, room=_current(room), text=_body(rest), set=bool(rest))
+
+
+def _history(rest: str, room: str) -> Command:
+    if rest and not rest.isdigit():
+        raise TextCommandError("usage: /history [N]")
+    count = min(int(rest), limits.HISTORY_PER_ROOM) if rest else 20
+    return events.History(id=0, room=_current(room), count=count)
+
+
+def _stats(_rest: str, _room: str) -> Command:
+    return events.Stats(id=0)
+
+
+def _help(_rest: str, _room: str) -> Command:
+    return Help()
+
+
+def _live(rest: str, _room: str) -> Command:
+    if rest.lower() not in ("on", "off"):
+        raise TextCommandError("usage: /live on|off")
+    return Live(on=rest.lower() == "on")
+
+
+def _quit(_rest: str, _room: str) -> Command:
+    return Leave()
+
+
+_COMMANDS = {
+    "join": _join, "part": _part, "nick": _nick, "who": _who, "rooms": _rooms, "msg": _msg,
+    "me": _me, "topic": _topic, "history": _history, "stats": _stats, "help": _help,
+    "live": _live, "quit": _quit,
+}  # fmt: skip
+
+
+# --- showing text -----------------------------------------------------------------------------
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters (ESC, C1, bidi overrides, ...) shown as harmless
+    escapes like ``\\x1b``, so nothing received can drive a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    if unicodedata.category(ch) in ("Zs",):
+        return " "
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def truncate_utf8(data: bytes, limit: int) -> bytes:
+    """At most ``limit`` bytes of UTF-8 ``data``, never cut inside a character."""
+    if len(data) <= limit:
+        return data
+    cut = limit
+    while cut > 0 and (data[cut] & 0xC0) == 0x80:  # continuation byte: back up to a boundary
+        cut -= 1
+    return data[:cut]
+
+
+def pack_reply(queued: Sequence[str], answer: Sequence[str], limit: int = limits.MAX_TEXT_REPLY) -> bytes:
+    """One reply datagram for a text client: the ``queued`` room lines (oldest first) then the
+    ``answer`` lines, at most ``limit`` bytes of valid UTF-8.
+
+    The answer is always kept; queued lines are dropped oldest first, with a line saying how
+    many were skipped.  An answer alone over the limit is cut at a character boundary.
+    """
+    tail = "\n".join(answer).encode()
+    if len(tail) >= limit:
+        return truncate_utf8(tail, limit)
+    kept: list[bytes] = []
+    size = len(tail)
+    for line in reversed(queued):
+        raw = line.encode()
+        if size + len(raw) + 1 + _SKIP_ROOM > limit:
+            break
+        kept.append(raw)
+        size += len(raw) + 1
+    skipped = len(queued) - len(kept)
+    parts = [f"({skipped} earlier messages skipped)".encode()] if skipped else []
+    parts += reversed(kept)
+    if tail:
+        parts.append(tail)
+    return b"\n".join(parts)
+
+
+_SKIP_ROOM = len("(99999 earlier messages skipped)\n")
+
+
+def format_event(event: events.Deliver | events.Presence) -> str:
+    """One line for a text client: ``[room] nick: body``, ``[room] * nick action``,
+    ``[private] nick: body``, ``[room] * nick joined``."""
+    where = f"[{event.room}]" if event.room else "[private]"
+    if isinstance(event, events.Presence):
+        return f"{where} * {event.nick} {presence_phrase(event)}"
+    if event.action:
+        return f"{where} * {event.nick} {visible(event.body)}"
+    return f"{where} {event.nick}: {visible(event.body)}"
+
+
+def presence_phrase(event: events.Presence) -> str:
+    """``joined``, ``left (timeout)``, ``is now known as bob``, ``set the topic: ...``."""
+    if event.what == "renamed":
+        return f"is now known as {event.detail}"
+    if event.what == "topic":
+        return f"set the topic: {visible(event.detail)}"
+    if event.detail:
+        return f"{event.what} ({visible(event.detail)})"
+    return event.what
