@@ -59,11 +59,11 @@ def encode(event: events.Event, token: bytes = b"") -> bytes:
     wire: dict[str, Any] = {KIND_KEY: event.KIND}
     if token:
         wire[TOKEN_KEY] = token
-    for field in attrs.fields(type(event)):  # type: ignore[misc]
+    for field in attrs.fields(type(event)):  # type: ignore[arg-type]
         value = getattr(event, field.name)
         if value != field.default or field.default is attrs.NOTHING:
             wire[field.name] = value
-    data = HEADER + msgpack.packb(wire, use_bin_type=True)
+    data: bytes = HEADER + msgpack.packb(wire, use_bin_type=True)
     if len(data) > limits.MAX_DATAGRAM:
         raise LocalProtocolError(f"{event.KIND} envelope is {len(data)} bytes, over {limits.MAX_DATAGRAM}")
     return data

@@ -89,7 +89,7 @@ class SendWindow(Generic[K]):
     def acknowledge_many(self, keys: Iterable[K], now: float) -> int:
         return sum(self.acknowledge(key, now) for key in keys)
 
-    def keys(self) -> list[K]:
+    def pending(self) -> list[K]:
         return list(self._items)
 
     def pop_all(self) -> list[tuple[K, bytes]]:

@@ -201,12 +201,15 @@ def truncate_utf8(data: bytes, limit: int) -> bytes:
     return data[:cut]
 
 
-def pack_reply(queued: Sequence[str], answer: Sequence[str], limit: int = limits.MAX_TEXT_REPLY) -> bytes:
+def pack_reply(
+    queued: Sequence[str], answer: Sequence[str], limit: int = limits.MAX_TEXT_REPLY, dropped: int = 0
+) -> bytes:
     """One reply datagram for a text client: the ``queued`` room lines (oldest first) then the
     ``answer`` lines, at most ``limit`` bytes of valid UTF-8.
 
     The answer is always kept; queued lines are dropped oldest first, with a line saying how
-    many were skipped.  An answer alone over the limit is cut at a character boundary.
+    many were skipped (counting ``dropped`` lines lost before).  An answer alone over the limit
+    is cut at a character boundary.
     """
     tail = "\n".join(answer).encode()
     if len(tail) >= limit:
@@ -219,7 +222,7 @@ def pack_reply(queued: Sequence[str], answer: Sequence[str], limit: int = limits
             break
         kept.append(raw)
         size += len(raw) + 1
-    skipped = len(queued) - len(kept)
+    skipped = len(queued) - len(kept) + dropped
     parts = [f"({skipped} earlier messages skipped)".encode()] if skipped else []
     parts += reversed(kept)
     if tail:

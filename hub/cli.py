@@ -1,0 +1,100 @@
+"""``roomcast-hub``: command line, logging and exit codes of the hub process.
+
+Exit codes: 0 after a clean shutdown on SIGINT/SIGTERM, 1 on a runtime error (with a one-line
+hint, e.g. the port is in use), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import logging
+import os
+import socket
+import sys
+
+import trio
+
+from hub.core import LOOPBACK, HubConfig
+from hub.server import HubServer, ServerOptions, open_socket
+from shared import __version__, limits
+
+log = logging.getLogger("roomcast.hub")
+
+
+def default_port(environ: dict[str, str]) -> int:
+    """``ROOMCAST_PORT``, else ``PORT`` (as honcho sets it), else the textbook 9999."""
+    for name in ("ROOMCAST_PORT", "PORT"):
+        if environ.get(name):
+            return int(environ[name])
+    return limits.DEFAULT_PORT
+
+
+def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="roomcast-hub",
+        description="Roomcast hub: room chat over UDP for envelope clients, netcat and textbook UDP clients.",
+    )
+    parser.add_argument("--host", default=environ.get("ROOMCAST_HOST", limits.DEFAULT_HOST),
+                        help="address to bind (default %(default)s; env ROOMCAST_HOST)")  # fmt: skip
+    parser.add_argument("--port", type=int, default=None,
+                        help="UDP port (default: ROOMCAST_PORT, else PORT, else 9999)")  # fmt: skip
+    parser.add_argument("--log-level", default=environ.get("ROOMCAST_LOG_LEVEL", "INFO").upper(),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                        help="log level (default INFO; env ROOMCAST_LOG_LEVEL)")  # fmt: skip
+    parser.add_argument("--trust", action="append", default=None, metavar="CIDR",
+                        help="network whose text clients need no code (repeatable; default loopback)")  # fmt: skip
+    parser.add_argument("--flood-rate", type=float, default=limits.FLOOD_RATE,
+                        help="messages per second per session after a burst; 0 turns flood control off "
+                        "(default %(default)s)")  # fmt: skip
+    parser.add_argument("--drain-seconds", type=float, default=limits.DRAIN_SECONDS,
+                        help="on SIGTERM, keep delivering for up to this long (default %(default)s)")  # fmt: skip
+    parser.add_argument("--stats-interval", type=float, default=limits.STATS_INTERVAL,
+                        help="seconds between stats lines in the log (default %(default)s)")  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"roomcast-hub {__version__}")
+    args = parser.parse_args(argv)
+    try:
+        args.port = args.port if args.port is not None else default_port(environ)
+        args.trusted = (
+            tuple(ipaddress.ip_network(c, strict=False) for c in args.trust) if args.trust else LOOPBACK
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not 0 <= args.port <= 65535:
+        parser.error(f"port {args.port} is not between 0 and 65535")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, dict(os.environ))
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        drain_seconds=args.drain_seconds,
+        stats_interval=args.stats_interval,
+        core=HubConfig(trusted=args.trusted, flood_rate=args.flood_rate),
+    )
+    try:
+        sock = open_socket(options.host, options.port)
+    except OSError as exc:
+        hint = (
+            "is another hub running? pick another --port" if exc.errno == errno.EADDRINUSE else "check --host"
+        )
+        print(f"roomcast-hub: cannot listen on {options.host} port {options.port}: {exc.strerror}; {hint}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    with sock:
+        trio.run(_serve, sock, options)
+    return 0
+
+
+async def _serve(sock: socket.socket, options: ServerOptions) -> None:
+    await HubServer(sock, options).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

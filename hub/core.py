@@ -1,0 +1,408 @@
+"""The hub's brain, without I/O: datagrams and the time go in, datagrams to send come out.
+
+The trio shell (``hub.server``) feeds every received datagram to
+:meth:`HubCore.receive_datagram`, calls :meth:`HubCore.on_timer` at
+:meth:`HubCore.next_deadline`, and sends what :meth:`HubCore.datagrams_to_send` returns.
+This module owns sessions (validation, tokens, timeouts), fan-out and retransmission; the
+meaning of each request is in ``hub.requests``, the text dialect in ``hub.textfront``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import itertools
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from hub import requests, textfront
+from hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
+from hub.stats import Counters
+from shared import cookie, envelope, events, limits
+from shared.flood import TokenBucket
+from shared.names import fold
+
+log = logging.getLogger("roomcast.hub")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@attrs.frozen
+class HubConfig:
+    """Operator choices that shape the core (the CLI fills it in)."""
+
+    #: Text clients from these networks need no code to chat.
+    trusted: tuple[Network, ...] = LOOPBACK
+    #: Requests per second per session after a burst; 0 turns flood control off.
+    flood_rate: float = limits.FLOOD_RATE
+    flood_burst: float = limits.FLOOD_BURST
+    max_clients: int = limits.MAX_CLIENTS
+
+
+class HubCore:
+    """Every client, room and pending delivery of one hub run."""
+
+    def __init__(
+        self,
+        config: HubConfig,
+        now: float,
+        wall_offset: float = 0.0,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.config = config
+        self.registry = Registry(max_clients=config.max_clients)
+        self.counters = Counters()
+        self.random_bytes = random_bytes
+        self.secret = random_bytes(32)
+        #: Identifies this run: a client that sees another id knows the hub restarted.
+        self.hub_id = random_bytes(8)
+        self.started = now
+        #: Wall clock minus the monotonic clock the shell passes as ``now``.
+        self.wall_offset = wall_offset
+        self.accepting = True
+        self._out: list[tuple[bytes, Address]] = []
+        self._wakes: list[tuple[float, int, Address]] = []
+        self._tiebreak = itertools.count()
+        self._address_buckets: dict[str, TokenBucket] = {}
+        self._last_logged: dict[str, float] = {}
+
+    # --- the shell's interface ------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
+        self.counters.inc("datagrams_in")
+        self.counters.inc("bytes_in", len(data))
+        if envelope.is_envelope(data):
+            self._envelope(data, address, now)
+        else:
+            textfront.receive(self, data, address, now)
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        return self._wakes[0][0] if self._wakes else None
+
+    def on_timer(self, now: float) -> None:
+        while self._wakes and self._wakes[0][0] <= now:
+            at, _, address = heapq.heappop(self._wakes)
+            client = self.registry.clients.get(address)
+            if client is None or client.wake != at:
+                continue  # a stale entry: the client left or was rescheduled
+            client.wake = float("inf")
+            self._wake(client, now)
+
+    def shutdown(self, reason: str = "the hub is shutting down") -> None:
+        """Refuse new joins and tell every client the hub is going."""
+        self.accepting = False
+        bye = envelope.encode(events.Bye(reason=reason))
+        for client in self.registry.clients.values():
+            if client.link is not None:
+                self.send(bye, client.address)
+            elif client.text is not None and client.text.live:
+                self.send(f"hub: {reason}".encode(), client.address)
+
+    def wall(self, now: float) -> float:
+        """Wall-clock time (seconds since the epoch) for the monotonic ``now``: message stamps."""
+        return now + self.wall_offset
+
+    def gauges(self) -> dict[str, int | float]:
+        clients = self.registry.clients.values()
+        text = sum(1 for c in clients if c.text is not None)
+        return {
+            "clients_envelope": len(self.registry.clients) - text,
+            "clients_text": text,
+            "rooms": len(self.registry.rooms),
+            "unacked": sum(len(c.link.window) for c in clients if c.link is not None),
+            "history": sum(len(r.history) for r in self.registry.rooms.values()),
+        }
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def send(self, data: bytes, address: Address) -> None:
+        self._out.append((data, address))
+        self.counters.inc("datagrams_out")
+        self.counters.inc("bytes_out", len(data))
+
+    def send_unvalidated(self, data: bytes, address: Address, received: int) -> None:
+        """Send to an address that has not proved it receives: only within the 3x budget
+        (addresses on trusted networks count as validated)."""
+        if self.trusted(address):
+            self.send(data, address)
+            return
+        if len(data) > limits.AMPLIFICATION_FACTOR * received:
+            self.counters.inc("drops.amplification")
+            return
+        self.counters.inc("unvalidated_bytes_in", received)
+        self.counters.inc("unvalidated_bytes_out", len(data))
+        self.send(data, address)
+
+    def trusted(self, address: Address) -> bool:
+        """Is ``address`` on a network the operator trusts (``--trust``, loopback by default)?"""
+        try:
+            ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+        except ValueError:
+            return False
+        return any(ip in network for network in self.config.trusted)
+
+    def note_bad_input(self, code: str, text: str, address: Address, now: float) -> None:
+        """Count a refused datagram and log it, at most one line per code every 10 s."""
+        self.counters.inc(f"errors.{code}")
+        if now - self._last_logged.get(code, -1e9) >= 10.0:
+            self._last_logged[code] = now
+            log.warning(
+                "bad input from %s: %s (%s); similar ones are counted, not logged", address, text, code
+            )
+
+    # --- envelope clients ------------------------------------------------------------------------
+
+    def _envelope(self, data: bytes, address: Address, now: float) -> None:
+        client = self.registry.clients.get(address)
+        try:
+            env = envelope.decode(data)
+        except envelope.RemoteProtocolError as exc:
+            self.note_bad_input(exc.code, exc.text, address, now)
+            self._answer(events.Error(code=exc.code, text=exc.text), address, client, len(data))
+            return
+        event = env.event
+        if isinstance(event, events.Hello):
+            self._hello(event, address, len(data), now)
+            return
+        if client is None or client.link is None:
+            self.counters.inc("drops.unknown-session")
+            text = "no session for this address (the hub restarted or timed you out); send hello again"
+            self.send_unvalidated(
+                envelope.encode(events.Error(code="unknown-session", text=text)), address, len(data)
+            )
+            return
+        if env.token != client.link.token:
+            self.counters.inc("drops.bad-token")
+            return
+        client.last_seen = now
+        self._session_event(client, event, now)
+
+    def _session_event(self, client: Client, event: Any, now: float) -> None:
+        if isinstance(event, events.Ping):
+            self.send(envelope.encode(events.Pong(id=event.id)), client.address)
+        elif isinstance(event, events.Ack):
+            self._ack(client, event, now)
+        elif isinstance(event, events.Bye):
+            self.leave(client, "quit", now)
+        elif isinstance(event, events.REQUESTS):
+            self._request(client, event, now)
+        else:
+            error = events.Error(code="unexpected-kind", text=f"a client may not send {event.KIND}")
+            self.note_bad_input("unexpected-kind", error.text, client.address, now)
+            self.send(envelope.encode(error), client.address)
+
+    def _answer(self, error: events.Error, address: Address, client: Client | None, received: int) -> None:
+        """Tell the sender of a bad datagram what was wrong, in its own dialect."""
+        if client is not None and client.text is not None:
+            self.send(f"error: {error.text}".encode(), address)
+        elif client is not None:
+            self.send(envelope.encode(error), address)
+        else:
+            self.send_unvalidated(envelope.encode(error), address, received)
+
+    def _hello(self, hello: events.Hello, address: Address, received: int, now: float) -> None:
+        if not cookie.check_cookie(self.secret, address, hello.cookie, now):
+            challenge = events.Challenge(cookie=cookie.make_cookie(self.secret, address, now))
+            self.counters.inc("challenges")
+            self.send_unvalidated(envelope.encode(challenge), address, received)
+            return
+        existing = self.registry.clients.get(address)
+        if existing is not None and existing.link is not None and fold(existing.nick) == fold(hello.nick):
+            self._welcome(existing)  # our welcome was lost: say it again
+            return
+        if existing is not None:
+            self.leave(existing, "reconnected", now)
+        if not self.accepting:
+            self._refuse(address, "shutting-down", "the hub is shutting down; try again shortly")
+            return
+        client = self.new_client(
+            address, hello.nick, now, link=Link(token=self.random_bytes(limits.TOKEN_BYTES))
+        )
+        if client is not None:
+            self._welcome(client)
+
+    def _refuse(self, address: Address, code: str, text: str) -> None:
+        self.counters.inc(f"errors.{code}")
+        self.send(envelope.encode(events.Error(code=code, text=text)), address)
+
+    def new_client(self, address: Address, nick: str, now: float, link: Link | None = None) -> Client | None:
+        """Register a validated client, or tell it why not (and return None)."""
+        bucket = TokenBucket(self.config.flood_rate, self.config.flood_burst, updated=now)
+        client = Client(address, nick, now, bucket, link=link)
+        if link is None:
+            client.text = textfront.new_mode()
+        try:
+            self.registry.add(client)
+        except Refused as refusal:
+            if link is None:
+                self.counters.inc(f"errors.{refusal.code}")
+                self.send(f"error: {refusal.text}".encode(), address)
+            else:
+                self._refuse(address, refusal.code, refusal.text)
+            return None
+        self.counters.inc(f"sessions.{client.kind}")
+        log.info("%s client %s joined the hub from %s", client.kind, nick, address)
+        self.schedule(client, now + client.timeout)
+        return client
+
+    def _welcome(self, client: Client) -> None:
+        assert client.link is not None
+        welcome = events.Welcome(token=client.link.token, hub=self.hub_id, nick=client.nick)
+        self.send(envelope.encode(welcome), client.address)
+
+    def _request(self, client: Client, request: Any, now: float) -> None:
+        """Carry out requests in id order, each once; answer duplicates from the cache."""
+        link = client.link
+        assert link is not None
+        if request.id < link.next_id:
+            self.counters.inc("duplicates")
+            cached = link.answers.get(request.id)
+            if cached is not None:
+                self.send(cached, client.address)
+            return
+        if request.id >= link.next_id + 2 * limits.CLIENT_WINDOW:
+            self._refuse(client.address, "window", f"request {request.id} is too far ahead of {link.next_id}")
+            return
+        link.waiting[request.id] = request
+        while link.next_id in link.waiting:
+            pending = link.waiting[link.next_id]
+            if not self.allow(client, now):
+                slow = events.Error(code="slow-down", text=self.slow_down_text(client), id=pending.id)
+                self.send(envelope.encode(slow), client.address)
+                return
+            del link.waiting[link.next_id]
+            answer = envelope.encode(requests.carry_out(self, client, pending, now))
+            link.answers[pending.id] = answer
+            link.answers.pop(pending.id - 2 * limits.CLIENT_WINDOW, None)
+            link.next_id += 1
+            self.send(answer, client.address)
+
+    def allow(self, client: Client, now: float) -> bool:
+        """Flood control: one token from the session's bucket and its address's bucket."""
+        host = str(client.address[0])
+        shared = self._address_buckets.get(host)
+        if shared is None:
+            rate = self.config.flood_rate and limits.ADDRESS_FLOOD_RATE
+            shared = self._address_buckets[host] = TokenBucket(rate, limits.ADDRESS_FLOOD_BURST, updated=now)
+        if client.bucket.take(now) and shared.take(now):
+            return True
+        self.counters.inc("errors.slow-down")
+        return False
+
+    def slow_down_text(self, client: Client) -> str:
+        wait = max(client.bucket.wait_time(), 0.05)
+        return f"slow down: at most {self.config.flood_rate:g} messages a second; retry in {wait:.1f} s"
+
+    def _ack(self, client: Client, ack: events.Ack, now: float) -> None:
+        assert client.link is not None
+        window = client.link.window
+        stream = fold(ack.stream)
+        sacked = set(ack.sack)
+        done = [
+            key for key in window.pending() if key[0] == stream and (key[1] <= ack.upto or key[1] in sacked)
+        ]
+        window.acknowledge_many(done, now)
+
+    # --- rooms and delivery ----------------------------------------------------------------------
+
+    def publish(self, room: Room, make: Callable[[int], RoomEvent], origin: Client | None, now: float) -> int:
+        """Give the room's next seq to the event ``make`` builds, keep it, and send it to every
+        member but ``origin``.  The event is encoded once; all members get the same bytes."""
+        seq = room.next_seq()
+        event = make(seq)
+        room.history.append(event)
+        self.deliver(room.members.values(), (fold(room.name), seq), event, origin, now)
+        return seq
+
+    def deliver(
+        self,
+        members: Iterable[Client],
+        key: tuple[str, int],
+        event: RoomEvent,
+        origin: Client | None,
+        now: float,
+    ) -> None:
+        data = envelope.encode(event)
+        line: bytes | None = None
+        too_slow: list[Client] = []
+        for member in members:
+            if member is origin:
+                continue
+            if member.link is not None:
+                window = member.link.window
+                window.track(key, data, now)
+                self.send(data, member.address)
+                self.counters.inc("deliveries")
+                if len(window) > limits.MEMBER_WINDOW or window.bytes_in_flight > limits.MEMBER_WINDOW_BYTES:
+                    too_slow.append(member)
+                else:
+                    self.schedule(member, now + window.rtt.rto())
+            elif member.text is not None:
+                line = line or textfront.line_of(event)
+                textfront.deliver(self, member, line)
+        for member in too_slow:
+            self._refuse(member.address, "too-slow", "you fell too far behind acknowledging; rejoin")
+            self.leave(member, "too slow", now)
+
+    def send_history(self, client: Client, event: RoomEvent) -> None:
+        """A replayed old event: best effort to envelope clients, into a text client's reply."""
+        if client.link is not None:
+            self.send(envelope.encode(event), client.address)
+        elif client.text is not None:
+            textfront.deliver(self, client, textfront.line_of(event), live=False)
+
+    def direct(self, target: Client, sender: str, body: str, now: float) -> None:
+        """A private message to ``target``, on its own reliable stream ("")."""
+        if target.link is not None:
+            target.link.direct_seq += 1
+            seq = target.link.direct_seq
+        else:
+            seq = 1
+        event = events.Deliver(room="", seq=seq, nick=sender, body=body, ts=self.wall(now))
+        self.deliver([target], ("", seq), event, None, now)
+
+    def leave(self, client: Client, reason: str, now: float) -> None:
+        """Remove ``client`` from the hub and tell its rooms why it left."""
+        for room in self.registry.remove(client):
+            self.publish(
+                room,
+                lambda seq, room=room: events.Presence(  # type: ignore[misc]
+                    room=room.name, seq=seq, nick=client.nick, what="left", detail=reason, ts=self.wall(now)
+                ),
+                client,
+                now,
+            )
+        client.wake = float("inf")
+        self.counters.inc(f"departures.{reason.replace(' ', '-')}")
+        log.info("%s left the hub (%s)", client.nick, reason)
+
+    # --- timers ----------------------------------------------------------------------------------
+
+    def schedule(self, client: Client, at: float) -> None:
+        """Make sure the hub looks at ``client`` no later than ``at``."""
+        if at < client.wake:
+            client.wake = at
+            heapq.heappush(self._wakes, (at, next(self._tiebreak), client.address))
+
+    def _wake(self, client: Client, now: float) -> None:
+        if now - client.last_seen >= client.timeout:
+            self.counters.inc("evictions")
+            self.leave(client, "timeout", now)
+            return
+        at = client.last_seen + client.timeout
+        if client.link is not None:
+            window = client.link.window
+            for data in window.due(now):
+                self.send(data, client.address)
+                self.counters.inc("retransmits")
+            at = min(at, window.next_deadline() or at)
+        self.schedule(client, at)

@@ -1,0 +1,167 @@
+"""What each request means: join, part, nick, say, msg, who, rooms, topic, history, stats.
+
+Each function takes the hub, the asking client, the request and the time, changes the
+registry, publishes room events through the hub, and returns the one answer the client gets:
+a :class:`~shared.events.Reply`, or an :class:`~shared.events.Error` when refused.  Envelope
+and text clients share these; ``hub.textfront`` turns answers into lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from hub.rooms import Client, Refused
+from shared import events, limits
+from shared.names import fold
+
+if TYPE_CHECKING:
+    from hub.core import HubCore
+
+Answer = events.Reply | events.Error
+
+
+def carry_out(hub: HubCore, client: Client, request: Any, now: float) -> Answer:
+    handler = _HANDLERS[type(request)]
+    try:
+        return handler(hub, client, request, now)
+    except Refused as refusal:
+        hub.counters.inc(f"errors.{refusal.code}")
+        return events.Error(code=refusal.code, text=refusal.text, id=request.id)
+
+
+def _presence(
+    hub: HubCore, room: str, nick: str, what: str, detail: str, now: float
+) -> Callable[[int], events.Presence]:
+    return lambda seq: events.Presence(
+        room=room, seq=seq, nick=nick, what=what, detail=detail, ts=hub.wall(now)
+    )
+
+
+def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Answer:
+    if not hub.accepting:
+        raise Refused("shutting-down", "the hub is shutting down; rejoin when it is back")
+    room, new = hub.registry.join(client, request.room)
+    seq = room.seq
+    if new:
+        seq = hub.publish(room, _presence(hub, room.name, client.nick, "joined", "", now), client, now)
+    count = len(room.members)
+    text = f"joined {room.name} ({count} member{'s' if count != 1 else ''})"
+    if room.topic:
+        text += f"; topic: {room.topic}"
+    if request.history:
+        _replay(hub, client, room.name, request.history, 0, now)
+    return events.Reply(id=request.id, text=text, seq=seq)
+
+
+def _part(hub: HubCore, client: Client, request: events.Part, now: float) -> Answer:
+    room = hub.registry.part(client, request.room)
+    seq = hub.publish(room, _presence(hub, room.name, client.nick, "left", "", now), client, now)
+    return events.Reply(id=request.id, text=f"left {room.name}", seq=seq)
+
+
+def _nick(hub: HubCore, client: Client, request: events.Nick, now: float) -> Answer:
+    old = hub.registry.rename(client, request.nick)
+    for key in client.rooms:
+        room = hub.registry.rooms[key]
+        hub.publish(room, _presence(hub, room.name, old, "renamed", request.nick, now), client, now)
+    return events.Reply(id=request.id, text=f"you are now {client.nick}")
+
+
+def _member_room(hub: HubCore, client: Client, name: str) -> Any:
+    if fold(name) not in client.rooms:
+        raise Refused("not-in-room", f"you are not in {name}; /join {name} first")
+    return hub.registry.rooms[fold(name)]
+
+
+def _say(hub: HubCore, client: Client, request: events.Say, now: float) -> Answer:
+    room = _member_room(hub, client, request.room)
+    nick, body, action = client.nick, request.body, request.action
+    seq = hub.publish(
+        room,
+        lambda seq: events.Deliver(
+            room=room.name, seq=seq, nick=nick, body=body, ts=hub.wall(now), action=action
+        ),
+        client,
+        now,
+    )
+    hub.counters.inc("messages")
+    return events.Reply(id=request.id, text=f"sent to {room.name}", seq=seq)
+
+
+def _msg(hub: HubCore, client: Client, request: events.Msg, now: float) -> Answer:
+    target = hub.registry.find(request.to)
+    hub.direct(target, client.nick, request.body, now)
+    hub.counters.inc("private_messages")
+    return events.Reply(id=request.id, text=f"sent privately to {target.nick}")
+
+
+def _who(hub: HubCore, client: Client, request: events.Who, now: float) -> Answer:
+    room = hub.registry.room(request.room)
+    nicks = tuple(sorted((m.nick for m in room.members.values()), key=fold))
+    return events.Reply(id=request.id, text=f"{len(nicks)} in {room.name}: " + " ".join(nicks), items=nicks)
+
+
+def _rooms(hub: HubCore, client: Client, request: events.Rooms, now: float) -> Answer:
+    rooms = sorted(hub.registry.rooms.values(), key=lambda r: fold(r.name))
+    items = tuple(
+        f"{room.name} ({len(room.members)})" + (f" {room.topic}" if room.topic else "") for room in rooms
+    )[: limits.MAX_ARRAY]
+    return events.Reply(id=request.id, text=f"{len(rooms)} rooms", items=items)
+
+
+def _topic(hub: HubCore, client: Client, request: events.Topic, now: float) -> Answer:
+    room = hub.registry.room(request.room)
+    if request.set:
+        _member_room(hub, client, request.room)
+        room.topic, room.topic_by, room.topic_ts = request.text, client.nick, hub.wall(now)
+        seq = hub.publish(
+            room, _presence(hub, room.name, client.nick, "topic", request.text, now), client, now
+        )
+        return events.Reply(id=request.id, text=f"topic of {room.name} set", seq=seq)
+    if not room.topic:
+        return events.Reply(id=request.id, text=f"{room.name} has no topic; /topic TEXT sets one")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(room.topic_ts))
+    return events.Reply(
+        id=request.id, text=f"topic of {room.name}: {room.topic} (set by {room.topic_by}, {when})"
+    )
+
+
+def _history(hub: HubCore, client: Client, request: events.History, now: float) -> Answer:
+    room = hub.registry.room(request.room)
+    sent = _replay(hub, client, room.name, request.count, request.since, now)
+    return events.Reply(id=request.id, text=f"{sent} earlier messages of {room.name}", seq=room.seq)
+
+
+def _replay(hub: HubCore, client: Client, name: str, count: int, since: int, now: float) -> int:
+    """Send ``client`` the room's kept events (the last ``count``, or all after ``since``),
+    marked as history.  Envelope clients get them as datagrams before the reply."""
+    room = hub.registry.room(name)
+    kept = [event for event in room.history if event.seq > since] if since else list(room.history)
+    if count:
+        kept = kept[-count:]
+    for event in kept:
+        hub.send_history(client, attrs.evolve(event, history=True))
+    return len(kept)
+
+
+def _stats(hub: HubCore, client: Client, request: events.Stats, now: float) -> Answer:
+    gauges = hub.gauges()
+    counters = hub.counters
+    items = (
+        f"uptime {now - hub.started:.0f} s",
+        f"clients {gauges['clients_envelope']} envelope, {gauges['clients_text']} text; rooms {gauges['rooms']}",
+        f"datagrams in {counters['datagrams_in']}, out {counters['datagrams_out']}",
+        f"messages {counters['messages']}, deliveries {counters['deliveries']}, retransmits {counters['retransmits']}",
+    )
+    return events.Reply(id=request.id, text="hub stats", items=items)
+
+
+_HANDLERS: dict[type[Any], Callable[..., Answer]] = {
+    events.Join: _join, events.Part: _part, events.Nick: _nick, events.Say: _say,
+    events.Msg: _msg, events.Who: _who, events.Rooms: _rooms, events.Topic: _topic,
+    events.History: _history, events.Stats: _stats,
+}  # fmt: skip

@@ -1,0 +1,193 @@
+"""The hub's registry: who is connected, under which nick, in which rooms.  Plain data, no I/O.
+
+Every refusal (nick taken, room full, too many rooms, ...) is a :class:`Refused` carrying the
+error code and the text the client is shown.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from typing import Any, Literal
+
+import attrs
+
+from shared import events, limits
+from shared.flood import TokenBucket
+from shared.names import fold
+from shared.reliable import SendWindow
+
+Address = tuple[Any, ...]
+Kind = Literal["envelope", "text"]
+RoomEvent = events.Deliver | events.Presence
+
+
+class Refused(Exception):
+    """A request the hub will not carry out: ``code`` for programs, the text for people."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+@attrs.define(eq=False)
+class Link:
+    """Reliability state of an envelope client's session."""
+
+    token: bytes
+    #: Room deliveries (key: (room key, seq)) and private ones (key: ("", seq)) not yet acked.
+    window: SendWindow[tuple[str, int]] = attrs.Factory(SendWindow)
+    #: The next request id to carry out; requests ahead of it wait in ``waiting``.
+    next_id: int = 1
+    waiting: dict[int, Any] = attrs.Factory(dict)
+    #: Encoded answers to recent requests, resent when a request arrives twice.
+    answers: dict[int, bytes] = attrs.Factory(dict)
+    direct_seq: int = 0
+
+
+@attrs.define(eq=False)
+class TextMode:
+    """A plain-text client: its room lines wait here until its next line, unless it is live."""
+
+    live: bool = False
+    queue: deque[str] = attrs.Factory(lambda: deque(maxlen=limits.TEXT_QUEUE_LINES))
+    #: Lines that fell out of the full queue since the last reply.
+    overflowed: int = 0
+
+
+@attrs.define(eq=False)
+class Client:
+    address: Address
+    nick: str
+    last_seen: float
+    bucket: TokenBucket
+    link: Link | None = None
+    text: TextMode | None = None
+    #: Room keys in join order; the last is the current room of a text client.
+    rooms: list[str] = attrs.Factory(list)
+    #: When the hub next looks at this client (retransmits, idle timeout); see HubCore.
+    wake: float = float("inf")
+
+    @property
+    def kind(self) -> Kind:
+        return "text" if self.text is not None else "envelope"
+
+    @property
+    def timeout(self) -> float:
+        return limits.TEXT_SESSION_TIMEOUT if self.text is not None else limits.SESSION_TIMEOUT
+
+
+@attrs.define(eq=False)
+class Room:
+    name: str
+    members: dict[Address, Client] = attrs.Factory(dict)
+    seq: int = 0
+    history: deque[RoomEvent] = attrs.Factory(lambda: deque(maxlen=limits.HISTORY_PER_ROOM))
+    topic: str = ""
+    topic_by: str = ""
+    topic_ts: float = 0.0
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+@attrs.define
+class Registry:
+    """Clients by address and nick, rooms by name; nicks and rooms compare case-insensitively."""
+
+    max_clients: int = limits.MAX_CLIENTS
+    clients: dict[Address, Client] = attrs.Factory(dict)
+    nicks: dict[str, Client] = attrs.Factory(dict)
+    rooms: dict[str, Room] = attrs.Factory(dict)
+    per_host: Counter[str] = attrs.Factory(Counter)
+
+    def add(self, client: Client) -> None:
+        if fold(client.nick) in self.nicks:
+            raise Refused("nick-taken", f"nick {client.nick} is taken; choose another with --nick")
+        if len(self.clients) >= self.max_clients:
+            raise Refused("hub-full", f"the hub is full ({self.max_clients} clients); try later")
+        host = str(client.address[0])
+        if self.per_host[host] >= limits.MAX_CLIENTS_PER_ADDRESS_HOST:
+            raise Refused(
+                "too-many-clients",
+                f"{limits.MAX_CLIENTS_PER_ADDRESS_HOST} clients already come from {host}",
+            )
+        self.clients[client.address] = client
+        self.nicks[fold(client.nick)] = client
+        self.per_host[host] += 1
+
+    def remove(self, client: Client) -> list[Room]:
+        """Forget ``client``; return the rooms it was in (already without it)."""
+        left = [self.rooms[key] for key in client.rooms if key in self.rooms]
+        for room in left:
+            room.members.pop(client.address, None)
+        client.rooms.clear()
+        if self.clients.get(client.address) is client:
+            del self.clients[client.address]
+            self.nicks.pop(fold(client.nick), None)
+            host = str(client.address[0])
+            self.per_host[host] -= 1
+            if self.per_host[host] <= 0:
+                del self.per_host[host]
+        return left
+
+    def room(self, name: str) -> Room:
+        room = self.rooms.get(fold(name))
+        if room is None:
+            raise Refused("no-such-room", f"there is no room {name}; /rooms lists them")
+        return room
+
+    def find(self, nick: str) -> Client:
+        client = self.nicks.get(fold(nick))
+        if client is None:
+            raise Refused("no-such-nick", f"nobody is called {nick} here; /who lists a room's members")
+        return client
+
+    def join(self, client: Client, name: str) -> tuple[Room, bool]:
+        """Put ``client`` in room ``name`` (created if new); return it and whether it is new to it."""
+        key = fold(name)
+        room = self.rooms.get(key)
+        if room is not None and client.address in room.members:
+            client.rooms.remove(key)
+            client.rooms.append(key)  # joining again makes it current
+            return room, False
+        if len(client.rooms) >= limits.MAX_ROOMS_PER_CLIENT:
+            raise Refused(
+                "too-many-rooms",
+                f"you are in {limits.MAX_ROOMS_PER_CLIENT} rooms, the limit; /part one first",
+            )
+        if room is None:
+            if len(self.rooms) >= limits.MAX_ROOMS:
+                raise Refused("too-many-rooms", f"the hub has {limits.MAX_ROOMS} rooms, its limit")
+            room = self.rooms[key] = Room(name)
+        elif len(room.members) >= limits.MAX_MEMBERS_PER_ROOM:
+            raise Refused("room-full", f"{room.name} is full ({limits.MAX_MEMBERS_PER_ROOM} members)")
+        room.members[client.address] = client
+        client.rooms.append(key)
+        return room, True
+
+    def part(self, client: Client, name: str) -> Room:
+        key = fold(name)
+        room = self.rooms.get(key)
+        if room is None or client.address not in room.members:
+            raise Refused("not-in-room", f"you are not in {name}")
+        del room.members[client.address]
+        client.rooms.remove(key)
+        return room
+
+    def rename(self, client: Client, nick: str) -> str:
+        """Give ``client`` the nick ``nick``; return the old one."""
+        other = self.nicks.get(fold(nick))
+        if other is not None and other is not client:
+            raise Refused("nick-taken", f"nick {nick} is taken")
+        old = client.nick
+        del self.nicks[fold(old)]
+        client.nick = nick
+        self.nicks[fold(nick)] = client
+        return old
+
+    def forget_if_empty(self, room: Room) -> None:
+        """Drop a room nobody is in and that has no topic.  (Its history goes with it.)"""
+        if not room.members and not room.topic:
+            self.rooms.pop(fold(room.name), None)

@@ -1,0 +1,133 @@
+"""The hub's trio shell: moves datagrams between one UDP socket and the sans-I/O HubCore.
+
+One task does the work: wait until the socket is readable or the core's next deadline comes,
+drain the socket (up to ``RECV_BATCH`` datagrams) into the core, run its timers, and send what
+it produced with non-blocking ``sendto`` (awaiting writability only on EAGAIN).  No task per
+datagram, no log line on the hot path.  A second task turns SIGINT/SIGTERM into a drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import socket
+import time
+
+import attrs
+import trio
+
+from hub.core import HubConfig, HubCore
+from shared import limits
+
+log = logging.getLogger("roomcast.hub")
+
+RECV_SIZE = 65535  # read whole datagrams, so an oversized one is seen (and refused) as such
+
+
+@attrs.frozen
+class ServerOptions:
+    host: str = limits.DEFAULT_HOST
+    port: int = limits.DEFAULT_PORT
+    drain_seconds: float = limits.DRAIN_SECONDS
+    stats_interval: float = limits.STATS_INTERVAL
+    core: HubConfig = attrs.Factory(HubConfig)
+
+
+def open_socket(host: str, port: int) -> socket.socket:
+    """A bound, non-blocking UDP socket (IPv6 when ``host`` is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class HubServer:
+    """Runs a HubCore on a socket until a signal (or ``stop``) ends it after a drain."""
+
+    def __init__(self, sock: socket.socket, options: ServerOptions) -> None:
+        self.sock = sock
+        self.options = options
+        self.core = HubCore(options.core, trio.current_time(), wall_offset=time.time() - trio.current_time())
+        self._stopping = False
+        self._wait_scope = trio.CancelScope()
+
+    def stop(self) -> None:
+        """Begin the drain: wakes the loop if it is waiting."""
+        self._stopping = True
+        self._wait_scope.cancel()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        host, port = self.sock.getsockname()[:2]
+        rcv = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        snd = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        log.info("hub listening on %s port %d (SO_RCVBUF=%d SO_SNDBUF=%d)", host, port, rcv, snd)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_signals)
+            task_status.started()
+            await self._run()
+            nursery.cancel_scope.cancel()
+        log.info("hub stopped: %s", self.core.counters.line(self.core.gauges()))
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info(
+                    "%s: draining for up to %.1f s", signal.Signals(signum).name, self.options.drain_seconds
+                )
+                self.stop()
+                return
+
+    async def _run(self) -> None:
+        now = trio.current_time()
+        next_stats = now + self.options.stats_interval
+        drain_until = math.inf
+        while True:
+            if self._stopping and drain_until == math.inf:
+                drain_until = now + self.options.drain_seconds
+                self.core.shutdown()
+            else:
+                deadline = min(self.core.next_deadline() or math.inf, next_stats, drain_until)
+                with trio.CancelScope(deadline=deadline) as self._wait_scope:
+                    await trio.lowlevel.wait_readable(self.sock)
+            now = trio.current_time()
+            self._drain_socket(now)
+            self.core.on_timer(now)
+            await self._flush()
+            if now >= next_stats:
+                log.info("stats %s", self.core.counters.line(self.core.gauges()))
+                next_stats = now + self.options.stats_interval
+            if now >= drain_until or (drain_until != math.inf and self.core.gauges()["unacked"] == 0):
+                return
+
+    def _drain_socket(self, now: float) -> None:
+        receive = self.core.receive_datagram
+        for _ in range(limits.RECV_BATCH):
+            try:
+                data, address = self.sock.recvfrom(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. an ICMP error reported on the socket: nothing to read
+                self.core.counters.inc("errors.socket")
+                continue
+            receive(data, address, now)
+
+    async def _flush(self) -> None:
+        sendto = self.sock.sendto
+        for data, address in self.core.datagrams_to_send():
+            while True:
+                try:
+                    sendto(data, address)
+                    break
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self.sock)
+                except OSError:
+                    self.core.counters.inc("errors.send")
+                    break

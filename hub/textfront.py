@@ -1,0 +1,151 @@
+"""The hub's side of the plain-text dialect (textbook UDP client, netcat).
+
+Every text line gets exactly one reply datagram of at most 1024 bytes of valid UTF-8, so a
+client that sends a line and then blocks for one datagram never hangs: the reply carries the
+room lines queued for it since its last line, then the answer to this line.  ``bye`` is
+answered with exactly ``bye``.  In live mode (``/live on``, for netcat) room lines are sent as
+they happen instead of queued.
+
+Text clients from trusted networks (``--trust``, loopback by default) are registered on their
+first line; others must first type back a short code the hub sends them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hub import requests
+from hub.rooms import Address, Client, RoomEvent, TextMode
+from shared import cookie, events, limits, text
+
+if TYPE_CHECKING:
+    from hub.core import HubCore
+
+
+def new_mode() -> TextMode:
+    return TextMode()
+
+
+def line_of(event: RoomEvent) -> bytes:
+    return text.format_event(event).encode()
+
+
+def deliver(hub: HubCore, client: Client, line: bytes, live: bool | None = None) -> None:
+    """A room line for a text client: sent now if it is live, else kept for its next reply."""
+    mode = client.text
+    assert mode is not None
+    if mode.live if live is None else live:
+        hub.send(text.truncate_utf8(line, limits.MAX_TEXT_REPLY), client.address)
+        hub.counters.inc("deliveries")
+        return
+    if len(mode.queue) == mode.queue.maxlen:
+        mode.overflowed += 1
+    mode.queue.append(line.decode())
+
+
+def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
+    client = hub.registry.clients.get(address)
+    received = len(data)
+    try:
+        line = text.strip_line(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        message = "a text line must be valid UTF-8"
+        hub.note_bad_input("bad-utf8", message, address, now)
+        _reply(hub, address, client, [f"error: {message}"], received)
+        return
+    if client is not None and client.text is None:
+        hub.note_bad_input("text-on-envelope-session", "plain text from an envelope session", address, now)
+        hub.send(text.truncate_utf8(b"error: this address has an envelope session", received * 3), address)
+        return
+    greeting: list[str] = []
+    if client is None:
+        if line == text.BYE:
+            hub.send_unvalidated(text.BYE.encode(), address, received)
+            return
+        if not hub.trusted(address) and not _validated_by_code(hub, address, line, now):
+            return
+        client = _new_guest(hub, address, now)
+        if client is None:
+            return
+        greeting = [f"welcome {client.nick}, you are in {limits.DEFAULT_ROOM}; /help lists the commands"]
+        if not hub.trusted(address):
+            _reply(hub, address, client, greeting, received)
+            return  # the line was the code
+    client.last_seen = now
+    answer = _command(hub, client, line, now)
+    if answer is not None:
+        _reply(hub, address, client, greeting + answer, received)
+
+
+def _reply(hub: HubCore, address: Address, client: Client | None, answer: list[str], received: int) -> None:
+    if client is None or client.text is None:
+        hub.send_unvalidated(
+            text.truncate_utf8("\n".join(answer).encode(), limits.MAX_TEXT_REPLY), address, received
+        )
+        return
+    mode = client.text
+    hub.send(text.pack_reply(list(mode.queue), answer, dropped=mode.overflowed), address)
+    mode.queue.clear()
+    mode.overflowed = 0
+
+
+def _command(hub: HubCore, client: Client, line: str, now: float) -> list[str] | None:
+    """The answer lines for ``line``; None when the client left (it got ``bye`` already)."""
+    mode = client.text
+    assert mode is not None
+    try:
+        command = text.parse_line(line, _current_room(hub, client))
+    except text.TextCommandError as exc:
+        hub.counters.inc("errors.bad-command")
+        return [f"error: {exc}"]
+    if isinstance(command, text.Leave):
+        hub.leave(client, "quit", now)
+        hub.send(text.BYE.encode(), client.address)
+        return None
+    if isinstance(command, text.Help):
+        return list(text.HELP_LINES)
+    if isinstance(command, text.Live):
+        mode.live = command.on
+        return [f"live mode {'on: room lines arrive as they happen' if command.on else 'off'}"]
+    if not hub.allow(client, now):
+        return [f"error: {hub.slow_down_text(client)}"]
+    answer = requests.carry_out(hub, client, command, now)
+    if isinstance(answer, events.Error):
+        return [f"error: {answer.text}"]
+    if isinstance(command, events.Say) and mode.queue:
+        return []  # the room lines are confirmation enough
+    return (
+        [answer.text] if not answer.items or isinstance(command, events.Who) else [answer.text, *answer.items]
+    )
+
+
+def _current_room(hub: HubCore, client: Client) -> str:
+    return hub.registry.rooms[client.rooms[-1]].name if client.rooms else ""
+
+
+def _validated_by_code(hub: HubCore, address: Address, line: str, now: float) -> bool:
+    """An untrusted text client proves it receives by typing back the code it was sent."""
+    if cookie.check_code(hub.secret, address, line, now):
+        return True
+    code = cookie.make_code(hub.secret, address, now)
+    hub.counters.inc("challenges")
+    for prompt in (f"roomcast: to chat, type this code: {code}", f"code: {code}", code):
+        if len(prompt) + 1 <= limits.AMPLIFICATION_FACTOR * len(line.encode()):
+            hub.send_unvalidated(prompt.encode(), address, len(line.encode()) + 1)
+            break
+    else:
+        hub.counters.inc("drops.amplification")
+    return False
+
+
+def _new_guest(hub: HubCore, address: Address, now: float) -> Client | None:
+    base = f"{limits.GUEST_PREFIX}{address[1]}"
+    nick = base
+    for n in range(2, 100):
+        if nick.lower() not in hub.registry.nicks:
+            break
+        nick = f"{base}-{n}"
+    client = hub.new_client(address, nick, now)
+    if client is not None:
+        requests.carry_out(hub, client, events.Join(id=0, room=limits.DEFAULT_ROOM), now)
+    return client
