@@ -276,7 +276,12 @@ class HubCore:
         while link.next_id in link.waiting:
             pending = link.waiting[link.next_id]
             if not self.allow(client, now):
-                slow = events.Error(code="slow-down", text=self.slow_down_text(client), id=pending.id)
+                slow = events.Error(
+                    code="slow-down",
+                    text=self.slow_down_text(client),
+                    id=pending.id,
+                    after=max(client.bucket.wait_time(), 0.05),
+                )
                 self.send(envelope.encode(slow), client.address)
                 return
             del link.waiting[link.next_id]

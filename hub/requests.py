@@ -45,6 +45,8 @@ def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Ans
     if not hub.accepting:
         raise Refused("shutting-down", "the hub is shutting down; rejoin when it is back")
     room, new = hub.registry.join(client, request.room)
+    if request.history:
+        _replay(hub, client, room.name, request.history, 0, now)
     seq = room.seq
     if new:
         seq = hub.publish(room, _presence(hub, room.name, client.nick, "joined", "", now), client, now)
@@ -52,8 +54,6 @@ def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Ans
     text = f"joined {room.name} ({count} member{'s' if count != 1 else ''})"
     if room.topic:
         text += f"; topic: {room.topic}"
-    if request.history:
-        _replay(hub, client, room.name, request.history, 0, now)
     return events.Reply(id=request.id, text=text, seq=seq)
 
 
@@ -67,7 +67,8 @@ def _nick(hub: HubCore, client: Client, request: events.Nick, now: float) -> Ans
     old = hub.registry.rename(client, request.nick)
     for key in client.rooms:
         room = hub.registry.rooms[key]
-        hub.publish(room, _presence(hub, room.name, old, "renamed", request.nick, now), client, now)
+        # The renamer gets its own notice too: it has no other way to learn these seqs.
+        hub.publish(room, _presence(hub, room.name, old, "renamed", request.nick, now), None, now)
     return events.Reply(id=request.id, text=f"you are now {client.nick}")
 
 

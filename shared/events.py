@@ -257,6 +257,8 @@ class Error(Event):
     code: str
     text: str
     id: int = 0
+    #: For "slow-down": seconds to wait before sending the request again.
+    after: float = 0.0
 
 
 @attrs.frozen

@@ -1,0 +1,80 @@
+"""``roomcast``'s command line: options, environment variables and their defaults.
+
+A client reads ``ROOMCAST_HUB``, ``ROOMCAST_NICK``, ``ROOMCAST_ROOM``, ``ROOMCAST_HISTORY`` and
+``NO_COLOR``, never ``PORT`` (honcho sets that per process for servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+
+import attrs
+
+from shared import __version__, limits
+from shared.names import BadName, check_nick, check_room
+
+DEFAULT_HUB = f"{limits.DEFAULT_HOST}:{limits.DEFAULT_PORT}"
+
+
+@attrs.frozen
+class ClientOptions:
+    command: str
+    hub: str
+    nick: str
+    rooms: tuple[str, ...]
+    history: int
+    plain: bool
+    color: bool
+
+
+def default_nick() -> str:
+    try:
+        name = getpass.getuser()
+        return check_nick(name[: limits.MAX_NICK])
+    except (BadName, OSError, KeyError):
+        return f"user-{os.getpid()}"
+
+
+def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions:
+    parser = argparse.ArgumentParser(
+        prog="roomcast",
+        description="Roomcast terminal client. Without a terminal (a pipe, a script) it sends each "
+        "input line to the room, waits for the hub to confirm them all, and exits.",
+    )
+    parser.add_argument("command", nargs="?", default="chat", choices=["chat", "stats"],
+                        help="chat (default), or stats: print the hub's counters and exit")  # fmt: skip
+    parser.add_argument("--hub", default=environ.get("ROOMCAST_HUB", DEFAULT_HUB),
+                        help="hub address HOST:PORT (default %(default)s; env ROOMCAST_HUB)")  # fmt: skip
+    parser.add_argument("--nick", default=environ.get("ROOMCAST_NICK") or default_nick(),
+                        help="your nick (default: your user name; env ROOMCAST_NICK)")  # fmt: skip
+    parser.add_argument("--room", action="append", default=None,
+                        help="room to join, repeatable or comma-separated; the last is current "
+                        f"(default {limits.DEFAULT_ROOM}; env ROOMCAST_ROOM)")  # fmt: skip
+    parser.add_argument("--history", type=int, default=int(environ.get("ROOMCAST_HISTORY", "0") or 0),
+                        help="recent messages to show from each room on join (default 0; env ROOMCAST_HISTORY)")  # fmt: skip
+    parser.add_argument("--plain", action="store_true",
+                        help="speak plain UTF-8 lines instead of the envelope (works with the textbook UDP server)")  # fmt: skip
+    parser.add_argument("--no-color", action="store_true", help="no colours (also: env NO_COLOR)")
+    parser.add_argument("--version", action="version", version=f"roomcast {__version__}")
+    args = parser.parse_args(argv)
+    raw_rooms = args.room or [environ.get("ROOMCAST_ROOM") or limits.DEFAULT_ROOM]
+    rooms = tuple(r.strip() for spec in raw_rooms for r in spec.split(",") if r.strip())
+    try:
+        check_nick(args.nick)
+        for room in rooms:
+            check_room(room)
+    except BadName as exc:
+        parser.error(str(exc))
+    if not 0 <= args.history <= limits.HISTORY_PER_ROOM:
+        parser.error(f"--history must be between 0 and {limits.HISTORY_PER_ROOM}")
+    return ClientOptions(
+        command=args.command,
+        hub=args.hub,
+        nick=args.nick,
+        rooms=rooms,
+        history=args.history,
+        plain=args.plain,
+        color=not (args.no_color or environ.get("NO_COLOR")),
+    )

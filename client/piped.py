@@ -1,0 +1,82 @@
+"""The client without a terminal: each input line is sent, every one is confirmed, then exit.
+
+``echo "build done" | roomcast --room ops --nick ci`` joins, says the line, waits for the hub's
+confirmation and exits 0.  Room lines that arrive meanwhile go to stdout, the client's own
+notices and errors to stderr.  Exit 1 when the hub is unreachable or refused something.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import trio
+
+from client import render
+from client.chat import ChatSession
+from client.options import ClientOptions
+from client.runner import LinkRunner, open_client_socket, resolve_hub
+from shared import limits
+from shared.link import HubLink
+
+#: Lines read ahead of the hub's confirmations: a long pipe is read as the hub keeps up.
+READ_AHEAD = 256
+
+
+def show_plain(fragments: render.Fragments) -> None:
+    line = render.plain(fragments)
+    is_notice = any(style in ("class:notice", "class:error") for style, _ in fragments)
+    print(line, file=sys.stderr if is_notice else sys.stdout, flush=True)
+
+
+async def run_piped(options: ClientOptions) -> int:
+    try:
+        hub = resolve_hub(options.hub)
+    except (ValueError, OSError) as exc:
+        print(f"roomcast: {exc}", file=sys.stderr)
+        return 2
+    with open_client_socket(hub) as sock:
+        link = HubLink(options.nick, trio.current_time(), give_up_after=limits.HUB_SILENCE_TIMEOUT)
+        runner = LinkRunner(sock, hub, link, lambda event: None)
+        chat = ChatSession(submit=runner.submit, show=show_plain, nick=options.nick, history=options.history)
+        runner.on_event = chat.on_event
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runner.run)
+            nursery.start_soon(_stop_on_signal, runner, chat)
+            chat.start(list(options.rooms))
+            reader = trio.CancelScope()
+            nursery.start_soon(_watch_fatal, runner, chat, reader)
+            with reader:
+                await _feed(chat, link, runner)
+            while link.busy and not chat.fatal and not runner.finished.is_set():
+                await runner.changed.wait()
+            runner.close()
+            await runner.finished.wait()
+            nursery.cancel_scope.cancel()
+    if chat.fatal:
+        return 1
+    return 1 if chat.refusals else 0
+
+
+async def _feed(chat: ChatSession, link: HubLink, runner: LinkRunner) -> None:
+    while not chat.quit:
+        while link.busy >= READ_AHEAD:
+            await runner.changed.wait()
+        line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+        if not line:
+            return
+        chat.line(line.rstrip("\r\n"))
+
+
+async def _watch_fatal(runner: LinkRunner, chat: ChatSession, reader: trio.CancelScope) -> None:
+    while not chat.fatal and not runner.finished.is_set():
+        await runner.changed.wait()
+    reader.cancel()
+
+
+async def _stop_on_signal(runner: LinkRunner, chat: ChatSession) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            chat.fatal = "interrupted"
+            runner.close()
+            return

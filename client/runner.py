@@ -1,0 +1,107 @@
+"""The client's trio shell: moves datagrams between a UDP socket and the sans-I/O HubLink.
+
+One loop waits until the socket is readable, the link's next deadline comes, or the user
+submits something; it feeds the link and sends what it produced.  Whatever the link reports
+(lines to show, answers, reconnects) goes to the ``on_event`` callback of the front end.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from shared.link import HubLink, LinkEvent, LinkState
+
+Address = tuple[Any, ...]
+
+
+def resolve_hub(hub: str) -> Address:
+    """``HOST:PORT`` or ``[V6]:PORT`` to a socket address (resolved once, at start)."""
+    host, sep, port = hub.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"hub address {hub!r} must look like HOST:PORT, e.g. 127.0.0.1:9999")
+    host = host.strip("[]") or "127.0.0.1"
+    infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)
+    return tuple(infos[0][4])
+
+
+def open_client_socket(hub: Address) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if len(hub) == 4 else socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    return sock
+
+
+class LinkRunner:
+    """Runs one HubLink over one socket until the link closes or the runner is cancelled."""
+
+    def __init__(
+        self, sock: socket.socket, hub: Address, link: HubLink, on_event: Callable[[LinkEvent], None]
+    ):
+        self.sock = sock
+        self.hub = hub
+        self.link = link
+        self.on_event = on_event
+        self._wait_scope = trio.CancelScope()
+        #: Set (and replaced) whenever the link reported something.
+        self.changed = trio.Event()
+        self.finished = trio.Event()
+
+    def submit(self, request: Any) -> None:
+        """Hand a request to the link (from any task of this trio run)."""
+        self.link.submit(request, trio.current_time())
+        self._wait_scope.cancel()
+
+    def close(self) -> None:
+        """Say bye to the hub; the loop sends it and returns."""
+        self.link.close()
+        self._wait_scope.cancel()
+
+    async def run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            self.finished.set()
+            self.changed.set()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._flush()
+            if self.link.state is LinkState.CLOSED:
+                return
+            deadline = self.link.next_deadline()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as self._wait_scope:
+                await trio.lowlevel.wait_readable(self.sock)
+            now = trio.current_time()
+            for _ in range(64):
+                try:
+                    data, address = self.sock.recvfrom(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:  # ICMP port unreachable: the hub is not there (yet)
+                    continue
+                if address[:2] == self.hub[:2]:
+                    self._report(self.link.receive_datagram(data, now))
+            self._report(self.link.on_timer(now))
+
+    def _report(self, events: list[LinkEvent]) -> None:
+        for event in events:
+            self.on_event(event)
+        if events:
+            self.changed.set()
+            self.changed = trio.Event()
+
+    async def _flush(self) -> None:
+        for data in self.link.datagrams_to_send():
+            while True:
+                try:
+                    self.sock.sendto(data, self.hub)
+                    break
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self.sock)
+                except OSError:
+                    break  # e.g. ICMP unreachable reported here; the link retries on its timer
+        await trio.lowlevel.checkpoint()

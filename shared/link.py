@@ -1,0 +1,396 @@
+"""The client's side of a session with the hub, without I/O.
+
+:class:`HubLink` takes datagrams and the time in (:meth:`~HubLink.receive_datagram`,
+:meth:`~HubLink.on_timer`) and gives datagrams out (:meth:`~HubLink.datagrams_to_send`) and
+:class:`LinkEvent` values for the user interface.  It does the handshake (hello, cookie,
+welcome), numbers requests and resends them until answered, puts each room's deliveries in
+seq order exactly once and acknowledges them (delayed, cumulative), pings when idle, and
+after a hub restart or silence says so, validates again, rejoins its rooms under the same
+nick, asks for what it missed and resends what was not answered.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from typing import Any
+
+import attrs
+
+from shared import envelope, events, limits
+from shared.names import fold
+from shared.reliable import Reorder, SendWindow
+
+Shown = events.Deliver | events.Presence
+
+
+class LinkState(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# --- what the link tells the user interface -------------------------------------------------------
+
+
+@attrs.frozen
+class Connected:
+    nick: str
+    reconnected: bool
+
+
+@attrs.frozen
+class Show:
+    """A room line, presence notice or private message, in order, once."""
+
+    event: Shown
+
+
+@attrs.frozen
+class Answered:
+    request: Any
+    reply: events.Reply
+
+
+@attrs.frozen
+class Refused:
+    request: Any
+    error: events.Error
+
+
+@attrs.frozen
+class Problem:
+    """An error the hub sent that is not tied to one request (e.g. nick taken at hello)."""
+
+    error: events.Error
+
+
+@attrs.frozen
+class Reconnecting:
+    reason: str
+
+
+@attrs.frozen
+class Unreachable:
+    """The hub never answered (or stopped answering and ``give_up`` is set)."""
+
+    reason: str
+
+
+LinkEvent = Connected | Show | Answered | Refused | Problem | Reconnecting | Unreachable
+
+
+@attrs.define
+class RoomStream:
+    """One joined room: its deliveries are released in seq order."""
+
+    name: str
+    order: Reorder[Shown | None] = attrs.Factory(Reorder)
+    #: Deliveries (and own seqs, as None) that arrived before the join's answer told us where
+    #: the stream starts.
+    early: list[tuple[int, Shown | None]] = attrs.Factory(list)
+    started: bool = False
+    last_seq: int = 0
+
+
+@attrs.define
+class _AckState:
+    due: float | None = None
+    count: int = 0
+
+
+class HubLink:
+    """One client's session with the hub (see module docstring)."""
+
+    def __init__(self, nick: str, now: float, give_up_after: float | None = None) -> None:
+        self.nick = nick
+        self.give_up_after = give_up_after
+        self.state = LinkState.CONNECTING
+        self.token = b""
+        self.hub_id = b""
+        self.rooms: dict[str, RoomStream] = {}
+        self.direct: Reorder[Shown | None] = Reorder()
+        self._window: SendWindow[int] = SendWindow()
+        self._inflight: dict[int, Any] = {}
+        self._backlog: deque[Any] = deque()
+        self._next_id = 1
+        self._hold_until = 0.0
+        self._acks: dict[str, _AckState] = {}
+        self._out: list[bytes] = []
+        self._cookie = b""
+        self._hello_at = now
+        self._connecting_since = now
+        self._ever_connected = False
+        self._last_heard = now
+        self._last_sent = now
+        self._send_hello(now)
+
+    # --- the shell's interface --------------------------------------------------------------------
+
+    def submit(self, request: Any, now: float) -> None:
+        """Queue a request (its id is assigned here); it is resent until the hub answers."""
+        self._backlog.append(request)
+        self._pump(now)
+
+    @property
+    def busy(self) -> int:
+        """Requests not answered yet (in flight or queued)."""
+        return len(self._inflight) + len(self._backlog)
+
+    def close(self) -> None:
+        """Say bye to the hub (best effort) and stop."""
+        if self.state is LinkState.OPEN:
+            self._send(events.Bye(reason="quit"), 0.0)
+        self.state = LinkState.CLOSED
+
+    def datagrams_to_send(self) -> list[bytes]:
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        if self.state is LinkState.CLOSED:
+            return None
+        if self.state is LinkState.CONNECTING:
+            deadlines = [self._hello_at]
+        else:
+            deadlines = [self._ping_at(), self._last_heard + limits.HUB_SILENCE_TIMEOUT]
+            deadlines.append(max(self._window.next_deadline() or float("inf"), self._hold_until))
+            deadlines.extend(ack.due for ack in self._acks.values() if ack.due is not None)
+        if self.give_up_after is not None:
+            deadlines.append(self._connecting_since + self.give_up_after)
+        return min(deadlines)
+
+    def on_timer(self, now: float) -> list[LinkEvent]:
+        if self.state is LinkState.CLOSED:
+            return []
+        if self.state is LinkState.CONNECTING:
+            return self._connecting_timer(now)
+        if now - self._last_heard >= limits.HUB_SILENCE_TIMEOUT:
+            return self._lost(f"no answer from the hub for {limits.HUB_SILENCE_TIMEOUT:.0f} s", now)
+        if now >= self._hold_until:
+            for data in self._window.due(now):
+                self._out.append(data)
+                self._last_sent = now
+        for stream, ack in self._acks.items():
+            if ack.due is not None and ack.due <= now:
+                self._send_ack(stream, now)
+        if now >= self._ping_at():
+            self._send(events.Ping(), now)
+        return []
+
+    def _ping_at(self) -> float:
+        """Ping when the hub has been quiet a while, at most once a second."""
+        return max(self._last_heard + limits.PING_INTERVAL, self._last_sent + 1.0)
+
+    def receive_datagram(self, data: bytes, now: float) -> list[LinkEvent]:
+        if self.state is LinkState.CLOSED:
+            return []
+        try:
+            event = envelope.decode(data).event
+        except envelope.RemoteProtocolError:
+            return []  # not from a hub that speaks our protocol: ignore
+        self._last_heard = now
+        handler = _DISPATCH.get(type(event))
+        return handler(self, event, now) if handler is not None else []
+
+    # --- handshake ----------------------------------------------------------------------------------
+
+    def _send_hello(self, now: float) -> None:
+        hello = events.Hello(nick=self.nick, cookie=self._cookie)
+        pad = max(0, limits.HELLO_PAD_TO - len(envelope.encode(hello)) - 2)
+        self._out.append(envelope.encode(attrs.evolve(hello, pad=bytes(pad))))
+        self._hello_at = now + (1.0 if self._ever_connected else limits.INITIAL_RTO * 2)
+        self._last_sent = now
+
+    def _connecting_timer(self, now: float) -> list[LinkEvent]:
+        waited = now - self._connecting_since
+        if not self._ever_connected and waited >= limits.CONNECT_TIMEOUT:
+            self.state = LinkState.CLOSED
+            return [Unreachable(f"no answer from the hub after {limits.CONNECT_TIMEOUT:.0f} s")]
+        if self.give_up_after is not None and waited >= self.give_up_after:
+            self.state = LinkState.CLOSED
+            return [Unreachable(f"the hub did not come back within {self.give_up_after:.0f} s")]
+        if now >= self._hello_at:
+            self._send_hello(now)
+        return []
+
+    def _on_challenge(self, challenge: events.Challenge, now: float) -> list[LinkEvent]:
+        if self.state is LinkState.CONNECTING:
+            self._cookie = challenge.cookie
+            self._send_hello(now)
+        return []
+
+    def _on_welcome(self, welcome: events.Welcome, now: float) -> list[LinkEvent]:
+        if self.state is not LinkState.CONNECTING:
+            return []
+        reconnected = self._ever_connected
+        self.state, self.token, self.nick = LinkState.OPEN, welcome.token, welcome.nick
+        self.hub_id = welcome.hub
+        self._ever_connected = True
+        self._rebuild(now)
+        return [Connected(self.nick, reconnected)]
+
+    def _rebuild(self, now: float) -> None:
+        """A new session: rejoin every room (asking for what was missed), then resend every
+        request not yet answered, in order, under new ids."""
+        unanswered = [self._inflight[i] for i in sorted(self._inflight)]
+        self._inflight.clear()
+        self._window.pop_all()
+        self._next_id = 1
+        self._acks.clear()
+        rejoin: list[Any] = []
+        for stream in self.rooms.values():
+            rejoin.append(events.Join(id=0, room=stream.name))
+            if stream.last_seq:
+                rejoin.append(events.History(id=0, room=stream.name, since=stream.last_seq))
+            stream.order, stream.started, stream.early = Reorder(), False, []
+        self.direct = Reorder()
+        pending = [r for r in unanswered if not isinstance(r, events.Join) or fold(r.room) not in self.rooms]
+        self._backlog.extendleft(reversed(rejoin + pending))
+        self._pump(now)
+
+    def _lost(self, reason: str, now: float) -> list[LinkEvent]:
+        self.state = LinkState.CONNECTING
+        self._cookie = b""
+        self._connecting_since = now
+        self._send_hello(now)
+        return [Reconnecting(reason)]
+
+    # --- requests -------------------------------------------------------------------------------------
+
+    def _pump(self, now: float) -> None:
+        while self.state is LinkState.OPEN and self._backlog and len(self._inflight) < limits.CLIENT_WINDOW:
+            request = attrs.evolve(self._backlog.popleft(), id=self._next_id)
+            self._next_id += 1
+            if isinstance(request, events.Join):
+                self.rooms.setdefault(fold(request.room), RoomStream(request.room))
+            self._inflight[request.id] = request
+            data = self._send(request, now)
+            self._window.track(request.id, data, now)
+
+    def _send(self, event: events.Event, now: float) -> bytes:
+        data = envelope.encode(event, token=self.token)
+        self._out.append(data)
+        self._last_sent = now
+        return data
+
+    def _on_reply(self, reply: events.Reply, now: float) -> list[LinkEvent]:
+        request = self._inflight.pop(reply.id, None)
+        if request is None:
+            return []
+        self._window.acknowledge(reply.id, now)
+        shown: list[LinkEvent] = [Answered(request, reply)]
+        if isinstance(request, events.Join):
+            shown += self._start_stream(fold(request.room), reply.seq, now)
+        elif isinstance(request, events.Part):
+            self.rooms.pop(fold(request.room), None)
+        elif isinstance(request, events.Nick):
+            self.nick = request.nick
+        elif reply.seq and isinstance(request, events.Say | events.Topic):
+            shown += self._own_seq(fold(request.room), reply.seq, now)
+        self._pump(now)
+        return shown
+
+    def _on_error(self, error: events.Error, now: float) -> list[LinkEvent]:
+        if error.code == "unknown-session" and self.state is LinkState.OPEN:
+            return self._lost("the hub restarted or forgot this session", now)
+        request = self._inflight.get(error.id) if error.id else None
+        if request is None:
+            if self.state is LinkState.CONNECTING and error.code != "unknown-session":
+                self.state = LinkState.CLOSED
+            return [Problem(error)]
+        if error.code == "slow-down":
+            self._hold_until = now + max(error.after, limits.MIN_RTO)
+            return []  # it stays in flight and goes again after the pause
+        del self._inflight[error.id]
+        self._window.acknowledge(error.id, now)
+        if isinstance(request, events.Join):
+            self.rooms.pop(fold(request.room), None)
+        self._pump(now)
+        return [Refused(request, error)]
+
+    # --- deliveries ---------------------------------------------------------------------------------
+
+    def _start_stream(self, key: str, seq: int, now: float) -> list[LinkEvent]:
+        stream = self.rooms.get(key)
+        if stream is None or stream.started:
+            return []
+        stream.started = True
+        stream.order.skip_to(seq + 1)
+        stream.last_seq = max(stream.last_seq, seq)
+        early, stream.early = stream.early, []
+        return [event for seq, item in early for event in self._release(stream, seq, item, now)]
+
+    def _own_seq(self, key: str, seq: int, now: float) -> list[LinkEvent]:
+        """Our own line took ``seq``: the hub does not send it back, so mark it received."""
+        stream = self.rooms.get(key)
+        if stream is None:
+            return []
+        if not stream.started:
+            stream.early.append((seq, None))
+            return []
+        return self._release(stream, seq, None, now)
+
+    def _on_room_event(self, event: Shown, now: float) -> list[LinkEvent]:
+        if event.history:
+            return [Show(event)]
+        if not event.room:
+            ready = self.direct.push(event.seq, event)
+            return self._shown("", None, ready, now)
+        key = fold(event.room)
+        stream = self.rooms.get(key)
+        if stream is None:
+            self._send(events.Ack(stream=event.room, upto=event.seq), now)  # not ours (any more)
+            return []
+        if not stream.started:
+            stream.early.append((event.seq, event))
+            return []
+        return self._release(stream, event.seq, event, now)
+
+    def _release(self, stream: RoomStream, seq: int, event: Shown | None, now: float) -> list[LinkEvent]:
+        before = stream.order.duplicates
+        ready = stream.order.push(seq, event)
+        if stream.order.duplicates != before or stream.order.gap():
+            self._acks.setdefault(stream.name, _AckState()).due = now  # ack at once: loss or lost ack
+        return self._shown(fold(stream.name), stream, ready, now)
+
+    def _shown(
+        self, key: str, stream: RoomStream | None, ready: list[Shown | None], now: float
+    ) -> list[LinkEvent]:
+        name = stream.name if stream is not None else ""
+        ack = self._acks.setdefault(name, _AckState())
+        ack.count += len(ready)
+        if ack.count >= limits.ACK_EVERY:
+            ack.due = now
+        elif ack.due is None:
+            ack.due = now + limits.ACK_DELAY
+        if stream is not None:
+            stream.last_seq = stream.order.expected - 1
+        if ack.due <= now:
+            self._send_ack(name, now)
+        return [Show(item) for item in ready if item is not None]
+
+    def _send_ack(self, name: str, now: float) -> None:
+        stream = self.rooms.get(fold(name)) if name else None
+        order = stream.order if stream is not None else self.direct
+        upto, sack = order.ack()
+        self._send(events.Ack(stream=name, upto=upto, sack=sack), now)
+        self._acks[name] = _AckState()
+
+    def _on_bye(self, bye: events.Bye, now: float) -> list[LinkEvent]:
+        return self._lost(f"the hub said: {bye.reason or 'bye'}", now)
+
+    def _on_pong(self, _pong: events.Pong, _now: float) -> list[LinkEvent]:
+        return []
+
+
+_DISPATCH: dict[type[Any], Any] = {
+    events.Challenge: HubLink._on_challenge,
+    events.Welcome: HubLink._on_welcome,
+    events.Reply: HubLink._on_reply,
+    events.Error: HubLink._on_error,
+    events.Deliver: HubLink._on_room_event,
+    events.Presence: HubLink._on_room_event,
+    events.Bye: HubLink._on_bye,
+    events.Pong: HubLink._on_pong,
+}
