@@ -36,7 +36,7 @@ async def run_piped(options: ClientOptions) -> int:
         print(f"roomcast: {exc}", file=sys.stderr)
         return 2
     with open_client_socket(hub) as sock:
-        link = HubLink(options.nick, trio.current_time(), give_up_after=limits.HUB_SILENCE_TIMEOUT)
+        link = HubLink(options.nick, trio.current_time(), give_up_after=limits.RECONNECT_GIVE_UP)
         runner = LinkRunner(sock, hub, link, lambda event: None)
         chat = ChatSession(submit=runner.submit, show=show_plain, nick=options.nick, history=options.history)
         runner.on_event = chat.on_event

@@ -98,6 +98,9 @@ TEXT_SESSION_TIMEOUT: Final = 600.0
 HUB_SILENCE_TIMEOUT: Final = 10.0
 #: Time the client waits for a first answer before it says the hub is unreachable.
 CONNECT_TIMEOUT: Final = 5.0
+#: After losing a hub it was connected to (shutdown, crash, silence), how long a client keeps
+#: trying to reconnect before it gives up and exits.
+RECONNECT_GIVE_UP: Final = 30.0
 
 # --- address validation ------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Test tools: a hub launcher, a textbook-style client, a lossy UDP proxy."""
