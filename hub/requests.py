@@ -17,6 +17,7 @@ import attrs
 from hub.rooms import Client, Refused
 from shared import events, limits
 from shared.names import fold
+from shared.text import truncate_utf8
 
 if TYPE_CHECKING:
     from hub.core import HubCore
@@ -31,6 +32,27 @@ def carry_out(hub: HubCore, client: Client, request: Any, now: float) -> Answer:
     except Refused as refusal:
         hub.counters.inc(f"errors.{refusal.code}")
         return events.Error(code=refusal.code, text=refusal.text, id=request.id)
+
+
+#: Bytes of listing lines one reply may carry (the envelope must stay under MAX_DATAGRAM).
+REPLY_ITEMS_BUDGET = limits.MAX_DATAGRAM - 300
+ITEM_MAX = 160
+
+
+def reply(request: Any, text: str, seq: int = 0, items: tuple[str, ...] = ()) -> events.Reply:
+    """A Reply that always fits one datagram: long text is cut, a long listing shortened with
+    a last line saying how many were left out."""
+    kept: list[str] = []
+    budget = REPLY_ITEMS_BUDGET
+    for n, item in enumerate(items):
+        line = truncate_utf8(item.encode(), ITEM_MAX).decode()
+        budget -= len(line.encode()) + 3
+        if budget < 40 or len(kept) == limits.MAX_ARRAY - 1:
+            kept.append(f"... and {len(items) - n} more")
+            break
+        kept.append(line)
+    body = truncate_utf8(text.encode(), limits.MAX_BODY - max(0, len("".join(kept).encode()) - 300)).decode()
+    return events.Reply(id=request.id, text=body, seq=seq, items=tuple(kept))
 
 
 def _presence(
@@ -54,13 +76,13 @@ def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Ans
     text = f"joined {room.name} ({count} member{'s' if count != 1 else ''})"
     if room.topic:
         text += f"; topic: {room.topic}"
-    return events.Reply(id=request.id, text=text, seq=seq)
+    return reply(request, text, seq=seq)
 
 
 def _part(hub: HubCore, client: Client, request: events.Part, now: float) -> Answer:
     room = hub.registry.part(client, request.room)
     seq = hub.publish(room, _presence(hub, room.name, client.nick, "left", "", now), client, now)
-    return events.Reply(id=request.id, text=f"left {room.name}", seq=seq)
+    return reply(request, f"left {room.name}", seq=seq)
 
 
 def _nick(hub: HubCore, client: Client, request: events.Nick, now: float) -> Answer:
@@ -69,7 +91,7 @@ def _nick(hub: HubCore, client: Client, request: events.Nick, now: float) -> Ans
         room = hub.registry.rooms[key]
         # The renamer gets its own notice too: it has no other way to learn these seqs.
         hub.publish(room, _presence(hub, room.name, old, "renamed", request.nick, now), None, now)
-    return events.Reply(id=request.id, text=f"you are now {client.nick}")
+    return reply(request, f"you are now {client.nick}")
 
 
 def _member_room(hub: HubCore, client: Client, name: str) -> Any:
@@ -90,20 +112,20 @@ def _say(hub: HubCore, client: Client, request: events.Say, now: float) -> Answe
         now,
     )
     hub.counters.inc("messages")
-    return events.Reply(id=request.id, text=f"sent to {room.name}", seq=seq)
+    return reply(request, f"sent to {room.name}", seq=seq)
 
 
 def _msg(hub: HubCore, client: Client, request: events.Msg, now: float) -> Answer:
     target = hub.registry.find(request.to)
     hub.direct(target, client.nick, request.body, now)
     hub.counters.inc("private_messages")
-    return events.Reply(id=request.id, text=f"sent privately to {target.nick}")
+    return reply(request, f"sent privately to {target.nick}")
 
 
 def _who(hub: HubCore, client: Client, request: events.Who, now: float) -> Answer:
     room = hub.registry.room(request.room)
     nicks = tuple(sorted((m.nick for m in room.members.values()), key=fold))
-    return events.Reply(id=request.id, text=f"{len(nicks)} in {room.name}: " + " ".join(nicks), items=nicks)
+    return reply(request, f"{len(nicks)} in {room.name}: " + " ".join(nicks), items=nicks)
 
 
 def _rooms(hub: HubCore, client: Client, request: events.Rooms, now: float) -> Answer:
@@ -111,7 +133,7 @@ def _rooms(hub: HubCore, client: Client, request: events.Rooms, now: float) -> A
     items = tuple(
         f"{room.name} ({len(room.members)})" + (f" {room.topic}" if room.topic else "") for room in rooms
     )[: limits.MAX_ARRAY]
-    return events.Reply(id=request.id, text=f"{len(rooms)} rooms", items=items)
+    return reply(request, f"{len(rooms)} rooms", items=items)
 
 
 def _topic(hub: HubCore, client: Client, request: events.Topic, now: float) -> Answer:
@@ -122,9 +144,9 @@ def _topic(hub: HubCore, client: Client, request: events.Topic, now: float) -> A
         seq = hub.publish(
             room, _presence(hub, room.name, client.nick, "topic", request.text, now), client, now
         )
-        return events.Reply(id=request.id, text=f"topic of {room.name} set", seq=seq)
+        return reply(request, f"topic of {room.name} set", seq=seq)
     if not room.topic:
-        return events.Reply(id=request.id, text=f"{room.name} has no topic; /topic TEXT sets one")
+        return reply(request, f"{room.name} has no topic; /topic TEXT sets one")
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(room.topic_ts))
     return events.Reply(
         id=request.id, text=f"topic of {room.name}: {room.topic} (set by {room.topic_by}, {when})"
@@ -134,7 +156,7 @@ def _topic(hub: HubCore, client: Client, request: events.Topic, now: float) -> A
 def _history(hub: HubCore, client: Client, request: events.History, now: float) -> Answer:
     room = hub.registry.room(request.room)
     sent = _replay(hub, client, room.name, request.count, request.since, now)
-    return events.Reply(id=request.id, text=f"{sent} earlier messages of {room.name}", seq=room.seq)
+    return reply(request, f"{sent} earlier messages of {room.name}", seq=room.seq)
 
 
 def _replay(hub: HubCore, client: Client, name: str, count: int, since: int, now: float) -> int:
@@ -158,7 +180,7 @@ def _stats(hub: HubCore, client: Client, request: events.Stats, now: float) -> A
         f"datagrams in {counters['datagrams_in']}, out {counters['datagrams_out']}",
         f"messages {counters['messages']}, deliveries {counters['deliveries']}, retransmits {counters['retransmits']}",
     )
-    return events.Reply(id=request.id, text="hub stats", items=items)
+    return reply(request, "hub stats", items=items)
 
 
 _HANDLERS: dict[type[Any], Callable[..., Answer]] = {

@@ -51,9 +51,10 @@ def make_code(secret: bytes, address: tuple[Any, ...], now: float) -> str:
 
 
 def check_code(secret: bytes, address: tuple[Any, ...], line: str, now: float) -> bool:
-    typed = line.strip().upper()
+    typed = line.strip().upper().encode()
     return any(
-        hmac.compare_digest(typed, _code(secret, address, b)) for b in (_bucket(now), _bucket(now) - 1)
+        hmac.compare_digest(typed, _code(secret, address, b).encode())
+        for b in (_bucket(now), _bucket(now) - 1)
     )
 
 

@@ -62,11 +62,23 @@ def encode(event: events.Event, token: bytes = b"") -> bytes:
     for field in attrs.fields(type(event)):  # type: ignore[arg-type]
         value = getattr(event, field.name)
         if value != field.default or field.default is attrs.NOTHING:
+            _check_size(event.KIND, field.name, value)
             wire[field.name] = value
     data: bytes = HEADER + msgpack.packb(wire, use_bin_type=True)
     if len(data) > limits.MAX_DATAGRAM:
         raise LocalProtocolError(f"{event.KIND} envelope is {len(data)} bytes, over {limits.MAX_DATAGRAM}")
     return data
+
+
+def _check_size(kind: str, name: str, value: object) -> None:
+    """Refuse to send what the peer's bounded decoder would refuse."""
+    if isinstance(value, str) and len(value) * 4 > limits.MAX_STR and len(value.encode()) > limits.MAX_STR:
+        raise LocalProtocolError(f"{kind}.{name} is over {limits.MAX_STR} bytes")
+    if isinstance(value, tuple):
+        if len(value) > limits.MAX_ARRAY:
+            raise LocalProtocolError(f"{kind}.{name} has over {limits.MAX_ARRAY} items")
+        for item in value:
+            _check_size(kind, name, item)
 
 
 def decode(data: bytes) -> Envelope:

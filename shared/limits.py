@@ -32,7 +32,7 @@ ENVELOPE_MAGIC: Final = 0xC1
 ENVELOPE_VERSION: Final = 1
 
 #: Per-container limits handed to msgpack's unpacker (defence against huge declared lengths).
-MAX_STR: Final = MAX_BODY
+MAX_STR: Final = 1024
 MAX_BIN: Final = 64
 MAX_ARRAY: Final = 64
 MAX_MAP: Final = 16

@@ -259,7 +259,12 @@ class HubLink:
     # --- requests -------------------------------------------------------------------------------------
 
     def _pump(self, now: float) -> None:
-        while self.state is LinkState.OPEN and self._backlog and len(self._inflight) < limits.CLIENT_WINDOW:
+        # The window spans ids, not a count: the hub remembers answers for the last
+        # 2 * CLIENT_WINDOW ids, so the oldest unanswered request must stay within it.
+        oldest = min(self._inflight, default=self._next_id)
+        while (
+            self.state is LinkState.OPEN and self._backlog and self._next_id < oldest + limits.CLIENT_WINDOW
+        ):
             request = attrs.evolve(self._backlog.popleft(), id=self._next_id)
             self._next_id += 1
             if isinstance(request, events.Join):
@@ -316,7 +321,7 @@ class HubLink:
         if stream is None or stream.started:
             return []
         stream.started = True
-        stream.order.skip_to(seq + 1)
+        stream.order.skip_to(seq + 1)  # a fresh stream: nothing waits yet
         stream.last_seq = max(stream.last_seq, seq)
         early, stream.early = stream.early, []
         return [event for seq, item in early for event in self._release(stream, seq, item, now)]

@@ -7,7 +7,7 @@ sequence order, and says what to acknowledge (cumulative plus a few selective ac
 
 Retransmission follows RFC 6298 / RFC 9002: the timeout comes from the smoothed RTT and its
 variance, samples are taken only from items sent once (Karn), and each resend doubles the
-item's timeout up to ``MAX_RTO``.
+item's timeout, up to four times ``MAX_RTO``.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class SendWindow(Generic[K]):
         for item in self._items.values():
             if item.deadline <= now:
                 item.backoff += 1
-                item.deadline = now + min(base * (2**item.backoff), limits.MAX_RTO * 4)
+                item.deadline = now + min(base * (2 ** min(item.backoff, 16)), limits.MAX_RTO * 4)
                 out.append(item.data)
         self.retransmits += len(out)
         return out
@@ -136,16 +136,20 @@ class Reorder(Generic[T]):
         if seq >= self.expected + self.window:
             return []  # too far ahead: the sender will resend it once the gap is filled
         self._waiting[seq] = item
+        return self._release()
+
+    def skip_to(self, seq: int) -> list[T]:
+        """Start (or restart) the stream at ``seq``; return the waiting items now ready."""
+        self.expected = seq
+        self._waiting = {s: v for s, v in self._waiting.items() if s >= seq}
+        return self._release()
+
+    def _release(self) -> list[T]:
         ready: list[T] = []
         while self.expected in self._waiting:
             ready.append(self._waiting.pop(self.expected))
             self.expected += 1
         return ready
-
-    def skip_to(self, seq: int) -> None:
-        """Start (or restart) the stream so that ``seq`` is the next item released."""
-        self.expected = seq
-        self._waiting = {s: v for s, v in self._waiting.items() if s >= seq}
 
     def gap(self) -> bool:
         return bool(self._waiting)

@@ -142,7 +142,7 @@ def _topic(rest: str, room: str) -> Command:
 
 
 def _history(rest: str, room: str) -> Command:
-    if rest and not rest.isdigit():
+    if rest and not (rest.isascii() and rest.isdigit()):
         raise TextCommandError("usage: /history [N]")
     count = min(int(rest), limits.HISTORY_PER_ROOM) if rest else 20
     return events.History(id=0, room=_current(room), count=count)
@@ -188,7 +188,9 @@ def _escape(ch: str) -> str:
     if unicodedata.category(ch) in ("Zs",):
         return " "
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def truncate_utf8(data: bytes, limit: int) -> bytes:
@@ -214,23 +216,25 @@ def pack_reply(
     tail = "\n".join(answer).encode()
     if len(tail) >= limit:
         return truncate_utf8(tail, limit)
-    kept: list[bytes] = []
-    size = len(tail)
-    for line in reversed(queued):
-        raw = line.encode()
-        if size + len(raw) + 1 + _SKIP_ROOM > limit:
+    lines = [line.encode() for line in queued]
+    size = len(tail) + sum(len(line) + 1 for line in lines)
+    skipped = dropped
+    while lines:
+        notice = _skipped_line(skipped) if skipped else b""
+        if size + (len(notice) + 1 if notice else 0) <= limit:
             break
-        kept.append(raw)
-        size += len(raw) + 1
-    skipped = len(queued) - len(kept) + dropped
-    parts = [f"({skipped} earlier messages skipped)".encode()] if skipped else []
-    parts += reversed(kept)
+        size -= len(lines.pop(0)) + 1
+        skipped += 1
+    notice = _skipped_line(skipped) if skipped else b""
+    parts = [notice] if notice and size + len(notice) + 1 <= limit else []
+    parts += lines
     if tail:
         parts.append(tail)
     return b"\n".join(parts)
 
 
-_SKIP_ROOM = len("(99999 earlier messages skipped)\n")
+def _skipped_line(count: int) -> bytes:
+    return f"({count} earlier messages skipped)".encode()
 
 
 def format_event(event: events.Deliver | events.Presence) -> str:
@@ -246,10 +250,9 @@ def format_event(event: events.Deliver | events.Presence) -> str:
 
 def presence_phrase(event: events.Presence) -> str:
     """``joined``, ``left (timeout)``, ``is now known as bob``, ``set the topic: ...``."""
+    what, detail = visible(event.what), visible(event.detail)
     if event.what == "renamed":
-        return f"is now known as {event.detail}"
+        return f"is now known as {detail}"
     if event.what == "topic":
-        return f"set the topic: {visible(event.detail)}"
-    if event.detail:
-        return f"{event.what} ({visible(event.detail)})"
-    return event.what
+        return f"set the topic: {detail}"
+    return f"{what} ({detail})" if detail else what

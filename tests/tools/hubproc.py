@@ -67,7 +67,9 @@ def wait_until_answering(host: str, port: int, timeout: float = 10.0) -> None:
 
 
 @contextmanager
-def running_hub(tmp_path: Path, *args: str, host: str = LOOPBACK, port: int | None = None) -> Iterator[HubProcess]:
+def running_hub(
+    tmp_path: Path, *args: str, host: str = LOOPBACK, port: int | None = None
+) -> Iterator[HubProcess]:
     """A hub subprocess for the duration of the block; stopped with SIGTERM at the end."""
     port = port or free_udp_port(host)
     log_path = tmp_path / f"hub-{port}-{time.monotonic_ns()}.log"

@@ -113,7 +113,8 @@ ANY_EVENT = st.one_of([event_strategy(cls) for cls in events.ALL_KINDS])
 
 
 def _wire(kind: str, **fields: Any) -> bytes:
-    return envelope.HEADER + msgpack.packb({"k": kind, **fields}, use_bin_type=True)
+    body: bytes = msgpack.packb({"k": kind, **fields}, use_bin_type=True)
+    return envelope.HEADER + body
 
 
 def _refusal(data: bytes) -> RemoteProtocolError:
@@ -186,23 +187,12 @@ def test_encode_of_an_over_large_event_raises_local_protocol_error() -> None:
         encode(event)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/envelope.py: encode() only checks the datagram size, not the per-string "
-    "(MAX_STR) and per-array (MAX_ARRAY) limits decode() enforces, so it sends envelopes the "
-    "peer refuses as 'malformed' (e.g. hub/requests.py _topic's reply text with a long topic)",
-)
 def test_encode_refuses_a_string_that_decode_would_refuse() -> None:
     event = events.Reply(id=1, text="x" * (limits.MAX_STR + 1))
     with pytest.raises(LocalProtocolError):
         encode(event)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/envelope.py: encode() lets through an array longer than MAX_ARRAY that "
-    "decode() refuses as 'malformed'",
-)
 def test_encode_refuses_an_array_that_decode_would_refuse() -> None:
     event = events.Reply(id=1, items=("a",) * (limits.MAX_ARRAY + 1))
     with pytest.raises(LocalProtocolError):
@@ -420,12 +410,6 @@ def test_integer_out_of_range_is_refused_as_bad_value(kind: str, fields: dict[st
     assert "2**63-1" in error.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/envelope.py: MAX_STR equals MAX_BODY in bytes, so msgpack's max_str_len fires "
-    "before the body validator and an over-long body is refused as 'malformed' (text: '1001 "
-    "exceeds max_str_len(1000)'), never as 'bad-value' with the body's limit",
-)
 def test_body_over_max_body_is_refused_as_bad_value() -> None:
     error = _refusal(_wire("say", id=1, room="lobby", body="x" * (limits.MAX_BODY + 1)))
     assert error.code == "bad-value"

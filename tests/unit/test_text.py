@@ -253,12 +253,6 @@ def test_body_of_exactly_max_body_bytes_is_accepted() -> None:
     assert parse_line(body, "lobby") == events.Say(id=0, room="lobby", body=body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/text.py _history: str.isdigit() accepts '²' (and other digit characters "
-    "int() refuses), so parse_line raises a bare ValueError, not TextCommandError; "
-    "hub/textfront.py only catches TextCommandError, so one 12-byte datagram crashes receive()",
-)
 def test_history_with_a_superscript_digit_shows_the_usage() -> None:
     assert "usage: /history [N]" in _error("/history ²")
 
@@ -270,8 +264,6 @@ def test_any_line_parses_or_raises_text_command_error(line: str, room: str) -> N
         parse_line(line, room)
     except TextCommandError as error:
         assert str(error)
-    except ValueError as error:  # only the known /history bug (xfail above) lands here
-        assert line.lower().startswith("/history"), error
 
 
 # --- strip_line ---------------------------------------------------------------------------------
@@ -315,6 +307,8 @@ def test_strip_line_keeps_other_whitespace() -> None:
         ("nul\x00", "nul\\x00"),
         ("del\x7f", "del\\x7f"),
         ("no\u00a0break", "no break"),  # other spaces shown as a plain space
+        ("lone\ud800", "lone\\ud800"),  # surrogate
+        ("pua\ue000", "pua\\ue000"),  # private use
     ],
 )
 def test_visible_turns_control_characters_into_escapes(text: str, shown: str) -> None:
@@ -437,23 +431,11 @@ def test_answer_of_exactly_the_limit_is_kept_whole() -> None:
     assert pack_reply(["queued"], answer) == answer[0].encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/text.py pack_reply: an answer just under the limit leaves no room for the "
-    "'(N earlier messages skipped)' line, which is then added anyway: answer of 1000 bytes + one "
-    "queued line gives a 1029-byte reply, over MAX_TEXT_REPLY (the textbook client reads 1024)",
-)
 def test_answer_near_the_limit_with_queued_lines_stays_within_the_limit() -> None:
     reply = pack_reply(["[lobby] bob: hi"], ["x" * 1000])
     assert len(reply) <= limits.MAX_TEXT_REPLY
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/text.py pack_reply: _SKIP_ROOM reserves room for a 5-digit skip count, so "
-    "dropped >= 100000 (a text client idle in a busy room; hub/textfront.py passes mode.overflowed) "
-    "gives a reply over the limit",
-)
 def test_huge_skip_count_stays_within_the_limit() -> None:
     # 16 lines of 10 bytes with the 2-byte answer fill the limit up to exactly the reserve.
     queued = ["y" * 9] * 200
@@ -568,12 +550,6 @@ def test_leave_reason_with_control_characters_is_shown_escaped() -> None:
     assert format_event(_presence("left", "\x1b]0;pwned\x07")) == "[lobby] * bob left (\\x1b]0;pwned\\x07)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/text.py format_event/presence_phrase: Presence.what and a 'renamed' detail "
-    "are printed without visible(), so a Presence received from the wire (neither field is "
-    "checked by shared/events.py) can put ESC sequences on the terminal",
-)
 @pytest.mark.parametrize(("what", "detail"), [("\x1b[2J", ""), ("renamed", "\x1b[2J")])
 def test_presence_fields_from_the_wire_cannot_drive_the_terminal(what: str, detail: str) -> None:
     assert "\x1b" not in format_event(_presence(what, detail))
