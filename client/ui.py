@@ -1,12 +1,193 @@
-"""Placeholder until the prompt UI lands: the interactive mode runs the line mode."""
+"""The interactive terminal client: room lines appear above the line being typed.
+
+prompt_toolkit owns the terminal (line editing, Ctrl-C and Ctrl-D, putting the terminal back as
+it was) and needs asyncio; the link runs on trio.  So asyncio is the host loop and trio runs
+inside it in guest mode.  Typed lines cross to trio through a bounded memory channel, fed via
+the trio token; what trio shows goes out through ``print_formatted_text``, which erases the
+prompt, prints the line and draws the prompt again with the half-typed text intact.  Nothing
+received is printed raw: :mod:`client.render` makes control characters visible and
+prompt_toolkit escapes the rest.
+"""
 
 from __future__ import annotations
 
-import trio
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
 
+import trio
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.output import ColorDepth
+from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.styles import Style
+
+from client import render
+from client.chat import ChatSession
 from client.options import ClientOptions
-from client.piped import run_piped
+from client.runner import Address, LinkRunner, open_client_socket, resolve_hub
+from shared import limits
+from shared.link import HubLink, LinkState
+
+if TYPE_CHECKING:
+    import outcome
+
+#: Lines typed (or pasted) ahead of the trio side taking them.
+TYPED_AHEAD = 256
+#: On quit, how long lines still on their way to the hub may take before the client says bye.
+QUIT_DRAIN = 2.0
+#: Signals that end the client as /quit does.  While the prompt has the terminal, Ctrl-C is a
+#: key press (raw mode), not a signal; these cover ``kill`` and a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+STYLE = Style.from_dict(
+    {
+        "time": "ansibrightblack",
+        "room": "ansicyan",
+        "history": "italic",
+        "notice": "ansibrightblack",
+        "error": "ansired bold",
+        "prompt": "bold",
+    }
+)
 
 
 def run_interactive(options: ClientOptions) -> int:
-    return trio.run(run_piped, options)
+    """Chat in the terminal until the user quits (0) or the link gives up (1)."""
+    try:
+        hub = resolve_hub(options.hub)
+    except (ValueError, OSError) as exc:
+        print(f"roomcast: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(TerminalChat(options, hub).run())
+
+
+def _not_started(request: Any) -> None:
+    raise RuntimeError(f"{request!r} submitted before the link runs")
+
+
+class TerminalChat:
+    """One interactive session: the prompt on the asyncio side, the link on the trio side.
+
+    Both sides run on the main thread.  The asyncio side only reads ``chat`` (for the prompt)
+    and reaches trio only through ``token.run_sync_soon``; the trio side owns everything else.
+    """
+
+    def __init__(self, options: ClientOptions, hub: Address) -> None:
+        self.options = options
+        self.hub = hub
+        self.depth = None if options.color else ColorDepth.MONOCHROME
+        self.chat = ChatSession(
+            submit=_not_started, show=self.show, nick=options.nick, history=options.history
+        )
+        self.token: trio.lowlevel.TrioToken | None = None
+        self.stopping = False
+        self.started = asyncio.Event()
+        self.typed_send, self.typed_receive = trio.open_memory_channel[str](TYPED_AHEAD)
+
+    # --- asyncio side -------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, self.stop)
+        done: asyncio.Future[outcome.Outcome[int]] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            self._trio_main,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+            host_uses_signal_set_wakeup_fd=True,  # asyncio's signal handlers set the wakeup fd
+        )
+        try:
+            with patch_stdout():
+                prompting = asyncio.create_task(self._prompt_loop())
+                try:
+                    result = await done  # trio ends on quit, on a stop signal, or when the link gives up
+                finally:
+                    prompting.cancel()
+                    await asyncio.wait([prompting])
+        finally:
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+        return result.unwrap()
+
+    async def _prompt_loop(self) -> None:
+        await self.started.wait()
+        # The typed line is erased on Enter: the room's confirmed line (with its time) replaces it.
+        session: PromptSession[str] = PromptSession(erase_when_done=True, style=STYLE, color_depth=self.depth)
+        while not self.stopping:
+            try:
+                line = await session.prompt_async(self._prompt_text, handle_sigint=False)
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D on an empty line, Ctrl-C
+                self.stop()
+                return
+            self._to_trio(self._take_typed, line)
+
+    def _prompt_text(self) -> FormattedText:
+        room = f"[{self.chat.current}] " if self.chat.current else ""
+        return FormattedText([("class:prompt", f"{room}{self.chat.nick}> ")])
+
+    def stop(self) -> None:
+        """Quit (Ctrl-C, Ctrl-D, a stop signal): lines already typed still go out, then bye."""
+        self.stopping = True
+        self._to_trio(self.typed_send.close)
+
+    def _to_trio(self, call: Any, *args: Any) -> None:
+        if self.token is None:
+            return  # trio has not started; it looks at ``stopping`` when it does
+        with contextlib.suppress(trio.RunFinishedError):  # already over: the host is exiting
+            self.token.run_sync_soon(call, *args)
+
+    # --- trio side ----------------------------------------------------------------------------
+
+    async def _trio_main(self) -> int:
+        self.token = trio.lowlevel.current_trio_token()
+        if self.stopping:
+            self.typed_send.close()
+        with open_client_socket(self.hub) as sock:
+            link = HubLink(self.options.nick, trio.current_time(), give_up_after=limits.RECONNECT_GIVE_UP)
+            runner = LinkRunner(sock, self.hub, link, self.chat.on_event)
+            self.chat.submit = runner.submit
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(runner.run)
+                self.chat.start(list(self.options.rooms))
+                self.started.set()
+                with trio.CancelScope() as typing:
+                    nursery.start_soon(self._watch_link, runner, typing)
+                    await self._take_lines()
+                if not self.chat.fatal:
+                    with trio.move_on_after(QUIT_DRAIN):
+                        while link.busy and link.state is LinkState.OPEN:
+                            await runner.changed.wait()
+                runner.close()
+                await runner.finished.wait()
+                nursery.cancel_scope.cancel()
+        return 1 if self.chat.fatal else 0
+
+    async def _take_lines(self) -> None:
+        async for line in self.typed_receive:
+            self.chat.line(line)
+            if self.chat.quit:
+                return
+
+    async def _watch_link(self, runner: LinkRunner, typing: trio.CancelScope) -> None:
+        """Stop taking lines once the link gives up (hub unreachable, nick taken) or ends."""
+        while not self.chat.fatal and not runner.finished.is_set():
+            await runner.changed.wait()
+        typing.cancel()
+
+    def _take_typed(self, line: str) -> None:
+        try:
+            self.typed_send.send_nowait(line)
+        except trio.WouldBlock:
+            self.show(render.error(f"more than {TYPED_AHEAD} lines waiting; this one was dropped"))
+        except trio.ClosedResourceError:
+            pass  # typed after quitting
+
+    def show(self, fragments: render.Fragments) -> None:
+        """Print above the prompt (prompt_toolkit erases the prompt and draws it again below)."""
+        if not self.options.color:
+            fragments = [("", render.plain(fragments))]
+        print_formatted_text(FormattedText(fragments), style=STYLE, color_depth=self.depth)

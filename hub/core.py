@@ -272,9 +272,17 @@ class HubCore:
         if request.id >= link.next_id + 2 * limits.CLIENT_WINDOW:
             self._refuse(client.address, "window", f"request {request.id} is too far ahead of {link.next_id}")
             return
-        link.waiting[request.id] = request
+        link.waiting[request.id] = (request, now)
+        if request.id > link.next_id:
+            # A gap: tell the client at once which requests arrived, so it resends the
+            # missing one without waiting for its timer (fast retransmit).
+            gap = events.Ack(
+                stream="", upto=link.next_id - 1, sack=tuple(sorted(link.waiting)[: limits.MAX_SACK])
+            )
+            self.send(envelope.encode(gap), client.address)
+            return
         while link.next_id in link.waiting:
-            pending = link.waiting[link.next_id]
+            pending, arrived = link.waiting[link.next_id]
             if not self.allow(client, now):
                 slow = events.Error(
                     code="slow-down",
@@ -285,7 +293,10 @@ class HubCore:
                 self.send(envelope.encode(slow), client.address)
                 return
             del link.waiting[link.next_id]
-            answer = envelope.encode(requests.carry_out(self, client, pending, now))
+            outcome = requests.carry_out(self, client, pending, now)
+            if isinstance(outcome, events.Reply) and now - arrived > 0.001:
+                outcome = attrs.evolve(outcome, delay=round(now - arrived, 4))
+            answer = envelope.encode(outcome)
             link.answers[pending.id] = answer
             link.answers.pop(pending.id - 2 * limits.CLIENT_WINDOW, None)
             link.next_id += 1
@@ -296,8 +307,10 @@ class HubCore:
         host = str(client.address[0])
         shared = self._address_buckets.get(host)
         if shared is None:
-            rate = self.config.flood_rate and limits.ADDRESS_FLOOD_RATE
-            shared = self._address_buckets[host] = TokenBucket(rate, limits.ADDRESS_FLOOD_BURST, updated=now)
+            rate = self.config.flood_rate * limits.ADDRESS_FLOOD_SESSIONS
+            shared = self._address_buckets[host] = TokenBucket(
+                rate, self.config.flood_burst * limits.ADDRESS_FLOOD_SESSIONS, updated=now
+            )
         if client.bucket.take(now) and shared.take(now):
             return True
         self.counters.inc("errors.slow-down")
@@ -312,10 +325,20 @@ class HubCore:
         window = client.link.window
         stream = fold(ack.stream)
         sacked = set(ack.sack)
-        done = [
-            key for key in window.pending() if key[0] == stream and (key[1] <= ack.upto or key[1] in sacked)
-        ]
-        window.acknowledge_many(done, now)
+        mine = [key for key in window.pending() if key[0] == stream]
+        window.acknowledge_many((key for key in mine if key[1] <= ack.upto or key[1] in sacked), now)
+        released = window.release(now)
+        for data in released:
+            self.send(data, client.address)
+            self.counters.inc("deliveries")
+        if released:
+            self.schedule(client, now + window.rtt.rto())
+        if sacked:
+            newest = max(sacked)
+            missing = (key for key in mine if ack.upto < key[1] < newest and key[1] not in sacked)
+            for data in window.resend_missing(missing, now):
+                self.send(data, client.address)
+                self.counters.inc("retransmits.fast")
 
     # --- rooms and delivery ----------------------------------------------------------------------
 
@@ -344,9 +367,9 @@ class HubCore:
                 continue
             if member.link is not None:
                 window = member.link.window
-                window.track(key, data, now)
-                self.send(data, member.address)
-                self.counters.inc("deliveries")
+                if window.offer(key, data, now):
+                    self.send(data, member.address)
+                    self.counters.inc("deliveries")
                 if len(window) > limits.MEMBER_WINDOW or window.bytes_in_flight > limits.MEMBER_WINDOW_BYTES:
                     too_slow.append(member)
                 else:

@@ -51,7 +51,8 @@ def reply(request: Any, text: str, seq: int = 0, items: tuple[str, ...] = ()) ->
             kept.append(f"... and {len(items) - n} more")
             break
         kept.append(line)
-    body = truncate_utf8(text.encode(), limits.MAX_BODY - max(0, len("".join(kept).encode()) - 300)).decode()
+    listing = sum(len(line.encode()) + 3 for line in kept)
+    body = truncate_utf8(text.encode(), min(limits.MAX_BODY, limits.MAX_DATAGRAM - 120 - listing)).decode()
     return events.Reply(id=request.id, text=body, seq=seq, items=tuple(kept))
 
 

@@ -36,10 +36,11 @@ class Link:
 
     token: bytes
     #: Room deliveries (key: (room key, seq)) and private ones (key: ("", seq)) not yet acked.
-    window: SendWindow[tuple[str, int]] = attrs.Factory(SendWindow)
+    window: SendWindow[tuple[str, int]] = attrs.Factory(lambda: SendWindow(limit=limits.MEMBER_IN_FLIGHT))
     #: The next request id to carry out; requests ahead of it wait in ``waiting``.
     next_id: int = 1
-    waiting: dict[int, Any] = attrs.Factory(dict)
+    #: Requests that arrived ahead of a missing one, with their arrival time.
+    waiting: dict[int, tuple[Any, float]] = attrs.Factory(dict)
     #: Encoded answers to recent requests, resent when a request arrives twice.
     answers: dict[int, bytes] = attrs.Factory(dict)
     direct_seq: int = 0

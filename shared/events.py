@@ -246,6 +246,9 @@ class Reply(Event):
     text: str = ""
     seq: int = 0
     items: tuple[str, ...] = ()
+    #: Seconds the hub held the request before carrying it out (it waited behind a lost
+    #: one); the client takes it out of its RTT sample, like QUIC's ack delay.
+    delay: float = 0.0
 
 
 @attrs.frozen

@@ -70,10 +70,15 @@ TEXT_QUEUE_LINES: Final = 50
 
 #: Requests a client may have in flight (sent, not yet answered).
 CLIENT_WINDOW: Final = 32
-#: Deliveries the hub keeps unacknowledged for one member before it drops it as a slow consumer.
-MEMBER_WINDOW: Final = 512
-#: Bytes the hub keeps unacknowledged for one member before it drops it as a slow consumer.
-MEMBER_WINDOW_BYTES: Final = 512 * 1024
+#: Deliveries the hub holds for one member (in flight or queued) before it drops it as a slow
+#: consumer: about half a minute of a busy room.
+MEMBER_WINDOW: Final = 4096
+#: Bytes the hub holds for one member before it drops it as a slow consumer.
+MEMBER_WINDOW_BYTES: Final = 2 * 1024 * 1024
+#: Deliveries in flight to one member at once; the rest wait in its queue until acks make room.
+MEMBER_IN_FLIGHT: Final = 256
+#: Most datagrams resent to one peer when its retransmission timer fires.
+RETRANSMIT_BURST: Final = 16
 #: Selective-ack entries in one ack.
 MAX_SACK: Final = 16
 #: Initial retransmission timeout before any RTT is measured (RFC 9002 §6.2.2 uses 333 ms).
@@ -118,9 +123,9 @@ HELLO_PAD_TO: Final = 64
 #: Token bucket per session: a burst, then a steady rate in messages per second.
 FLOOD_BURST: Final = 20
 FLOOD_RATE: Final = 10.0
-#: Token bucket per source IP (all sessions from that address together).
-ADDRESS_FLOOD_BURST: Final = 200
-ADDRESS_FLOOD_RATE: Final = 100.0
+#: Token bucket per source IP (all its sessions together): this many sessions' worth of the
+#: per-session burst and rate.
+ADDRESS_FLOOD_SESSIONS: Final = 10
 
 # --- hub -------------------------------------------------------------------------------------------
 

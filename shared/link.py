@@ -283,7 +283,9 @@ class HubLink:
         request = self._inflight.pop(reply.id, None)
         if request is None:
             return []
-        self._window.acknowledge(reply.id, now)
+        self._window.acknowledge(reply.id, now, reply.delay)
+        # The hub answers in id order: an older request still unanswered lost its answer.
+        self._out.extend(self._window.resend_missing([i for i in self._inflight if i < reply.id - 1], now))
         shown: list[LinkEvent] = [Answered(request, reply)]
         if isinstance(request, events.Join):
             shown += self._start_stream(fold(request.room), reply.seq, now)
@@ -382,6 +384,16 @@ class HubLink:
         self._send(events.Ack(stream=name, upto=upto, sack=sack), now)
         self._acks[name] = _AckState()
 
+    def _on_ack(self, ack: events.Ack, now: float) -> list[LinkEvent]:
+        """The hub got requests beyond a gap: resend the missing ones (and any whose answer
+        must have been lost) now."""
+        if ack.stream or not ack.sack:
+            return []
+        arrived = set(ack.sack)
+        missing = [i for i in self._inflight if i < max(arrived) and i not in arrived]
+        self._out.extend(self._window.resend_missing(missing, now))
+        return []
+
     def _on_bye(self, bye: events.Bye, now: float) -> list[LinkEvent]:
         return self._lost(f"the hub said: {bye.reason or 'bye'}", now)
 
@@ -397,5 +409,6 @@ _DISPATCH: dict[type[Any], Any] = {
     events.Deliver: HubLink._on_room_event,
     events.Presence: HubLink._on_room_event,
     events.Bye: HubLink._on_bye,
+    events.Ack: HubLink._on_ack,
     events.Pong: HubLink._on_pong,
 }

@@ -12,6 +12,7 @@ item's timeout, up to four times ``MAX_RTO``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
@@ -51,20 +52,51 @@ class _InFlight:
     data: bytes
     sent_at: float
     deadline: float
+    last_sent: float
     backoff: int = 0
+    #: Sent more than once: its ack gives no RTT sample (Karn's rule).
+    resent: bool = False
 
 
 @attrs.define
 class SendWindow(Generic[K]):
-    """Datagrams sent and not yet acknowledged, with their resend deadlines."""
+    """Datagrams sent and not yet acknowledged, with their resend deadlines.
 
+    With a ``limit``, at most that many are in flight at once; more wait in a queue and go out
+    as acknowledgements make room (:meth:`offer`, :meth:`release`), so a receiver that falls
+    behind is not buried in datagrams it would lose, and resends stay few.
+    """
+
+    limit: int | None = None
     rtt: RttEstimator = attrs.Factory(RttEstimator)
     _items: dict[K, _InFlight] = attrs.Factory(dict)
+    _queue: deque[tuple[K, bytes]] = attrs.Factory(deque)
+    #: Bytes held for the peer, in flight or queued.
     bytes_in_flight: int = 0
     retransmits: int = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        """Items held for the peer: in flight or queued."""
+        return len(self._items) + len(self._queue)
+
+    def offer(self, key: K, data: bytes, now: float) -> bool:
+        """Hold ``data`` until acknowledged; True means send it now, False that it was queued."""
+        if self.limit is not None and (self._queue or len(self._items) >= self.limit):
+            self._queue.append((key, data))
+            self.bytes_in_flight += len(data)
+            return False
+        self.track(key, data, now)
+        return True
+
+    def release(self, now: float) -> list[bytes]:
+        """Queued datagrams that now fit in the window: send them."""
+        out: list[bytes] = []
+        while self._queue and (self.limit is None or len(self._items) < self.limit):
+            key, data = self._queue.popleft()
+            self.bytes_in_flight -= len(data)
+            self.track(key, data, now)
+            out.append(data)
+        return out
 
     def __contains__(self, key: K) -> bool:
         return key in self._items
@@ -73,44 +105,67 @@ class SendWindow(Generic[K]):
         """Remember ``data`` (just sent) until ``key`` is acknowledged."""
         if key in self._items:
             return
-        self._items[key] = _InFlight(data, now, now + self.rtt.rto())
+        self._items[key] = _InFlight(data, now, now + self.rtt.rto(), now)
         self.bytes_in_flight += len(data)
 
-    def acknowledge(self, key: K, now: float) -> bool:
-        """Forget ``key``; return True if it was in flight."""
+    def acknowledge(self, key: K, now: float, delay: float = 0.0) -> bool:
+        """Forget ``key``; return True if it was in flight.  ``delay`` is how long the peer
+        held it before acknowledging (not part of the round trip)."""
         item = self._items.pop(key, None)
         if item is None:
             return False
         self.bytes_in_flight -= len(item.data)
-        if item.backoff == 0:
-            self.rtt.sample(now - item.sent_at)
+        if not item.resent:
+            self.rtt.sample(now - item.sent_at - delay)
         return True
 
     def acknowledge_many(self, keys: Iterable[K], now: float) -> int:
         return sum(self.acknowledge(key, now) for key in keys)
 
     def pending(self) -> list[K]:
+        """Keys in flight (not the queued ones: those cannot have been acknowledged)."""
         return list(self._items)
 
     def pop_all(self) -> list[tuple[K, bytes]]:
-        """Every item still in flight, oldest first, and forget them."""
+        """Every item held, in flight then queued, oldest first, and forget them."""
         items = [(key, item.data) for key, item in self._items.items()]
+        items += self._queue
         self._items.clear()
+        self._queue.clear()
         self.bytes_in_flight = 0
         return items
 
     def next_deadline(self) -> float | None:
         return min((item.deadline for item in self._items.values()), default=None)
 
-    def due(self, now: float) -> list[bytes]:
-        """Datagrams whose timeout has passed: resend them now (their timeout doubles)."""
+    def resend_missing(self, missing: Iterable[K], now: float) -> list[bytes]:
+        """Fast retransmit (RFC 9002 §6.1): the peer got later items but not these.  Each is
+        resent at most once per smoothed RTT, without backing off its timer."""
+        out: list[bytes] = []
+        spacing = max(self.rtt.srtt, limits.MIN_RTO / 5)
+        for key in missing:
+            item = self._items.get(key)
+            if item is not None and now - item.last_sent >= spacing:
+                item.last_sent = now
+                item.resent = True
+                out.append(item.data)
+        self.retransmits += len(out)
+        return out
+
+    def due(self, now: float, most: int = limits.RETRANSMIT_BURST) -> list[bytes]:
+        """Datagrams whose timeout has passed: resend the ``most`` oldest now (their timeout
+        doubles); the other expired ones wait one more timeout, so a timeout never floods."""
         out: list[bytes] = []
         base = self.rtt.rto()
         for item in self._items.values():
-            if item.deadline <= now:
+            if item.deadline > now:
+                continue
+            if len(out) < most:
                 item.backoff += 1
-                item.deadline = now + min(base * (2 ** min(item.backoff, 16)), limits.MAX_RTO * 4)
+                item.last_sent = now
+                item.resent = True
                 out.append(item.data)
+            item.deadline = now + min(base * (2 ** min(item.backoff, 16)), limits.MAX_RTO * 4)
         self.retransmits += len(out)
         return out
 
