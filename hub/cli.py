@@ -48,6 +48,10 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
     parser.add_argument("--flood-rate", type=float, default=limits.FLOOD_RATE,
                         help="messages per second per session after a burst; 0 turns flood control off "
                         "(default %(default)s)")  # fmt: skip
+    parser.add_argument("--idle-timeout", type=float, default=limits.SESSION_TIMEOUT,
+                        help="evict an envelope client silent this long (default %(default)s s)")  # fmt: skip
+    parser.add_argument("--text-idle-timeout", type=float, default=limits.TEXT_SESSION_TIMEOUT,
+                        help="evict a plain-text client silent this long (default %(default)s s)")  # fmt: skip
     parser.add_argument("--drain-seconds", type=float, default=limits.DRAIN_SECONDS,
                         help="on SIGTERM, keep delivering for up to this long (default %(default)s)")  # fmt: skip
     parser.add_argument("--stats-interval", type=float, default=limits.STATS_INTERVAL,
@@ -76,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         drain_seconds=args.drain_seconds,
         stats_interval=args.stats_interval,
-        core=HubConfig(trusted=args.trusted, flood_rate=args.flood_rate),
+        core=HubConfig(
+            trusted=args.trusted,
+            flood_rate=args.flood_rate,
+            session_timeout=args.idle_timeout,
+            text_session_timeout=args.text_idle_timeout,
+        ),
     )
     try:
         sock = open_socket(options.host, options.port)

@@ -42,6 +42,9 @@ class HubConfig:
     flood_rate: float = limits.FLOOD_RATE
     flood_burst: float = limits.FLOOD_BURST
     max_clients: int = limits.MAX_CLIENTS
+    #: Silence after which an envelope client, or a text client, is evicted.
+    session_timeout: float = limits.SESSION_TIMEOUT
+    text_session_timeout: float = limits.TEXT_SESSION_TIMEOUT
 
 
 class HubCore:
@@ -237,9 +240,10 @@ class HubCore:
     def new_client(self, address: Address, nick: str, now: float, link: Link | None = None) -> Client | None:
         """Register a validated client, or tell it why not (and return None)."""
         bucket = TokenBucket(self.config.flood_rate, self.config.flood_burst, updated=now)
-        client = Client(address, nick, now, bucket, link=link)
+        client = Client(address, nick, now, bucket, link=link, timeout=self.config.session_timeout)
         if link is None:
             client.text = textfront.new_mode()
+            client.timeout = self.config.text_session_timeout
         try:
             self.registry.add(client)
         except Refused as refusal:
@@ -256,7 +260,9 @@ class HubCore:
 
     def _welcome(self, client: Client) -> None:
         assert client.link is not None
-        welcome = events.Welcome(token=client.link.token, hub=self.hub_id, nick=client.nick)
+        welcome = events.Welcome(
+            token=client.link.token, hub=self.hub_id, nick=client.nick, idle=self.config.session_timeout
+        )
         self.send(envelope.encode(welcome), client.address)
 
     def _request(self, client: Client, request: Any, now: float) -> None:

@@ -68,14 +68,12 @@ class Client:
     rooms: list[str] = attrs.Factory(list)
     #: When the hub next looks at this client (retransmits, idle timeout); see HubCore.
     wake: float = float("inf")
+    #: Seconds of silence after which the hub evicts it.
+    timeout: float = limits.SESSION_TIMEOUT
 
     @property
     def kind(self) -> Kind:
         return "text" if self.text is not None else "envelope"
-
-    @property
-    def timeout(self) -> float:
-        return limits.TEXT_SESSION_TIMEOUT if self.text is not None else limits.SESSION_TIMEOUT
 
 
 @attrs.define(eq=False)

@@ -204,6 +204,8 @@ class Welcome(Event):
     token: bytes
     hub: bytes
     nick: str = attrs.field(validator=_nick)
+    #: Seconds of silence after which the hub evicts the client: it pings well before.
+    idle: float = 0.0
 
 
 @attrs.frozen

@@ -123,6 +123,7 @@ class HubLink:
         self._ever_connected = False
         self._last_heard = now
         self._last_sent = now
+        self._ping_interval = limits.PING_INTERVAL
         self._send_hello(now)
 
     # --- the shell's interface --------------------------------------------------------------------
@@ -180,7 +181,7 @@ class HubLink:
 
     def _ping_at(self) -> float:
         """Ping when the hub has been quiet a while, at most once a second."""
-        return max(self._last_heard + limits.PING_INTERVAL, self._last_sent + 1.0)
+        return max(self._last_heard + self._ping_interval, self._last_sent + min(1.0, self._ping_interval))
 
     def receive_datagram(self, data: bytes, now: float) -> list[LinkEvent]:
         if self.state is LinkState.CLOSED:
@@ -226,6 +227,8 @@ class HubLink:
         reconnected = self._ever_connected
         self.state, self.token, self.nick = LinkState.OPEN, welcome.token, welcome.nick
         self.hub_id = welcome.hub
+        if welcome.idle > 0:
+            self._ping_interval = min(limits.PING_INTERVAL, welcome.idle / 3)
         self._ever_connected = True
         self._rebuild(now)
         return [Connected(self.nick, reconnected)]

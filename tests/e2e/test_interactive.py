@@ -30,8 +30,11 @@ PROMPT = "[lobby] alice> "
 class Terminal:
     """One tmux server of our own (its own socket) with one 120x30 window."""
 
-    def __init__(self) -> None:
-        self.socket_name = f"roomcast-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    def __init__(self, workdir: Path) -> None:
+        # Neither the socket name nor tmux's arguments mention the client, so that a broad
+        # ``pkill -f roomcast`` elsewhere cannot take the terminal down with the clients.
+        self.socket_name = f"tty-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.workdir = workdir
         # tmux itself wants a TERM; inside the pane it sets its own (what it emulates).
         self.env = {**os.environ, "TERM": os.environ.get("TERM") or "xterm-256color"}
         self.socket_path: Path | None = None
@@ -53,12 +56,13 @@ class Terminal:
         client = shlex.join(
             [str(BIN / "roomcast"), "--hub", hub.hub_arg, "--nick", nick, "--room", "lobby", *extra]
         )
-        script = (
+        script = self.workdir / f"{nick}.sh"
+        script.write_text(
             f'before=$(stty -g); {client}; echo "EXIT=$?"; '
-            '[ "$(stty -g)" = "$before" ] && echo TTY=restored; sleep 60'
+            '[ "$(stty -g)" = "$before" ] && echo TTY=restored; sleep 60\n'
         )
         self.tmux(
-            "new-session", "-d", "-x", "120", "-y", "30", "-e", "NO_COLOR=1", "sh -c " + shlex.quote(script)
+            "new-session", "-d", "-x", "120", "-y", "30", "-e", "NO_COLOR=1", "sh " + shlex.quote(str(script))
         )
         self.socket_path = Path(self.tmux("display-message", "-p", "#{socket_path}").strip())
 
@@ -84,9 +88,15 @@ class Terminal:
         self.tmux("send-keys", *keys)
 
     def client_pid(self) -> int:
-        shell = self.tmux("display-message", "-p", "#{pane_pid}").strip()
-        children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
-        return int(children[0])
+        """The ``roomcast`` process running in the pane (a descendant of the pane's shell)."""
+        client = str(BIN / "roomcast").encode()
+        todo = [self.tmux("display-message", "-p", "#{pane_pid}").strip()]
+        while todo:
+            pid = todo.pop()
+            if client in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                return int(pid)
+            todo += Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        raise AssertionError("no roomcast process in the pane")
 
     def kill(self) -> None:
         subprocess.run(
@@ -169,8 +179,8 @@ def above_prompt(lines: list[str], line_end: str, typed: str) -> bool:
 
 
 @pytest.fixture
-def terminal() -> Iterator[Terminal]:
-    term = Terminal()
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    term = Terminal(tmp_path)
     yield term
     term.kill()
 
