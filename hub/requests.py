@@ -69,7 +69,7 @@ def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Ans
         raise Refused("shutting-down", "the hub is shutting down; rejoin when it is back")
     room, new = hub.registry.join(client, request.room)
     if request.history:
-        _replay(hub, client, room.name, request.history, 0, now)
+        _replay(hub, client, room.name, events.History(id=0, room=room.name, count=request.history))
     seq = room.seq
     if new:
         seq = hub.publish(room, _presence(hub, room.name, client.nick, "joined", "", now), client, now)
@@ -156,20 +156,26 @@ def _topic(hub: HubCore, client: Client, request: events.Topic, now: float) -> A
 
 def _history(hub: HubCore, client: Client, request: events.History, now: float) -> Answer:
     room = hub.registry.room(request.room)
-    sent = _replay(hub, client, room.name, request.count, request.since, now)
-    return reply(request, f"{sent} earlier messages of {room.name}", seq=room.seq)
+    sent, gone = _replay(hub, client, room.name, request)
+    text = f"{sent} earlier message{'s' if sent != 1 else ''} of {room.name}"
+    if gone:
+        text += "; older messages are gone"
+    return reply(request, text, seq=room.seq)
 
 
-def _replay(hub: HubCore, client: Client, name: str, count: int, since: int, now: float) -> int:
-    """Send ``client`` the room's kept events (the last ``count``, or all after ``since``),
-    marked as history.  Envelope clients get them as datagrams before the reply."""
+def _replay(hub: HubCore, client: Client, name: str, ask: events.History) -> tuple[int, bool]:
+    """Send ``client`` the room's kept events that ``ask`` selects, marked as history
+    (envelope clients get them as datagrams before the reply).  Return how many, and whether
+    some that were asked for are no longer kept."""
     room = hub.registry.room(name)
-    kept = [event for event in room.history if event.seq > since] if since else list(room.history)
-    if count:
-        kept = kept[-count:]
+    kept = [e for e in room.history if e.seq > ask.since and (not ask.until or e.seq <= ask.until)]
+    if ask.count:
+        kept = kept[-ask.count :]
     for event in kept:
         hub.send_history(client, attrs.evolve(event, history=True))
-    return len(kept)
+    oldest = room.history[0].seq if room.history else room.seq + 1
+    gone = oldest > ask.since + 1 and (ask.since > 0 or ask.count == 0) and room.seq > 0
+    return len(kept), gone
 
 
 def _stats(hub: HubCore, client: Client, request: events.Stats, now: float) -> Answer:

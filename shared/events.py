@@ -144,13 +144,15 @@ class Topic(Request):
 
 @attrs.frozen
 class History(Request):
-    """Asks for a room's kept messages: the last ``count``, or all since ``since``."""
+    """Asks for a room's kept messages after seq ``since`` and up to ``until`` (0: no bound),
+    at most the last ``count`` of them (0: all)."""
 
     KIND: ClassVar[str] = "history"
     id: int = attrs.field(validator=_non_negative)
     room: str = attrs.field(validator=_room)
     count: int = attrs.field(default=0, validator=_non_negative)
     since: int = attrs.field(default=0, validator=_non_negative)
+    until: int = attrs.field(default=0, validator=_non_negative)
 
 
 @attrs.frozen
@@ -197,8 +199,9 @@ class Challenge(Event):
 
 @attrs.frozen
 class Welcome(Event):
-    """The session is open: ``token`` goes into every later envelope; ``hub`` identifies this
-    run of the hub, so a client notices a restart."""
+    """The session is open: ``token`` goes into every later envelope; ``hub`` identifies the
+    hub's history (a new one for each run, unless it keeps history in a data directory), so a
+    client knows whether the room seqs it saw still mean anything."""
 
     KIND: ClassVar[str] = "welcome"
     token: bytes

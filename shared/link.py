@@ -91,6 +91,8 @@ class RoomStream:
     early: list[tuple[int, Shown | None]] = attrs.Factory(list)
     started: bool = False
     last_seq: int = 0
+    #: Rejoined after a lost session: once the join is answered, ask for what was missed.
+    catch_up: bool = False
 
 
 @attrs.define
@@ -226,6 +228,10 @@ class HubLink:
             return []
         reconnected = self._ever_connected
         self.state, self.token, self.nick = LinkState.OPEN, welcome.token, welcome.nick
+        if self.hub_id and welcome.hub != self.hub_id:
+            # Another hub history: our seqs mean nothing there; catch up on all it kept.
+            for stream in self.rooms.values():
+                stream.last_seq = 0
         self.hub_id = welcome.hub
         if welcome.idle > 0:
             self._ping_interval = min(limits.PING_INTERVAL, welcome.idle / 3)
@@ -244,9 +250,7 @@ class HubLink:
         rejoin: list[Any] = []
         for stream in self.rooms.values():
             rejoin.append(events.Join(id=0, room=stream.name))
-            if stream.last_seq:
-                rejoin.append(events.History(id=0, room=stream.name, since=stream.last_seq))
-            stream.order, stream.started, stream.early = Reorder(), False, []
+            stream.order, stream.started, stream.early, stream.catch_up = Reorder(), False, [], True
         self.direct = Reorder()
         pending = [r for r in unanswered if not isinstance(r, events.Join) or fold(r.room) not in self.rooms]
         self._backlog.extendleft(reversed(rejoin + pending))
@@ -325,6 +329,13 @@ class HubLink:
         stream = self.rooms.get(key)
         if stream is None or stream.started:
             return []
+        if stream.catch_up:
+            # Missed: what came after the last seq we showed, up to our rejoin (from the start
+            # when the hub's history is not the one we knew: see _on_welcome).
+            since = stream.last_seq
+            if seq - 1 > since:
+                self.submit(events.History(id=0, room=stream.name, since=since, until=seq - 1), now)
+            stream.catch_up = False
         stream.started = True
         stream.order.skip_to(seq + 1)  # a fresh stream: nothing waits yet
         stream.last_seq = max(stream.last_seq, seq)

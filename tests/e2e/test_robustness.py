@@ -66,7 +66,7 @@ def send_junk(
 def replies(sock: socket.socket, count: int, timeout: float = 3.0) -> list[bytes]:
     """Up to ``count`` datagrams, each waited for at most ``timeout`` s."""
     sock.settimeout(timeout)
-    got = []
+    got: list[bytes] = []
     try:
         while len(got) < count:
             got.append(sock.recvfrom(65535)[0])

@@ -106,7 +106,7 @@ def test_textbook_flood_keeps_the_newest_lines_and_says_how_many_were_skipped(hu
         assert kept, "the newest lines are kept"
         assert kept == [f"[lobby] alice: {body}" for body in bodies[-len(kept) :]]
         assert int(skipped.group(1)) + len(kept) == len(bodies)
-        assert sum(len(line.encode()) + 1 for line in lines) > MAX_TEXT_REPLY - 110, "the reply is filled"
+        assert len(raw) + len(kept[0].encode()) + 1 > MAX_TEXT_REPLY, "one more line would not fit"
         assert guest.say("and now?") == "sent to lobby"
         assert_textbook_sized(guest)
 
@@ -171,6 +171,26 @@ def test_netcat_with_live_on_receives_room_lines_as_they_happen(hub: HubProcess)
         nc.wait_for(re.escape("[lobby] alice: kept for later") + r"\n2 in lobby")
 
 
+def test_a_live_line_too_long_for_one_reply_is_cut_at_a_character_boundary(hub: HubProcess) -> None:
+    room, nick = "r" * 32, "n" * 24  # the longest names: "[room] nick: " takes 61 bytes
+    body = "é" * 500  # 1000 bytes, the longest body; the line is 1061 bytes
+    with roomcast_client(hub.hub_arg, nick, room) as talker, netcat_client(*hub.address) as nc:
+        nc.send(f"/join {room}")
+        nc.wait_for("joined")
+        nc.send("/live on")
+        nc.wait_for("live mode on")
+        start = len(nc.out)
+        talker.send(body)
+        talker.wait_for(screen.said(room, nick, body))
+        nc.wait_for(re.escape(f"[{room}] {nick}: é"), start=start)
+        deadline = time.monotonic() + 2.0
+        expected = f"[{room}] {nick}: " + "é" * ((MAX_TEXT_REPLY - 61) // 2)  # 1023 bytes
+        while len(nc.out) - start < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert nc.out[start:] == expected, "cut to at most 1024 bytes, between two characters"
+        assert "\ufffd" not in nc.out
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="live datagrams carry no trailing newline, so under `nc -u` consecutive room lines "
@@ -217,6 +237,35 @@ def test_piped_mode_leaves_the_hub_so_the_nick_is_free_again(hub: HubProcess) ->
             watcher.wait_for(screen.presence("ops", "ci", "left (quit)"), "err", start=start, timeout=2.0)
 
 
+def test_piped_mode_reads_roomcast_hub_and_never_port(hub: HubProcess) -> None:
+    env = {"ROOMCAST_HUB": hub.hub_arg, "ROOMCAST_NICK": "envy", "PORT": str(free_udp_port())}
+    with roomcast_client(hub.hub_arg, "watcher", "lobby") as watcher:
+        result = run_roomcast(stdin="from the environment\n", env=env)
+        assert result.returncode == 0, result.stderr
+        watcher.wait_for(screen.said("lobby", "envy", "from the environment"))
+
+
+def test_piped_mode_against_no_hub_fails_with_a_clear_message() -> None:
+    port = free_udp_port()
+    started = time.monotonic()
+    result = run_roomcast("--hub", f"127.0.0.1:{port}", "--nick", "ci", stdin="build done\n")
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert elapsed < 7.0, f"took {elapsed:.1f} s"
+    assert re.search(r"no answer from the hub", result.stderr.decode()), result.stderr
+
+
+def test_plain_mode_talks_to_the_hub(hub: HubProcess) -> None:
+    with roomcast_client(hub.hub_arg, "alice", "lobby") as alice:
+        result = run_roomcast("--plain", "--hub", hub.hub_arg, stdin="hello in plain text\n/who\n")
+        assert result.returncode == 0, result.stderr
+        out = result.stdout.decode()
+        assert "sent to lobby" in out
+        who = re.search(r"^2 in lobby: alice (guest-\d+)$", out, re.MULTILINE)
+        assert who, out
+        alice.wait_for(screen.said("lobby", who.group(1), "hello in plain text"))
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="client/plain.py: `bye` from the hub cancels the nursery while the stdin reader is "
@@ -233,7 +282,7 @@ def test_plain_mode_leaves_with_bye_typed_at_a_terminal(hub: HubProcess) -> None
         assert "Traceback" not in plain.err
 
 
-def test_plain_mode_against_no_hub_fails(tmp_path: Path) -> None:
+def test_plain_mode_against_no_hub_fails() -> None:
     result = run_roomcast("--plain", "--hub", f"127.0.0.1:{free_udp_port()}", stdin="hi\n")
     assert result.returncode == 1
     assert "no answer from" in result.stderr.decode()
