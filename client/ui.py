@@ -103,6 +103,7 @@ class TerminalChat:
         try:
             with patch_stdout():
                 prompting = asyncio.create_task(self._prompt_loop())
+                prompting.add_done_callback(lambda _: self.stop())  # however the prompt ends
                 try:
                     result = await done  # trio ends on quit, on a stop signal, or when the link gives up
                 finally:
@@ -111,6 +112,8 @@ class TerminalChat:
         finally:
             for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
+        if not prompting.cancelled():
+            prompting.result()  # the prompt crashed: show why
         return result.unwrap()
 
     async def _prompt_loop(self) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
+from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import BIN, LOOPBACK, free_udp_port, wait_until_answering
 
 
@@ -21,57 +21,10 @@ def start_hub(port: int, log: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-class Client:
-    """A long-lived piped ``roomcast``: lines in on stdin, room lines out on stdout."""
-
-    def __init__(self, port: int, nick: str, tmp: Path) -> None:
-        self.err = tmp / f"{nick}.err"
-        with self.err.open("w") as err:
-            self.proc = subprocess.Popen(
-                [str(BIN / "roomcast"), "--hub", f"{LOOPBACK}:{port}", "--nick", nick, "--room", "ops"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-            )  # fmt: skip
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def say(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def wait_for(self, predicate: object, what: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():  # type: ignore[operator]
-                return
-            time.sleep(0.05)
-        raise AssertionError(
-            f"timed out waiting for {what}; stdout={self.lines[-5:]}, stderr={self.err.read_text()}"
-        )
-
-    def bodies(self) -> list[str]:
-        return [line.split("> ", 1)[1] for line in self.lines if "> " in line]
-
-    def finish(self) -> int:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        code = self.proc.wait(timeout=30)
-        self._reader.join(timeout=5)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        return code
-
-
 def test_clients_survive_a_hub_killed_and_restarted_without_losing_typed_lines(tmp_path: Path) -> None:
     port = free_udp_port()
     hub = start_hub(port, tmp_path / "hub.log")
-    alice, bob = Client(port, "alice", tmp_path), Client(port, "bob", tmp_path)
+    alice, bob = PipedClient(port, "alice", tmp_path), PipedClient(port, "bob", tmp_path)
     try:
         bob.wait_for(lambda: "joined ops" in bob.err.read_text(), "bob to join")
         alice.wait_for(lambda: "joined ops" in alice.err.read_text(), "alice to join")
