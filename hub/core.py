@@ -123,6 +123,9 @@ class HubCore:
             "rooms": len(self.registry.rooms),
             "unacked": sum(len(c.link.window) for c in clients if c.link is not None),
             "history": sum(len(r.history) for r in self.registry.rooms.values()),
+            "amplification": round(
+                self.counters["unvalidated_bytes_out"] / max(1, self.counters["unvalidated_bytes_in"]), 3
+            ),
         }
 
     # --- sending ---------------------------------------------------------------------------------

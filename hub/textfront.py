@@ -93,6 +93,8 @@ def _command(hub: HubCore, client: Client, line: str, now: float) -> list[str] |
     """The answer lines for ``line``; None when the client left (it got ``bye`` already)."""
     mode = client.text
     assert mode is not None
+    if line != text.BYE and not hub.allow(client, now):
+        return [f"error: {hub.slow_down_text(client)}"]
     try:
         command = text.parse_line(line, _current_room(hub, client))
     except text.TextCommandError as exc:
@@ -107,8 +109,6 @@ def _command(hub: HubCore, client: Client, line: str, now: float) -> list[str] |
     if isinstance(command, text.Live):
         mode.live = command.on
         return [f"live mode {'on: room lines arrive as they happen' if command.on else 'off'}"]
-    if not hub.allow(client, now):
-        return [f"error: {hub.slow_down_text(client)}"]
     answer = requests.carry_out(hub, client, command, now)
     if isinstance(answer, events.Error):
         return [f"error: {answer.text}"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import attrs
 
-from shared import envelope, events
+from shared import envelope, events, limits
 
 LOOPBACK = "127.0.0.1"
 BIN = Path(sys.executable).parent
@@ -51,8 +51,9 @@ class HubProcess:
 
 
 def wait_until_answering(host: str, port: int, timeout: float = 10.0) -> None:
-    """Poll with a session-less ping; the hub answers "unknown-session" once it is up."""
-    probe = envelope.encode(events.Ping())
+    """Poll with a padded hello (no cookie): the hub answers with a challenge once it is up,
+    even to an untrusted address, and keeps no state for it."""
+    probe = envelope.encode(events.Hello(nick="probe", pad=bytes(limits.HELLO_PAD_TO)))
     deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(0.1)

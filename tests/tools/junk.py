@@ -8,6 +8,7 @@ msgpack lengths, invalid UTF-8 in text and in envelope strings, and spoofed sess
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import time
@@ -100,10 +101,8 @@ def flood(host: str, port: int, count: int, seconds: float, seed: int = 1, socke
             sock.setblocking(False)
         while sent < count and time.monotonic() < deadline:
             for _ in range(200):
-                try:
+                with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
                     socks[sent % sockets].sendto(pool[sent % len(pool)], (host, port))
-                except (BlockingIOError, ConnectionRefusedError):
-                    pass
                 sent += 1
             for sock in socks:  # drain the hub's answers so nothing piles up
                 try:

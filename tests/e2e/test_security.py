@@ -1,0 +1,135 @@
+"""Address validation, anti-amplification and flood control against a real hub process."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from shared import envelope, events
+from tests.tools.clientproc import PipedClient
+from tests.tools.hubproc import BIN, HubProcess, running_hub
+from tests.tools.junk import junk_pool
+
+#: Trusting only IPv6 loopback makes every 127.0.0.1 client an untrusted one.
+UNTRUSTED = ("--trust", "::1/128")
+
+
+def _drain(sock: socket.socket) -> int:
+    """Read what is still queued (late answers); return the byte count."""
+    sock.setblocking(False)
+    total = 0
+    try:
+        while True:
+            total += len(sock.recv(65535))
+    except BlockingIOError:
+        return total
+
+
+def _exchange(sock: socket.socket, hub: HubProcess, data: bytes, wait: float = 0.2) -> bytes:
+    """Send ``data`` and return the one answer (or b"" if none within ``wait``)."""
+    _drain(sock)
+    sock.sendto(data, hub.address)
+    sock.settimeout(wait)
+    try:
+        return sock.recv(65535)
+    except TimeoutError:
+        return b""
+
+
+def test_hub_sends_an_unvalidated_address_at_most_three_times_what_it_sent(tmp_path: Path) -> None:
+    with running_hub(tmp_path, *UNTRUSTED) as hub, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        probes = [
+            envelope.encode(events.Hello(nick="eve")),  # unpadded hello: too small for a challenge
+            envelope.encode(events.Hello(nick="eve", pad=bytes(40))),
+            envelope.encode(events.Ping()),
+            b"x",
+            b"hi",
+            b"hello there, anybody?",
+            "é".encode(),
+            b"\xff\xfe",
+            *junk_pool(seed=5, size=300),
+        ]
+        sent = received = 0
+        for probe in probes:
+            sent += len(probe)
+            sock.sendto(probe, hub.address)
+            time.sleep(0.002)
+            received += _drain(sock)
+        time.sleep(0.3)
+        received += _drain(sock)
+        assert 0 < received <= 3 * sent
+        challenge = envelope.decode(
+            _exchange(sock, hub, envelope.encode(events.Hello(nick="eve", pad=bytes(40))))
+        ).event
+        assert isinstance(challenge, events.Challenge)
+        small = envelope.encode(events.Hello(nick="eve"))
+        assert len(_exchange(sock, hub, small)) <= 3 * len(small)
+
+
+def test_untrusted_text_client_chats_only_after_typing_back_its_code(tmp_path: Path) -> None:
+    with running_hub(tmp_path, *UNTRUSTED) as hub, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        prompt = _exchange(sock, hub, b"hello, is this the chat?").decode()
+        assert "type this code" in prompt
+        code = prompt.rsplit(" ", 1)[1]
+        # Still a stranger: a 4-byte line earns at most 12 bytes back, just the code.
+        assert _exchange(sock, hub, b"/who").decode() == code
+        welcome = _exchange(sock, hub, code.lower().encode()).decode()
+        assert welcome.startswith("welcome guest-")
+        assert "in lobby" in _exchange(sock, hub, b"/who").decode()
+
+
+def test_envelope_client_from_an_untrusted_address_passes_the_cookie_check(tmp_path: Path) -> None:
+    with running_hub(tmp_path, *UNTRUSTED) as hub:
+        done = subprocess.run(
+            [str(BIN / "roomcast"), "--hub", hub.hub_arg, "--nick", "carol", "--room", "ops"],
+            input="validated\n", capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "connected as carol" in done.stderr
+
+
+def test_session_token_is_required_so_another_address_cannot_speak_for_a_client(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    bob = PipedClient(hub.port, "bob", tmp_path)
+    try:
+        bob.wait_for(lambda: "joined ops" in bob.err.read_text(), "bob to join")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spoofer:
+            forged = events.Say(id=1, room="ops", body="I am bob, trust me")
+            answer = _exchange(spoofer, hub, envelope.encode(forged, token=bytes(16)))
+            error = envelope.decode(answer).event
+            assert isinstance(error, events.Error) and error.code == "unknown-session"
+        time.sleep(0.3)
+        assert "I am bob, trust me" not in bob.bodies()
+        assert bob.finish() == 0
+    finally:
+        if bob.proc.poll() is None:
+            bob.proc.kill()
+            bob.proc.wait()
+
+
+def test_a_flooding_text_client_is_told_to_slow_down_while_others_chat_normally(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    alice, bob = PipedClient(hub.port, "alice", tmp_path), PipedClient(hub.port, "bob", tmp_path)
+    try:
+        for client in (alice, bob):
+            client.wait_for(lambda c=client: "joined ops" in c.err.read_text(), "the join")
+        replies = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flooder:
+            for n in range(60):
+                replies.append(_exchange(flooder, hub, f"spam {n}".encode(), wait=1.0).decode())
+                if n % 10 == 0:
+                    alice.say(f"normal {n // 10}")
+        assert any("slow down" in reply for reply in replies)
+        bob.wait_for(lambda: bob.bodies().count("normal 5") == 1, "alice's lines")
+        assert [b for b in bob.bodies() if b.startswith("normal")] == [f"normal {n}" for n in range(6)]
+        assert alice.finish() == 0
+        assert bob.finish() == 0
+    finally:
+        for client in (alice, bob):
+            if client.proc.poll() is None:
+                client.proc.kill()
+                client.proc.wait()
