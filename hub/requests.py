@@ -186,6 +186,11 @@ def _stats(hub: HubCore, client: Client, request: events.Stats, now: float) -> A
         f"clients {gauges['clients_envelope']} envelope, {gauges['clients_text']} text; rooms {gauges['rooms']}",
         f"datagrams in {counters['datagrams_in']}, out {counters['datagrams_out']}",
         f"messages {counters['messages']}, deliveries {counters['deliveries']}, retransmits {counters['retransmits']}",
+        f"errors {sum(v for k, v in counters.values.items() if k.startswith('errors.'))}, "
+        f"drops {sum(v for k, v in counters.values.items() if k.startswith('drops.'))}, "
+        f"evictions {counters['evictions']}",
+        f"unvalidated bytes in {counters['unvalidated_bytes_in']}, out {counters['unvalidated_bytes_out']} "
+        f"(amplification {gauges['amplification']})",
     )
     return reply(request, "hub stats", items=items)
 
