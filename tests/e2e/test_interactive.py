@@ -225,21 +225,22 @@ def test_escape_sequences_received_are_shown_as_harmless_text(hub: HubProcess, t
 
 
 @pytest.mark.parametrize(
-    "keys",
+    ("typed", "key"),
     [
-        pytest.param(["C-c"], id="ctrl-c"),
-        pytest.param(["C-d"], id="ctrl-d"),
-        pytest.param(["/quit", "Enter"], id="quit"),
+        pytest.param("half a line", "C-c", id="ctrl-c"),
+        pytest.param("", "C-d", id="ctrl-d"),
+        pytest.param("/quit", "Enter", id="quit"),
+        pytest.param("bye", "Enter", id="bye"),
     ],
 )
 def test_user_quit_exits_0_says_bye_and_restores_the_terminal(
-    hub: HubProcess, terminal: Terminal, keys: list[str]
+    hub: HubProcess, terminal: Terminal, typed: str, key: str
 ) -> None:
     terminal.start(hub)
     terminal.wait_for("joined lobby")
-    if keys[0].startswith("/"):
-        terminal.type(keys.pop(0))
-    terminal.press(*keys)
+    if typed:
+        terminal.type(typed)
+    terminal.press(key)
 
     terminal.wait_for("EXIT=0")
     terminal.wait_for("TTY=restored")
@@ -249,7 +250,7 @@ def test_user_quit_exits_0_says_bye_and_restores_the_terminal(
 def test_sigterm_exits_0_and_says_bye(hub: HubProcess, terminal: Terminal) -> None:
     terminal.start(hub)
     terminal.wait_for("joined lobby")
-    terminal.type("never sent")
+    terminal.type("half a line")
 
     os.kill(terminal.client_pid(), signal.SIGTERM)
 
