@@ -74,7 +74,7 @@ class ChatSession:
             self.show(render.error(event.error.text))
         elif isinstance(event, link.Problem):
             self.show(render.error(event.error.text))
-            if event.error.code in ("nick-taken", "hub-full", "too-many-clients", "shutting-down"):
+            if event.error.code in link.FATAL_AT_HELLO:
                 self.fatal = event.error.text
         elif isinstance(event, link.Connected):
             self.connected = True

@@ -23,6 +23,7 @@ LINGER = 0.3
 
 @attrs.define
 class PlainState:
+    sent: int = 0
     replies: int = 0
     bye: bool = False
     refused: bool = False
@@ -41,28 +42,26 @@ async def run_plain(options: ClientOptions) -> int:
         await sock.connect(hub)  # so that ICMP "port unreachable" is reported to us
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_receive, sock, state, nursery.cancel_scope)
-            sent = await _send_lines(sock, state)
-            if sent and not state.bye:
+            await _send_lines(sock, state)
+            if state.sent and not state.bye:
                 with trio.move_on_after(limits.CONNECT_TIMEOUT):
                     await state.answered.wait()
                 await trio.sleep(LINGER)
             nursery.cancel_scope.cancel()
-    if state.refused or (sent and not state.replies):
+    if state.refused or (state.sent and not state.replies):
         print(f"roomcast: no answer from {options.hub}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _send_lines(sock: trio.socket.SocketType, state: PlainState) -> int:
-    sent = 0
+async def _send_lines(sock: trio.socket.SocketType, state: PlainState) -> None:
     while not state.bye:
         line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
         if not line:
-            break
+            return
         state.answered = trio.Event()
         await sock.send(line.rstrip("\r\n").encode())
-        sent += 1
-    return sent
+        state.sent += 1
 
 
 async def _receive(sock: trio.socket.SocketType, state: PlainState, scope: trio.CancelScope) -> None:

@@ -71,6 +71,7 @@ class LinkRunner:
         while True:
             await self._flush()
             if self.link.state is LinkState.CLOSED:
+                await self._flush()  # close() may have queued the bye during the last flush
                 return
             deadline = self.link.next_deadline()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as self._wait_scope:

@@ -100,7 +100,7 @@ class HubCore:
             client.wake = float("inf")
             self._wake(client, now)
 
-    def shutdown(self, reason: str = "the hub is shutting down") -> None:
+    def shutdown(self, reason: str = "the hub is restarting") -> None:
         """Refuse new joins and tell every client the hub is going."""
         self.accepting = False
         bye = envelope.encode(events.Bye(reason=reason))
@@ -221,15 +221,15 @@ class HubCore:
             self.counters.inc("challenges")
             self.send_unvalidated(envelope.encode(challenge), address, received)
             return
+        if not self.accepting:
+            self._refuse(address, "shutting-down", "the hub is restarting; try again shortly")
+            return
         existing = self.registry.clients.get(address)
         if existing is not None and existing.link is not None and fold(existing.nick) == fold(hello.nick):
             self._welcome(existing)  # our welcome was lost: say it again
             return
         if existing is not None:
             self.leave(existing, "reconnected", now)
-        if not self.accepting:
-            self._refuse(address, "shutting-down", "the hub is shutting down; try again shortly")
-            return
         client = self.new_client(
             address, hello.nick, now, link=Link(token=self.random_bytes(limits.TOKEN_BYTES))
         )

@@ -30,7 +30,7 @@ def carry_out(hub: HubCore, client: Client, request: Any, now: float) -> Answer:
     try:
         return handler(hub, client, request, now)
     except Refused as refusal:
-        hub.counters.inc(f"errors.{refusal.code}")
+        hub.note_bad_input(refusal.code, f"{client.nick}: {refusal.text}", client.address, now)
         return events.Error(code=refusal.code, text=refusal.text, id=request.id)
 
 

@@ -35,7 +35,8 @@ def deliver(hub: HubCore, client: Client, line: bytes, live: bool | None = None)
     mode = client.text
     assert mode is not None
     if mode.live if live is None else live:
-        hub.send(text.truncate_utf8(line, limits.MAX_TEXT_REPLY), client.address)
+        # Live lines end with a newline: netcat prints datagrams back to back.
+        hub.send(text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n", client.address)
         hub.counters.inc("deliveries")
         return
     if len(mode.queue) == mode.queue.maxlen:
@@ -84,7 +85,11 @@ def _reply(hub: HubCore, address: Address, client: Client | None, answer: list[s
         )
         return
     mode = client.text
-    hub.send(text.pack_reply(list(mode.queue), answer, dropped=mode.overflowed), address)
+    if mode.live:
+        reply = text.pack_reply(list(mode.queue), answer, limits.MAX_TEXT_REPLY - 1, mode.overflowed) + b"\n"
+    else:
+        reply = text.pack_reply(list(mode.queue), answer, dropped=mode.overflowed)
+    hub.send(reply, address)
     mode.queue.clear()
     mode.overflowed = 0
 
@@ -95,10 +100,12 @@ def _command(hub: HubCore, client: Client, line: str, now: float) -> list[str] |
     assert mode is not None
     if line != text.BYE and not hub.allow(client, now):
         return [f"error: {hub.slow_down_text(client)}"]
+    if not line.strip():
+        return [] if mode.queue else ["(no new messages)"]  # an empty line collects what arrived
     try:
         command = text.parse_line(line, _current_room(hub, client))
     except text.TextCommandError as exc:
-        hub.counters.inc("errors.bad-command")
+        hub.note_bad_input("bad-command", f"{client.nick}: {exc}", client.address, now)
         return [f"error: {exc}"]
     if isinstance(command, text.Leave):
         hub.leave(client, "quit", now)

@@ -23,6 +23,11 @@ from shared.reliable import Reorder, SendWindow
 
 Shown = events.Deliver | events.Presence
 
+#: Refusals that mean "not now": the request (or hello) is sent again after a pause.
+TRANSIENT = frozenset({"slow-down", "shutting-down"})
+#: Refusals of a hello that no retry can fix.
+FATAL_AT_HELLO = frozenset({"nick-taken", "hub-full", "too-many-clients"})
+
 
 class LinkState(enum.Enum):
     CONNECTING = "connecting"
@@ -257,6 +262,8 @@ class HubLink:
         self._pump(now)
 
     def _lost(self, reason: str, now: float) -> list[LinkEvent]:
+        if self.state is LinkState.CONNECTING:
+            return []
         self.state = LinkState.CONNECTING
         self._cookie = b""
         self._connecting_since = now
@@ -310,11 +317,13 @@ class HubLink:
             return self._lost("the hub restarted or forgot this session", now)
         request = self._inflight.get(error.id) if error.id else None
         if request is None:
-            if self.state is LinkState.CONNECTING and error.code != "unknown-session":
+            if error.code in TRANSIENT or error.code == "unknown-session":
+                return []  # the hello goes again on its timer
+            if self.state is LinkState.CONNECTING and error.code in FATAL_AT_HELLO:
                 self.state = LinkState.CLOSED
             return [Problem(error)]
-        if error.code == "slow-down":
-            self._hold_until = now + max(error.after, limits.MIN_RTO)
+        if error.code in TRANSIENT:
+            self._hold_until = now + max(error.after, limits.MIN_RTO if error.code == "slow-down" else 1.0)
             return []  # it stays in flight and goes again after the pause
         del self._inflight[error.id]
         self._window.acknowledge(error.id, now)
@@ -409,7 +418,11 @@ class HubLink:
         return []
 
     def _on_bye(self, bye: events.Bye, now: float) -> list[LinkEvent]:
-        return self._lost(f"the hub said: {bye.reason or 'bye'}", now)
+        """The hub is going (it drains for a moment first): keep acking what it still
+        sends, and come back once it is up again."""
+        lost = self._lost(f"the hub said: {bye.reason or 'bye'}", now)
+        self._hello_at = now + 1.0
+        return lost
 
     def _on_pong(self, _pong: events.Pong, _now: float) -> list[LinkEvent]:
         return []

@@ -149,8 +149,8 @@ def test_sigterm_tells_members_and_exits_0(hub: HubProcess) -> None:
         nc.send("/live on")
         nc.wait_for("live mode on")
         assert hub.stop(signal.SIGTERM, timeout=5.0) == 0
-        alice.wait_for(screen.notice("the hub said: the hub is shutting down; reconnecting.*"), "err")
-        nc.wait_for(re.escape("hub: the hub is shutting down"))
+        alice.wait_for(screen.notice("the hub said: the hub is restarting; reconnecting.*"), "err")
+        nc.wait_for(re.escape("hub: the hub is restarting"))
     log = hub.log()
     assert "SIGTERM: draining" in log
     assert "hub stopped:" in log

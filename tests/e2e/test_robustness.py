@@ -14,7 +14,6 @@ import threading
 import time
 
 import msgpack
-import pytest
 
 from shared import envelope, events
 from tests.tools import screen
@@ -170,11 +169,6 @@ def test_text_errors_say_what_was_wrong(hub: HubProcess) -> None:
         assert guest.stray(wait=0.2) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub logs nothing for refused text commands (bad names, unknown rooms/nicks): "
-    "textfront._command and requests.carry_out only count them",
-)
 def test_hub_logs_refused_names_and_unknown_rooms_and_nicks(hub: HubProcess) -> None:
     with TextbookClient(*hub.address) as guest:
         guest.say("hello")

@@ -52,9 +52,9 @@ def one(kind: type[E], items: list[Any]) -> E:
 class Hub:
     """A HubCore, a mailbox per address, and the time (moved only by :meth:`advance`)."""
 
-    def __init__(self, config: HubConfig | None = None, seed: int = 7) -> None:
-        self.now = 0.0
-        self.core = new_core(config, 0.0, seed)
+    def __init__(self, config: HubConfig | None = None, seed: int = 7, start: float = 0.0) -> None:
+        self.now = start
+        self.core = new_core(config, start, seed)
         self.mail: defaultdict[Address, list[bytes]] = defaultdict(list)
         self.bytes_in: Counter[Address] = Counter()
         self.bytes_out: Counter[Address] = Counter()
@@ -90,20 +90,40 @@ class Hub:
 
 
 class Peer:
-    """A scripted envelope client: builds envelopes by hand, so it can also misbehave."""
+    """A scripted envelope client: builds envelopes by hand, so it can also misbehave.
 
-    def __init__(self, hub: Hub, port: int, host: str = HOST) -> None:
+    With ``auto_ack`` it acknowledges every room event and private message it reads, as a
+    well-behaved client does; without, the hub's retransmissions and windows show.
+    """
+
+    def __init__(self, hub: Hub, port: int, host: str = HOST, auto_ack: bool = True) -> None:
         self.hub = hub
         self.address: Address = (host, port)
+        self.auto_ack = auto_ack
         self.token = b""
         self.next_id = 1
+        self.inbox: list[Any] = []
 
     def send(self, event: events.Event, token: bytes | None = None) -> None:
         self.hub.feed(envelope.encode(event, token=self.token if token is None else token), self.address)
 
     def received(self) -> list[Any]:
-        """Events the hub sent this peer since the last call."""
-        return [envelope.decode(data).event for data in self.hub.take(self.address)]
+        """Events the hub sent this peer that were not read yet, oldest first."""
+        while mail := self.hub.take(self.address):
+            got = [envelope.decode(data).event for data in mail]
+            self.inbox += got
+            if self.auto_ack and self.token:
+                self._ack(got)
+        out, self.inbox = self.inbox, []
+        return out
+
+    def _ack(self, got: list[Any]) -> None:
+        newest: dict[str, int] = {}
+        for event in got:
+            if isinstance(event, events.Deliver | events.Presence) and not event.history:
+                newest[event.room] = max(newest.get(event.room, 0), event.seq)
+        for stream, seq in newest.items():
+            self.ack(stream, seq)
 
     def connect(self, nick: str) -> events.Welcome:
         self.send(events.Hello(nick=nick))
@@ -121,19 +141,21 @@ class Peer:
         return request
 
     def ask(self, kind: type[Any], **fields: Any) -> events.Reply | events.Error:
-        """Send a request and return its one answer (other events received are dropped)."""
+        """Send a request and return its one answer; other events stay for :meth:`received`."""
         request = self.request(kind, **fields)
-        answers = [e for e in self.received() if isinstance(e, events.Reply | events.Error)]
-        assert [a.id for a in answers] == [request.id], answers
+        got = self.received()
+        answers = [e for e in got if isinstance(e, events.Reply | events.Error) and e.id == request.id]
+        assert len(answers) == 1, got
+        self.inbox = [e for e in got if e is not answers[0]]
         return answers[0]
 
     def ack(self, room: str, upto: int, sack: tuple[int, ...] = ()) -> None:
         self.send(events.Ack(stream=room, upto=upto, sack=sack))
 
 
-def envelope_peer(hub: Hub, port: int, nick: str, *rooms: str) -> Peer:
+def envelope_peer(hub: Hub, port: int, nick: str, *rooms: str, auto_ack: bool = True) -> Peer:
     """A connected peer in ``rooms`` (each join answered with a Reply), its inbox emptied."""
-    peer = Peer(hub, port)
+    peer = Peer(hub, port, auto_ack=auto_ack)
     peer.connect(nick)
     for room in rooms:
         assert isinstance(peer.ask(events.Join, room=room), events.Reply)
