@@ -17,6 +17,7 @@ import sys
 import trio
 
 from hub.core import LOOPBACK, HubConfig
+from hub.monitor import MonitorUnavailable, is_loopback, parse_address
 from hub.server import HubServer, ServerOptions, open_socket
 from shared import __version__, limits
 
@@ -56,6 +57,11 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
                         help="on SIGTERM, keep delivering for up to this long (default %(default)s)")  # fmt: skip
     parser.add_argument("--stats-interval", type=float, default=limits.STATS_INTERVAL,
                         help="seconds between stats lines in the log (default %(default)s)")  # fmt: skip
+    parser.add_argument("--monitor", default=environ.get("ROOMCAST_MONITOR") or None, metavar="HOST:PORT",
+                        help="serve GET /healthz /varz /connz /metrics over HTTP here (default off; "
+                        "env ROOMCAST_MONITOR; loopback only unless --monitor-any-host)")  # fmt: skip
+    parser.add_argument("--monitor-any-host", action="store_true",
+                        help="allow --monitor on a non-loopback address (the monitor has no authentication)")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"roomcast-hub {__version__}")
     args = parser.parse_args(argv)
     try:
@@ -63,10 +69,16 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
         args.trusted = (
             tuple(ipaddress.ip_network(c, strict=False) for c in args.trust) if args.trust else LOOPBACK
         )
+        args.monitor = parse_address(args.monitor) if args.monitor else None
     except ValueError as exc:
         parser.error(str(exc))
     if not 0 <= args.port <= 65535:
         parser.error(f"port {args.port} is not between 0 and 65535")
+    if args.monitor and not args.monitor_any_host and not is_loopback(args.monitor[0]):
+        parser.error(
+            f"--monitor host {args.monitor[0]} is not a loopback address; the monitor has no authentication, "
+            "so use 127.0.0.1 or ::1, or add --monitor-any-host if you mean it"
+        )
     return args
 
 
@@ -86,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             session_timeout=args.idle_timeout,
             text_session_timeout=args.text_idle_timeout,
         ),
+        monitor=args.monitor,
     )
     try:
         sock = open_socket(options.host, options.port)
@@ -96,8 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"roomcast-hub: cannot listen on {options.host} port {options.port}: {exc.strerror}; {hint}",
               file=sys.stderr)  # fmt: skip
         return 1
+    unavailable: list[str] = []
     with sock:
-        trio.run(_serve, sock, options)
+        try:
+            trio.run(_serve, sock, options)
+        except* MonitorUnavailable as group:  # the nursery wraps it; `return` is not allowed in except*
+            unavailable += (str(exc) for exc in group.exceptions)
+    if unavailable:
+        print(f"roomcast-hub: {unavailable[0]}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from hub import requests, textfront
+from hub.records import Record, SavedHistory
 from hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
 from hub.stats import Counters
 from shared import cookie, envelope, events, limits
@@ -45,6 +46,15 @@ class HubConfig:
     #: Silence after which an envelope client, or a text client, is evicted.
     session_timeout: float = limits.SESSION_TIMEOUT
     text_session_timeout: float = limits.TEXT_SESSION_TIMEOUT
+
+
+@attrs.frozen
+class Unparsable:
+    """A request whose fields were refused at decode: it still takes its turn (its id), and
+    its answer is the error."""
+
+    id: int
+    error: events.Error
 
 
 class HubCore:
@@ -73,6 +83,9 @@ class HubCore:
         self._tiebreak = itertools.count()
         self._address_buckets: dict[str, TokenBucket] = {}
         self._last_logged: dict[str, float] = {}
+        #: History records for the shell's store; None while history is kept in memory only.
+        self._records: list[Record] | None = None
+        self._next_sweep = now + limits.ROOM_SWEEP_INTERVAL
 
     # --- the shell's interface ------------------------------------------------------------------
 
@@ -88,10 +101,52 @@ class HubCore:
         out, self._out = self._out, []
         return out
 
+    def records_to_store(self) -> list[Record]:
+        """Room events and topic changes since the last call, oldest first, for the store
+        (empty unless the hub was :meth:`restore`-d from one)."""
+        if not self._records:
+            return []
+        records, self._records = self._records, []
+        return records
+
+    def restore(self, saved: SavedHistory) -> None:
+        """Start from the history a store kept: its rooms with their seqs, last events and
+        topics, and its epoch as ``hub_id`` (clients that know it keep their seqs).  From now
+        on :meth:`records_to_store` hands out what to keep."""
+        self.hub_id = saved.epoch
+        self._records = []
+        for kept in saved.rooms[: limits.MAX_ROOMS]:
+            room = Room(kept.name, seq=kept.seq)
+            room.history.extend(kept.history)  # the deque keeps the last HISTORY_PER_ROOM
+            if kept.topic is not None:
+                room.topic, room.topic_by, room.topic_ts = kept.topic.text, kept.topic.by, kept.topic.ts
+            self.registry.rooms[fold(kept.name)] = room
+
+    def keep(self, record: Record) -> None:
+        """Queue ``record`` for the store, never waiting for it: past ``STORE_BACKLOG`` queued
+        records (the disk is not keeping up) newer ones are dropped and counted."""
+        if self._records is None:
+            return
+        if len(self._records) >= limits.STORE_BACKLOG:
+            if not self.counters["drops.store-backlog"]:
+                log.warning(
+                    "history store is %d records behind: dropping new ones (counted as "
+                    "drops.store-backlog, logged once)",
+                    limits.STORE_BACKLOG,
+                )
+            self.counters.inc("drops.store-backlog")
+            return
+        self._records.append(record)
+
     def next_deadline(self) -> float | None:
-        return self._wakes[0][0] if self._wakes else None
+        return min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
 
     def on_timer(self, now: float) -> None:
+        if now >= self._next_sweep:
+            self._next_sweep = now + limits.ROOM_SWEEP_INTERVAL
+            for name in self.registry.expire(now, limits.ROOM_EXPIRY):
+                self.counters.inc("rooms_expired")
+                log.info("room %s expired: no members, no topic, quiet for %.0f s", name, limits.ROOM_EXPIRY)
         while self._wakes and self._wakes[0][0] <= now:
             at, _, address = heapq.heappop(self._wakes)
             client = self.registry.clients.get(address)
@@ -173,7 +228,17 @@ class HubCore:
             env = envelope.decode(data)
         except envelope.RemoteProtocolError as exc:
             self.note_bad_input(exc.code, exc.text, address, now)
-            self._answer(events.Error(code=exc.code, text=exc.text), address, client, len(data))
+            error = events.Error(code=exc.code, text=exc.text, id=exc.request_id)
+            if (
+                exc.request_id
+                and client is not None
+                and client.link is not None
+                and exc.token == client.link.token
+            ):
+                client.last_seen = now
+                self._request(client, Unparsable(exc.request_id, error), now)  # answered in its turn
+            else:
+                self._answer(error, address, client, len(data))
             return
         event = env.event
         if isinstance(event, events.Hello):
@@ -302,7 +367,10 @@ class HubCore:
                 self.send(envelope.encode(slow), client.address)
                 return
             del link.waiting[link.next_id]
-            outcome = requests.carry_out(self, client, pending, now)
+            if isinstance(pending, Unparsable):
+                outcome: events.Reply | events.Error = pending.error
+            else:
+                outcome = requests.carry_out(self, client, pending, now)
             if isinstance(outcome, events.Reply) and now - arrived > 0.001:
                 outcome = attrs.evolve(outcome, delay=round(now - arrived, 4))
             answer = envelope.encode(outcome)
@@ -355,8 +423,10 @@ class HubCore:
         """Give the room's next seq to the event ``make`` builds, keep it, and send it to every
         member but ``origin``.  The event is encoded once; all members get the same bytes."""
         seq = room.next_seq()
+        room.last_active = now
         event = make(seq)
         room.history.append(event)
+        self.keep(event)
         self.deliver(room.members.values(), (fold(room.name), seq), event, origin, now)
         return seq
 

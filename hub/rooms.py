@@ -85,6 +85,8 @@ class Room:
     topic: str = ""
     topic_by: str = ""
     topic_ts: float = 0.0
+    #: Monotonic time of the room's last event (see Registry.expire).
+    last_active: float = 0.0
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -186,7 +188,14 @@ class Registry:
         self.nicks[fold(nick)] = client
         return old
 
-    def forget_if_empty(self, room: Room) -> None:
-        """Drop a room nobody is in and that has no topic.  (Its history goes with it.)"""
-        if not room.members and not room.topic:
-            self.rooms.pop(fold(room.name), None)
+    def expire(self, now: float, after: float) -> list[str]:
+        """Forget rooms with no members and no topic whose last event is older than ``after``
+        seconds (their history goes with them); return their names."""
+        gone = [
+            key
+            for key, room in self.rooms.items()
+            if not room.members and not room.topic and now - room.last_active >= after
+        ]
+        for key in gone:
+            del self.rooms[key]
+        return gone

@@ -18,6 +18,7 @@ import attrs
 import trio
 
 from hub.core import HubConfig, HubCore
+from hub.monitor import serve_monitor
 from shared import limits
 
 log = logging.getLogger("roomcast.hub")
@@ -32,6 +33,8 @@ class ServerOptions:
     drain_seconds: float = limits.DRAIN_SECONDS
     stats_interval: float = limits.STATS_INTERVAL
     core: HubConfig = attrs.Factory(HubConfig)
+    #: Where to serve the HTTP monitoring endpoint (hub.monitor); None: nowhere.
+    monitor: tuple[str, int] | None = None
 
 
 def open_socket(host: str, port: int) -> socket.socket:
@@ -71,6 +74,8 @@ class HubServer:
         log.info("hub listening on %s port %d (SO_RCVBUF=%d SO_SNDBUF=%d)", host, port, rcv, snd)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
+            if self.options.monitor is not None:
+                await nursery.start(serve_monitor, self.core, *self.options.monitor)
             task_status.started()
             await self._run()
             nursery.cancel_scope.cancel()

@@ -25,21 +25,21 @@ def _bucket(now: float) -> int:
 
 
 def _mac(secret: bytes, address: tuple[Any, ...], bucket: int, size: int) -> bytes:
-    key = hmac.digest(secret, bucket.to_bytes(8, "big"), hashlib.sha256)
+    key = hmac.digest(secret, bucket.to_bytes(8, "big", signed=True), hashlib.sha256)
     message = f"{address[0]}|{address[1]}".encode()
     return hmac.digest(key, message, hashlib.sha256)[:size]
 
 
 def make_cookie(secret: bytes, address: tuple[Any, ...], now: float) -> bytes:
     bucket = _bucket(now)
-    return bucket.to_bytes(8, "big") + _mac(secret, address, bucket, COOKIE_MAC)
+    return bucket.to_bytes(8, "big", signed=True) + _mac(secret, address, bucket, COOKIE_MAC)
 
 
 def check_cookie(secret: bytes, address: tuple[Any, ...], cookie: bytes, now: float) -> bool:
     """True if ``cookie`` was made for ``address`` in this time bucket or the one before."""
     if len(cookie) != 8 + COOKIE_MAC:
         return False
-    bucket = int.from_bytes(cookie[:8], "big")
+    bucket = int.from_bytes(cookie[:8], "big", signed=True)
     if bucket not in (_bucket(now), _bucket(now) - 1):
         return False
     return hmac.compare_digest(cookie[8:], _mac(secret, address, bucket, COOKIE_MAC))

@@ -35,6 +35,10 @@ class RemoteProtocolError(Exception):
         super().__init__(text)
         self.code = code
         self.text = text
+        #: When a request was refused for its fields: its id and the token it came with, so
+        #: the hub can answer that request by id (and not wait for it for ever).
+        self.request_id = 0
+        self.token = b""
 
 
 class LocalProtocolError(Exception):
@@ -102,7 +106,13 @@ def decode(data: bytes) -> Envelope:
     token = wire.get(TOKEN_KEY, b"")
     if not isinstance(token, bytes) or len(token) not in (0, limits.TOKEN_BYTES):
         raise RemoteProtocolError("bad-type", f"session token must be {limits.TOKEN_BYTES} bytes")
-    return Envelope(_build(cls, wire), token)
+    try:
+        return Envelope(_build(cls, wire), token)
+    except RemoteProtocolError as exc:
+        request_id = wire.get("id")
+        if cls in events.REQUESTS and type(request_id) is int and 0 < request_id < 2**63:
+            exc.request_id, exc.token = request_id, token
+        raise
 
 
 def _unpack(body: bytes) -> dict[str, Any]:

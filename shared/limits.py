@@ -137,3 +137,22 @@ STATS_INTERVAL: Final = 60.0
 DRAIN_SECONDS: Final = 2.0
 #: Room messages kept per room for history and catch-up.
 HISTORY_PER_ROOM: Final = 200
+#: A room with no members and no topic is forgotten, history and all, this long after its
+#: last event; the hub looks for such rooms every ROOM_SWEEP_INTERVAL.
+ROOM_EXPIRY: Final = 3600.0
+ROOM_SWEEP_INTERVAL: Final = 60.0
+
+# --- history on disk (--data-dir) ----------------------------------------------------------------
+
+#: Seconds between two commits of room history to disk: a kill -9 loses at most about this
+#: much (plus one commit in progress).
+STORE_INTERVAL: Final = 0.1
+#: History records waiting for the disk; beyond this the hub drops (and counts) new ones
+#: rather than wait: a slow disk must never stall the hub loop.
+STORE_BACKLOG: Final = 10_000
+#: Rows a room may gain on disk beyond HISTORY_PER_ROOM before the store trims it.
+STORE_TRIM_SLACK: Final = 50
+#: After a restart from disk, room seqs go on this far beyond the last stored one.  Records
+#: not yet on disk at a crash (at most two backlogs' worth) or dropped had seqs that clients
+#: may have seen: new messages must never reuse them under the same history epoch.
+RESTORE_SEQ_SKIP: Final = 1_000_000

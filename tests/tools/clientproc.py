@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -56,3 +57,14 @@ class PipedClient:
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         return code
+
+    def kill(self) -> None:
+        """Stop the process if it still runs, and close its pipes (no ResourceWarning)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._reader.join(timeout=5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None and not pipe.closed:
+                with contextlib.suppress(BrokenPipeError):
+                    pipe.close()

@@ -92,8 +92,9 @@ class Hub:
 class Peer:
     """A scripted envelope client: builds envelopes by hand, so it can also misbehave.
 
-    With ``auto_ack`` it acknowledges every room event and private message it reads, as a
-    well-behaved client does; without, the hub's retransmissions and windows show.
+    With ``auto_ack`` it acknowledges every room event and private message it reads and hides
+    retransmitted ones, as a well-behaved client does; without, the hub's retransmissions and
+    windows show.
     """
 
     def __init__(self, hub: Hub, port: int, host: str = HOST, auto_ack: bool = True) -> None:
@@ -103,6 +104,7 @@ class Peer:
         self.token = b""
         self.next_id = 1
         self.inbox: list[Any] = []
+        self._seen: set[tuple[str, int]] = set()
 
     def send(self, event: events.Event, token: bytes | None = None) -> None:
         self.hub.feed(envelope.encode(event, token=self.token if token is None else token), self.address)
@@ -111,11 +113,22 @@ class Peer:
         """Events the hub sent this peer that were not read yet, oldest first."""
         while mail := self.hub.take(self.address):
             got = [envelope.decode(data).event for data in mail]
-            self.inbox += got
             if self.auto_ack and self.token:
+                got = [event for event in got if self._first_time(event)]
                 self._ack(got)
+            self.inbox += got
         out, self.inbox = self.inbox, []
         return out
+
+    def _first_time(self, event: Any) -> bool:
+        """Like a real client, show a retransmitted room event only once."""
+        if not isinstance(event, events.Deliver | events.Presence) or event.history:
+            return True
+        key = (event.room.lower(), event.seq)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
     def _ack(self, got: list[Any]) -> None:
         newest: dict[str, int] = {}
