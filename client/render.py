@@ -11,7 +11,7 @@ import time
 import zlib
 
 from shared import events, text
-from shared.link import Shown
+from shared.inbox import Shown
 
 Fragments = list[tuple[str, str]]
 

@@ -1,24 +1,27 @@
 """``roomcast-hub``: command line, logging and exit codes of the hub process.
 
 Exit codes: 0 after a clean shutdown on SIGINT/SIGTERM, 1 on a runtime error (with a one-line
-hint, e.g. the port is in use), 2 on bad usage.
+hint, e.g. the port is in use, or the --data-dir cannot be used), 2 on bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import ipaddress
 import logging
 import os
 import socket
 import sys
+from pathlib import Path
 
 import trio
 
 from hub.core import LOOPBACK, HubConfig
 from hub.monitor import MonitorUnavailable, is_loopback, parse_address
 from hub.server import HubServer, ServerOptions, open_socket
+from hub.store import HistoryStore, StoreError
 from shared import __version__, limits
 
 log = logging.getLogger("roomcast.hub")
@@ -62,6 +65,9 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
                         "env ROOMCAST_MONITOR; loopback only unless --monitor-any-host)")  # fmt: skip
     parser.add_argument("--monitor-any-host", action="store_true",
                         help="allow --monitor on a non-loopback address (the monitor has no authentication)")  # fmt: skip
+    parser.add_argument("--data-dir", type=Path, default=environ.get("ROOMCAST_DATA_DIR") or None, metavar="DIR",
+                        help="keep room history and topics in DIR (created if missing) so a restarted hub "
+                        "still has them (default: in memory only; env ROOMCAST_DATA_DIR)")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"roomcast-hub {__version__}")
     args = parser.parse_args(argv)
     try:
@@ -112,17 +118,23 @@ def main(argv: list[str] | None = None) -> int:
     unavailable: list[str] = []
     with sock:
         try:
-            trio.run(_serve, sock, options)
-        except* MonitorUnavailable as group:  # the nursery wraps it; `return` is not allowed in except*
-            unavailable += (str(exc) for exc in group.exceptions)
+            store = HistoryStore.open(args.data_dir) if args.data_dir is not None else None
+        except StoreError as exc:
+            print(f"roomcast-hub: {exc}", file=sys.stderr)
+            return 1
+        with store or contextlib.nullcontext():
+            try:
+                trio.run(_serve, sock, options, store)
+            except* MonitorUnavailable as group:  # the nursery wraps it; `return` is not allowed in except*
+                unavailable += (str(exc) for exc in group.exceptions)
     if unavailable:
         print(f"roomcast-hub: {unavailable[0]}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _serve(sock: socket.socket, options: ServerOptions) -> None:
-    await HubServer(sock, options).serve()
+async def _serve(sock: socket.socket, options: ServerOptions, store: HistoryStore | None) -> None:
+    await HubServer(sock, options, store).serve()
 
 
 if __name__ == "__main__":

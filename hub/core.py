@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from hub import requests, textfront
-from hub.records import Record, SavedHistory
+from hub.records import Record, RoomGone, SavedHistory
 from hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
 from hub.stats import Counters
 from shared import cookie, envelope, events, limits
@@ -118,6 +118,8 @@ class HubCore:
         for kept in saved.rooms[: limits.MAX_ROOMS]:
             room = Room(kept.name, seq=kept.seq)
             room.history.extend(kept.history)  # the deque keeps the last HISTORY_PER_ROOM
+            if kept.history:  # it expires as if the hub had never stopped
+                room.last_active = kept.history[-1].ts - self.wall_offset
             if kept.topic is not None:
                 room.topic, room.topic_by, room.topic_ts = kept.topic.text, kept.topic.by, kept.topic.ts
             self.registry.rooms[fold(kept.name)] = room
@@ -146,6 +148,7 @@ class HubCore:
             self._next_sweep = now + limits.ROOM_SWEEP_INTERVAL
             for name in self.registry.expire(now, limits.ROOM_EXPIRY):
                 self.counters.inc("rooms_expired")
+                self.keep(RoomGone(name))
                 log.info("room %s expired: no members, no topic, quiet for %.0f s", name, limits.ROOM_EXPIRY)
         while self._wakes and self._wakes[0][0] <= now:
             at, _, address = heapq.heappop(self._wakes)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from hub.records import RoomTopic
 from hub.rooms import Client, Refused
 from shared import events, limits
 from shared.names import fold
@@ -142,6 +143,7 @@ def _topic(hub: HubCore, client: Client, request: events.Topic, now: float) -> A
     if request.set:
         _member_room(hub, client, request.room)
         room.topic, room.topic_by, room.topic_ts = request.text, client.nick, hub.wall(now)
+        hub.keep(RoomTopic(room=room.name, text=room.topic, by=room.topic_by, ts=room.topic_ts))
         seq = hub.publish(
             room, _presence(hub, room.name, client.nick, "topic", request.text, now), client, now
         )

@@ -4,6 +4,8 @@ One task does the work: wait until the socket is readable or the core's next dea
 drain the socket (up to ``RECV_BATCH`` datagrams) into the core, run its timers, and send what
 it produced with non-blocking ``sendto`` (awaiting writability only on EAGAIN).  No task per
 datagram, no log line on the hot path.  A second task turns SIGINT/SIGTERM into a drain.
+With ``--data-dir`` a third one commits the core's history records to disk every
+``STORE_INTERVAL`` in a worker thread (``hub.store``), so the loop never waits for the disk.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import trio
 
 from hub.core import HubConfig, HubCore
 from hub.monitor import serve_monitor
+from hub.store import HistoryStore, StoreError
 from shared import limits
 
 log = logging.getLogger("roomcast.hub")
@@ -55,10 +58,16 @@ def open_socket(host: str, port: int) -> socket.socket:
 class HubServer:
     """Runs a HubCore on a socket until a signal (or ``stop``) ends it after a drain."""
 
-    def __init__(self, sock: socket.socket, options: ServerOptions) -> None:
+    def __init__(
+        self, sock: socket.socket, options: ServerOptions, store: HistoryStore | None = None
+    ) -> None:
         self.sock = sock
         self.options = options
         self.core = HubCore(options.core, trio.current_time(), wall_offset=time.time() - trio.current_time())
+        #: Where room history is kept (``--data-dir``); None: in memory only.  The caller closes it.
+        self.store = store
+        if store is not None:
+            self.core.restore(store.load())
         self._stopping = False
         self._wait_scope = trio.CancelScope()
 
@@ -74,6 +83,8 @@ class HubServer:
         log.info("hub listening on %s port %d (SO_RCVBUF=%d SO_SNDBUF=%d)", host, port, rcv, snd)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
+            if self.store is not None:
+                nursery.start_soon(self._keep_history, self.store)
             if self.options.monitor is not None:
                 await nursery.start(serve_monitor, self.core, *self.options.monitor)
             task_status.started()
@@ -89,6 +100,34 @@ class HubServer:
                 )
                 self.stop()
                 return
+
+    async def _keep_history(self, store: HistoryStore) -> None:
+        """Every STORE_INTERVAL, commit the records the core handed out since the last time, in a
+        worker thread.  Cancelled at shutdown, it commits what is left before it returns."""
+        try:
+            while True:
+                await trio.sleep(limits.STORE_INTERVAL)
+                records = self.core.records_to_store()
+                if not records:
+                    continue
+                try:
+                    # Not abandoned on cancel: a batch taken from the core always reaches the disk.
+                    await trio.to_thread.run_sync(store.write, records)
+                except StoreError as exc:
+                    self._history_lost(exc, len(records))
+        finally:
+            records = self.core.records_to_store()
+            try:
+                store.write(records)  # in this thread: the hub loop has stopped, nothing waits
+            except StoreError as exc:
+                self._history_lost(exc, len(records))
+
+    def _history_lost(self, error: StoreError, count: int) -> None:
+        """A batch did not reach the disk (e.g. it is full): count it, log the first time."""
+        if not self.core.counters["errors.store"]:
+            log.error("%s; the hub goes on, keeping less history (counted as errors.store)", error)
+        self.core.counters.inc("errors.store")
+        self.core.counters.inc("drops.store", count)
 
     async def _run(self) -> None:
         now = trio.current_time()

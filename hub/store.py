@@ -82,7 +82,8 @@ class HistoryStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot keep history in {directory}: {exc}") from exc
+            hint = "--data-dir must be a directory this user can write"
+            raise StoreError(f"cannot keep history in {directory}: {exc}; {hint}") from exc
         try:
             store = cls(db, path)
             store._prepare()
@@ -154,6 +155,12 @@ class HistoryStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     # --- rows ------------------------------------------------------------------------------------
 

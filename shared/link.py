@@ -18,10 +18,8 @@ from typing import Any
 import attrs
 
 from shared import envelope, events, limits
-from shared.names import fold
-from shared.reliable import Reorder, SendWindow
-
-Shown = events.Deliver | events.Presence
+from shared.inbox import Inbox, Shown
+from shared.reliable import SendWindow
 
 #: Refusals that mean "not now": the request (or hello) is sent again after a pause.
 TRANSIENT = frozenset({"slow-down", "shutting-down"})
@@ -85,27 +83,6 @@ class Unreachable:
 LinkEvent = Connected | Show | Answered | Refused | Problem | Reconnecting | Unreachable
 
 
-@attrs.define
-class RoomStream:
-    """One joined room: its deliveries are released in seq order."""
-
-    name: str
-    order: Reorder[Shown | None] = attrs.Factory(Reorder)
-    #: Deliveries (and own seqs, as None) that arrived before the join's answer told us where
-    #: the stream starts.
-    early: list[tuple[int, Shown | None]] = attrs.Factory(list)
-    started: bool = False
-    last_seq: int = 0
-    #: Rejoined after a lost session: once the join is answered, ask for what was missed.
-    catch_up: bool = False
-
-
-@attrs.define
-class _AckState:
-    due: float | None = None
-    count: int = 0
-
-
 class HubLink:
     """One client's session with the hub (see module docstring)."""
 
@@ -115,14 +92,12 @@ class HubLink:
         self.state = LinkState.CONNECTING
         self.token = b""
         self.hub_id = b""
-        self.rooms: dict[str, RoomStream] = {}
-        self.direct: Reorder[Shown | None] = Reorder()
+        self.inbox = Inbox()
         self._window: SendWindow[int] = SendWindow()
         self._inflight: dict[int, Any] = {}
         self._backlog: deque[Any] = deque()
         self._next_id = 1
         self._hold_until = 0.0
-        self._acks: dict[str, _AckState] = {}
         self._out: list[bytes] = []
         self._cookie = b""
         self._hello_at = now
@@ -163,7 +138,7 @@ class HubLink:
         else:
             deadlines = [self._ping_at(), self._last_heard + limits.HUB_SILENCE_TIMEOUT]
             deadlines.append(max(self._window.next_deadline() or float("inf"), self._hold_until))
-            deadlines.extend(ack.due for ack in self._acks.values() if ack.due is not None)
+            deadlines.append(self.inbox.next_ack_deadline() or float("inf"))
         if self.give_up_after is not None:
             deadlines.append(self._connecting_since + self.give_up_after)
         return min(deadlines)
@@ -179,9 +154,8 @@ class HubLink:
             for data in self._window.due(now):
                 self._out.append(data)
                 self._last_sent = now
-        for stream, ack in self._acks.items():
-            if ack.due is not None and ack.due <= now:
-                self._send_ack(stream, now)
+        self.inbox.on_timer(now)
+        self._send_acks(now)
         if now >= self._ping_at():
             self._send(events.Ping(), now)
         return []
@@ -199,7 +173,9 @@ class HubLink:
             return []  # not from a hub that speaks our protocol: ignore
         self._last_heard = now
         handler = _DISPATCH.get(type(event))
-        return handler(self, event, now) if handler is not None else []
+        found = handler(self, event, now) if handler is not None else []
+        self._send_acks(now)
+        return found
 
     # --- handshake ----------------------------------------------------------------------------------
 
@@ -233,31 +209,24 @@ class HubLink:
             return []
         reconnected = self._ever_connected
         self.state, self.token, self.nick = LinkState.OPEN, welcome.token, welcome.nick
-        if self.hub_id and welcome.hub != self.hub_id:
-            # Another hub history: our seqs mean nothing there; catch up on all it kept.
-            for stream in self.rooms.values():
-                stream.last_seq = 0
+        same_history = not self.hub_id or welcome.hub == self.hub_id
         self.hub_id = welcome.hub
         if welcome.idle > 0:
             self._ping_interval = min(limits.PING_INTERVAL, welcome.idle / 3)
         self._ever_connected = True
-        self._rebuild(now)
+        self._rebuild(same_history, now)
         return [Connected(self.nick, reconnected)]
 
-    def _rebuild(self, now: float) -> None:
+    def _rebuild(self, same_history: bool, now: float) -> None:
         """A new session: rejoin every room (asking for what was missed), then resend every
         request not yet answered, in order, under new ids."""
         unanswered = [self._inflight[i] for i in sorted(self._inflight)]
         self._inflight.clear()
         self._window.pop_all()
         self._next_id = 1
-        self._acks.clear()
-        rejoin: list[Any] = []
-        for stream in self.rooms.values():
-            rejoin.append(events.Join(id=0, room=stream.name))
-            stream.order, stream.started, stream.early, stream.catch_up = Reorder(), False, [], True
-        self.direct = Reorder()
-        pending = [r for r in unanswered if not isinstance(r, events.Join) or fold(r.room) not in self.rooms]
+        self.inbox.restart(same_history)
+        rejoin: list[Any] = [events.Join(id=0, room=name) for name in self.inbox.names()]
+        pending = [r for r in unanswered if not isinstance(r, events.Join) or r.room not in self.inbox]
         self._backlog.extendleft(reversed(rejoin + pending))
         self._pump(now)
 
@@ -282,7 +251,7 @@ class HubLink:
             request = attrs.evolve(self._backlog.popleft(), id=self._next_id)
             self._next_id += 1
             if isinstance(request, events.Join):
-                self.rooms.setdefault(fold(request.room), RoomStream(request.room))
+                self.inbox.joining(request.room)
             self._inflight[request.id] = request
             data = self._send(request, now)
             self._window.track(request.id, data, now)
@@ -302,13 +271,16 @@ class HubLink:
         self._out.extend(self._window.resend_missing([i for i in self._inflight if i < reply.id - 1], now))
         shown: list[LinkEvent] = [Answered(request, reply)]
         if isinstance(request, events.Join):
-            shown += self._start_stream(fold(request.room), reply.seq, now)
+            ready, catch_up = self.inbox.start(request.room, reply.seq, now)
+            shown += [Show(event) for event in ready]
+            if catch_up is not None:
+                self.submit(catch_up, now)
         elif isinstance(request, events.Part):
-            self.rooms.pop(fold(request.room), None)
+            self.inbox.left(request.room)
         elif isinstance(request, events.Nick):
             self.nick = request.nick
         elif reply.seq and isinstance(request, events.Say | events.Topic):
-            shown += self._own_seq(fold(request.room), reply.seq, now)
+            shown += [Show(event) for event in self.inbox.own(request.room, reply.seq, now)]
         self._pump(now)
         return shown
 
@@ -328,84 +300,18 @@ class HubLink:
         del self._inflight[error.id]
         self._window.acknowledge(error.id, now)
         if isinstance(request, events.Join):
-            self.rooms.pop(fold(request.room), None)
+            self.inbox.left(request.room)
         self._pump(now)
         return [Refused(request, error)]
 
     # --- deliveries ---------------------------------------------------------------------------------
 
-    def _start_stream(self, key: str, seq: int, now: float) -> list[LinkEvent]:
-        stream = self.rooms.get(key)
-        if stream is None or stream.started:
-            return []
-        if stream.catch_up:
-            # Missed: what came after the last seq we showed, up to our rejoin (from the start
-            # when the hub's history is not the one we knew: see _on_welcome).
-            since = stream.last_seq
-            if seq - 1 > since:
-                self.submit(events.History(id=0, room=stream.name, since=since, until=seq - 1), now)
-            stream.catch_up = False
-        stream.started = True
-        stream.order.skip_to(seq + 1)  # a fresh stream: nothing waits yet
-        stream.last_seq = max(stream.last_seq, seq)
-        early, stream.early = stream.early, []
-        return [event for seq, item in early for event in self._release(stream, seq, item, now)]
-
-    def _own_seq(self, key: str, seq: int, now: float) -> list[LinkEvent]:
-        """Our own line took ``seq``: the hub does not send it back, so mark it received."""
-        stream = self.rooms.get(key)
-        if stream is None:
-            return []
-        if not stream.started:
-            stream.early.append((seq, None))
-            return []
-        return self._release(stream, seq, None, now)
-
     def _on_room_event(self, event: Shown, now: float) -> list[LinkEvent]:
-        if event.history:
-            return [Show(event)]
-        if not event.room:
-            ready = self.direct.push(event.seq, event)
-            return self._shown("", None, ready, now)
-        key = fold(event.room)
-        stream = self.rooms.get(key)
-        if stream is None:
-            self._send(events.Ack(stream=event.room, upto=event.seq), now)  # not ours (any more)
-            return []
-        if not stream.started:
-            stream.early.append((event.seq, event))
-            return []
-        return self._release(stream, event.seq, event, now)
+        return [Show(shown) for shown in self.inbox.receive(event, now)]
 
-    def _release(self, stream: RoomStream, seq: int, event: Shown | None, now: float) -> list[LinkEvent]:
-        before = stream.order.duplicates
-        ready = stream.order.push(seq, event)
-        if stream.order.duplicates != before or stream.order.gap():
-            self._acks.setdefault(stream.name, _AckState()).due = now  # ack at once: loss or lost ack
-        return self._shown(fold(stream.name), stream, ready, now)
-
-    def _shown(
-        self, key: str, stream: RoomStream | None, ready: list[Shown | None], now: float
-    ) -> list[LinkEvent]:
-        name = stream.name if stream is not None else ""
-        ack = self._acks.setdefault(name, _AckState())
-        ack.count += len(ready)
-        if ack.count >= limits.ACK_EVERY:
-            ack.due = now
-        elif ack.due is None:
-            ack.due = now + limits.ACK_DELAY
-        if stream is not None:
-            stream.last_seq = stream.order.expected - 1
-        if ack.due <= now:
-            self._send_ack(name, now)
-        return [Show(item) for item in ready if item is not None]
-
-    def _send_ack(self, name: str, now: float) -> None:
-        stream = self.rooms.get(fold(name)) if name else None
-        order = stream.order if stream is not None else self.direct
-        upto, sack = order.ack()
-        self._send(events.Ack(stream=name, upto=upto, sack=sack), now)
-        self._acks[name] = _AckState()
+    def _send_acks(self, now: float) -> None:
+        for ack in self.inbox.acks_to_send():
+            self._send(ack, now)
 
     def _on_ack(self, ack: events.Ack, now: float) -> list[LinkEvent]:
         """The hub got requests beyond a gap: resend the missing ones (and any whose answer

@@ -225,7 +225,10 @@ class Wire:
         self.impairment = impairment or Impairment()
         self.links: dict[Address, HubLink] = {}
         self.events: dict[Address, list[LinkEvent]] = {}
+        #: Datagrams that reached the hub's side of the wire (or would have, if it is down), by kind.
         self.to_hub: Counter[str] = Counter()
+        #: What the impairment did: dropped, duplicated, delayed (so overtaken).
+        self.impaired: Counter[str] = Counter()
         self._flight: list[tuple[float, int, bool, Address, bytes]] = []
         self._order = itertools.count()
 
@@ -289,8 +292,8 @@ class Wire:
 
     def _arrive(self, to_hub: bool, address: Address, data: bytes) -> None:
         if to_hub:
+            self.to_hub[envelope.decode(data).event.KIND] += 1
             if self.core is not None:
-                self.to_hub[envelope.decode(data).event.KIND] += 1
                 self.core.receive_datagram(data, address, self.now)
             return
         link = self.links.get(address)
@@ -308,10 +311,13 @@ class Wire:
     def _post(self, data: bytes, address: Address, to_hub: bool) -> None:
         imp = self.impairment
         if imp.loss and imp.rng.random() < imp.loss:
+            self.impaired["dropped"] += 1
             return
         copies = 2 if imp.dup and imp.rng.random() < imp.dup else 1
+        self.impaired["duplicated"] += copies - 1
         for _ in range(copies):
             delay = imp.latency
             if imp.reorder and imp.rng.random() < imp.reorder:
                 delay += imp.rng.uniform(0.0, imp.jitter)
+                self.impaired["delayed"] += 1
             heapq.heappush(self._flight, (self.now + delay, next(self._order), to_hub, address, data))

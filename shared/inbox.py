@@ -1,0 +1,157 @@
+"""The receiving half of the client's link: each room's deliveries shown in seq order, exactly
+once, and the acknowledgements that tell the hub what arrived.
+
+Acks are delayed and cumulative (QUIC-style): one goes ``ACK_DELAY`` after the first
+unacknowledged delivery, or at once after ``ACK_EVERY`` of them, or at once when a delivery
+is a duplicate (our ack was lost) or leaves a gap (theirs was), with up to ``MAX_SACK``
+selective acks beyond the cumulative point.  The private stream ("") works the same way.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from shared import events, limits
+from shared.names import fold
+from shared.reliable import Reorder
+
+Shown = events.Deliver | events.Presence
+
+
+@attrs.define
+class RoomStream:
+    """One joined room: its deliveries are released in seq order."""
+
+    name: str
+    order: Reorder[Shown | None] = attrs.Factory(Reorder)
+    #: Deliveries (and own seqs, as None) that arrived before the join's answer told us where
+    #: the stream starts.
+    early: list[tuple[int, Shown | None]] = attrs.Factory(list)
+    started: bool = False
+    last_seq: int = 0
+    #: Rejoined after a lost session: once the join is answered, ask for what was missed.
+    catch_up: bool = False
+
+
+@attrs.define
+class _AckState:
+    due: float | None = None
+    count: int = 0
+
+
+class Inbox:
+    """The rooms this client is in (keyed by folded name) and its private stream."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, RoomStream] = {}
+        self.direct: Reorder[Shown | None] = Reorder()
+        self._acks: dict[str, _AckState] = {}
+        self._out: list[events.Ack] = []
+
+    # --- membership -----------------------------------------------------------------------------
+
+    def joining(self, room: str) -> None:
+        self.rooms.setdefault(fold(room), RoomStream(room))
+
+    def left(self, room: str) -> None:
+        self.rooms.pop(fold(room), None)
+
+    def __contains__(self, room: str) -> bool:
+        return fold(room) in self.rooms
+
+    def names(self) -> list[str]:
+        return [stream.name for stream in self.rooms.values()]
+
+    def restart(self, same_history: bool) -> None:
+        """A new session: every stream starts again at its rejoin and catches up; with another
+        hub history (``same_history`` false) our seqs mean nothing, so from the start."""
+        for stream in self.rooms.values():
+            stream.order, stream.started, stream.early, stream.catch_up = Reorder(), False, [], True
+            if not same_history:
+                stream.last_seq = 0
+        self.direct = Reorder()
+        self._acks.clear()
+
+    def start(self, room: str, seq: int, now: float) -> tuple[list[Shown], events.History | None]:
+        """Our join took ``seq``: the stream starts after it.  Returns what can be shown now and,
+        after a rejoin, the request for what was missed."""
+        stream = self.rooms.get(fold(room))
+        if stream is None or stream.started:
+            return [], None
+        catch_up = None
+        if stream.catch_up and seq - 1 > stream.last_seq:
+            catch_up = events.History(id=0, room=stream.name, since=stream.last_seq, until=seq - 1)
+        stream.catch_up, stream.started = False, True
+        stream.order.skip_to(seq + 1)  # a fresh stream: nothing waits yet
+        stream.last_seq = max(stream.last_seq, seq)
+        early, stream.early = stream.early, []
+        return [shown for s, item in early for shown in self._release(stream, s, item, now)], catch_up
+
+    # --- arrivals -------------------------------------------------------------------------------
+
+    def own(self, room: str, seq: int, now: float) -> list[Shown]:
+        """Our own line took ``seq``: the hub does not send it back, so mark it received."""
+        stream = self.rooms.get(fold(room))
+        if stream is None:
+            return []
+        if not stream.started:
+            stream.early.append((seq, None))
+            return []
+        return self._release(stream, seq, None, now)
+
+    def receive(self, event: Shown, now: float) -> list[Shown]:
+        """A delivery from the hub: what is now ready to show, in order (maybe nothing)."""
+        if event.history:
+            return [event]
+        if not event.room:
+            return self._ready("", None, self.direct.push(event.seq, event), now)
+        stream = self.rooms.get(fold(event.room))
+        if stream is None:
+            self._out.append(events.Ack(stream=event.room, upto=event.seq))  # not ours (any more)
+            return []
+        if not stream.started:
+            stream.early.append((event.seq, event))
+            return []
+        return self._release(stream, event.seq, event, now)
+
+    def _release(self, stream: RoomStream, seq: int, event: Shown | None, now: float) -> list[Shown]:
+        before = stream.order.duplicates
+        ready = stream.order.push(seq, event)
+        if stream.order.duplicates != before or stream.order.gap():
+            self._acks.setdefault(stream.name, _AckState()).due = now  # ack at once: loss or lost ack
+        return self._ready(stream.name, stream, ready, now)
+
+    def _ready(
+        self, name: str, stream: RoomStream | None, ready: list[Shown | None], now: float
+    ) -> list[Shown]:
+        ack = self._acks.setdefault(name, _AckState())
+        ack.count += len(ready)
+        if ack.count >= limits.ACK_EVERY:
+            ack.due = now
+        elif ack.due is None:
+            ack.due = now + limits.ACK_DELAY
+        if stream is not None:
+            stream.last_seq = stream.order.expected - 1
+        if ack.due <= now:
+            self._ack(name)
+        return [item for item in ready if item is not None]
+
+    # --- acknowledgements -----------------------------------------------------------------------
+
+    def next_ack_deadline(self) -> float | None:
+        return min((ack.due for ack in self._acks.values() if ack.due is not None), default=None)
+
+    def on_timer(self, now: float) -> None:
+        for name, ack in list(self._acks.items()):
+            if ack.due is not None and ack.due <= now:
+                self._ack(name)
+
+    def acks_to_send(self) -> list[events.Ack]:
+        out, self._out = self._out, []
+        return out
+
+    def _ack(self, name: str) -> None:
+        stream = self.rooms.get(fold(name)) if name else None
+        upto, sack = (stream.order if stream is not None else self.direct).ack()
+        self._out.append(events.Ack(stream=name, upto=upto, sack=sack))
+        self._acks[name] = _AckState()
