@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import resource
 import signal
 import socket
 import time
@@ -38,6 +40,15 @@ class ServerOptions:
     core: HubConfig = attrs.Factory(HubConfig)
     #: Where to serve the HTTP monitoring endpoint (hub.monitor); None: nowhere.
     monitor: tuple[str, int] | None = None
+
+
+def rss_kib() -> int:
+    """Resident set size of this process in KiB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, ValueError, IndexError):
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def open_socket(host: str, port: int) -> socket.socket:
@@ -71,6 +82,10 @@ class HubServer:
         self._stopping = False
         self._wait_scope = trio.CancelScope()
 
+    def stats_line(self) -> str:
+        """The core's counters and gauges plus the process's resident memory, key=value."""
+        return self.core.counters.line({**self.core.gauges(), "rss_kib": rss_kib()})
+
     def stop(self) -> None:
         """Begin the drain: wakes the loop if it is waiting."""
         self._stopping = True
@@ -90,7 +105,7 @@ class HubServer:
             task_status.started()
             await self._run()
             nursery.cancel_scope.cancel()
-        log.info("hub stopped: %s", self.core.counters.line(self.core.gauges()))
+        log.info("hub stopped: %s", self.stats_line())
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -146,7 +161,7 @@ class HubServer:
             self.core.on_timer(now)
             await self._flush()
             if now >= next_stats:
-                log.info("stats %s", self.core.counters.line(self.core.gauges()))
+                log.info("stats %s", self.stats_line())
                 next_stats = now + self.options.stats_interval
             if now >= drain_until or (drain_until != math.inf and self.core.gauges()["unacked"] == 0):
                 return

@@ -153,6 +153,12 @@ class HistoryStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write history to {self.path}: {exc}") from exc
 
+    def rows(self, room: str) -> int:
+        """How many events of ``room`` are on disk (trimming lets it pass HISTORY_PER_ROOM a little)."""
+        return int(
+            self._db.execute("SELECT count(*) FROM events WHERE room = ?", (fold(room),)).fetchone()[0]
+        )
+
     def close(self) -> None:
         self._db.close()
 

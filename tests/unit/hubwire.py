@@ -270,6 +270,7 @@ class Wire:
 
     def run_until(self, done: Callable[[], bool], limit: float) -> None:
         """Step until ``done()``; fail if it takes more than ``limit`` seconds of wire time."""
+        self._flush()  # what was queued outside a step (submit, shutdown) goes out now
         end = self.now + limit
         steps = 0
         while not done():
@@ -279,6 +280,7 @@ class Wire:
             assert self.now <= end, f"not done after {limit} s of wire time"
 
     def run_for(self, seconds: float) -> None:
+        self._flush()
         end = self.now + seconds
         self.run_until(lambda: self._next_time() > end, seconds + 1.0)
         self.now = end

@@ -5,6 +5,7 @@ Each test gets its own data directory under ``tmp_path``; nothing here opens a s
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -28,8 +29,8 @@ def reopened(directory: Path) -> SavedHistory:
 
 
 def rows(directory: Path, room: str) -> int:
-    with sqlite3.connect(directory / FILE_NAME) as db:
-        return int(db.execute("SELECT count(*) FROM events WHERE room = ?", (room,)).fetchone()[0])
+    with HistoryStore.open(directory) as store:
+        return store.rows(room)
 
 
 # --- the store --------------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def test_rooms_are_trimmed_to_the_history_limit_on_disk_and_on_load(tmp_path: Pa
     with HistoryStore.open(tmp_path) as store:
         for seq in range(1, total + 1):
             store.write([line(seq), line(seq, room="quiet")] if seq <= 3 else [line(seq)])
-            assert rows(tmp_path, "ops") < limits.HISTORY_PER_ROOM + limits.STORE_TRIM_SLACK
+            assert store.rows("ops") < limits.HISTORY_PER_ROOM + limits.STORE_TRIM_SLACK
     saved = reopened(tmp_path)
     ops = next(room for room in saved.rooms if room.name == "Ops")
     assert [e.seq for e in ops.history] == list(range(total - limits.HISTORY_PER_ROOM + 1, total + 1))
@@ -97,7 +98,7 @@ def test_a_room_that_starts_again_at_seq_1_drops_its_old_rows(tmp_path: Path) ->
 def test_a_row_that_is_not_a_valid_event_is_skipped(tmp_path: Path) -> None:
     with HistoryStore.open(tmp_path) as store:
         store.write([line(1), line(2)])
-    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / FILE_NAME)) as db, db:
         db.execute("UPDATE events SET nick = 'no spaces allowed' WHERE seq = 1")
     (room,) = reopened(tmp_path).rooms
     assert [e.seq for e in room.history] == [2]

@@ -1,0 +1,1 @@
+"""Roomcast fan-out benchmark: `make bench` (see bench/README.md)."""

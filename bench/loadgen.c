@@ -1,0 +1,526 @@
+/* Roomcast benchmark load generator and C reference relay.  Loopback only, every loop bounded.
+ *
+ *   loadgen run            read a plan on stdin (see bench/README.md); the sockets are
+ *                          inherited, already registered and joined by bench/run.py
+ *   loadgen relay PORT S   the C ceiling relay: "JOIN room" / "MSG room body" on
+ *                          127.0.0.1:PORT, recvmmsg + one sendmmsg per message, exits after S s
+ *
+ * One thread, one core: a sender (closed loop with a window, or paced) and all receivers,
+ * drained with recvmmsg.  Each message body carries "~LG" + the send time (16 hex digits of
+ * CLOCK_MONOTONIC ns), so a receiver measures sender -> receiver latency.  Envelope receivers
+ * acknowledge like real clients (cumulative, every ACK_EVERY deliveries or after ACK_DELAY).
+ * The result is one JSON line on stdout.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PEERS 1100
+#define BATCH 64
+#define DGRAM 2048
+#define ACK_EVERY 8
+#define ACK_DELAY_NS 20000000ull
+#define POLL_RETRY_NS 50000000ull
+#define STALL_NS 100000000ull
+#define MAX_SAMPLES 4000000
+
+enum proto { P_RELAY, P_TEXT, P_ENV };
+
+typedef struct {
+    int fd;
+    char room[40];
+    uint8_t token[16];
+    uint64_t last_seq;
+    int unacked;
+    uint64_t ack_due;
+    uint64_t poll_due;
+} peer;
+
+static peer recvs[MAX_PEERS];
+static int nrecv;
+static peer snd;
+static enum proto proto = P_RELAY;
+static double duration = 2.0, warmup = 0.5, grace = 0.3, rate = 0.0;
+static int window = 32, body_size = 100, poll_mode = 0;
+static uint64_t next_id = 2;
+static uint32_t *samples;
+static size_t nsamples;
+static uint64_t received, received_at_warm, received_at_end, dups, acks, polls, sender_in, sent;
+static uint64_t sent_at_warm, sent_at_end;
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* --- a little msgpack: enough to write say/ack and to read kind and seq -------------------- */
+
+static uint8_t *put_str(uint8_t *p, const char *s, size_t n) {
+    if (n < 32) {
+        *p++ = (uint8_t)(0xa0 | n);
+    } else {
+        *p++ = 0xd9;
+        *p++ = (uint8_t)n;
+    }
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static uint8_t *put_key(uint8_t *p, const char *s) { return put_str(p, s, strlen(s)); }
+
+static uint8_t *put_uint(uint8_t *p, uint64_t v) {
+    *p++ = 0xcf;
+    for (int i = 7; i >= 0; i--) *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+static uint8_t *put_token(uint8_t *p, const uint8_t *token) {
+    p = put_key(p, "s");
+    *p++ = 0xc4;
+    *p++ = 16;
+    memcpy(p, token, 16);
+    return p + 16;
+}
+
+static const uint8_t *skip(const uint8_t *p, const uint8_t *end, int depth);
+
+static const uint8_t *skip_n(const uint8_t *p, const uint8_t *end, size_t n) {
+    return (p && (size_t)(end - p) >= n) ? p + n : NULL;
+}
+
+static size_t be(const uint8_t *p, int n) {
+    size_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static const uint8_t *skip(const uint8_t *p, const uint8_t *end, int depth) {
+    if (!p || p >= end || depth > 4) return NULL;
+    uint8_t c = *p++;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) return p;
+    if ((c & 0xe0) == 0xa0) return skip_n(p, end, c & 0x1f);
+    if ((c & 0xf0) == 0x90 || (c & 0xf0) == 0x80) {
+        size_t items = (size_t)(c & 0x0f) * ((c & 0xf0) == 0x80 ? 2 : 1);
+        for (size_t i = 0; i < items && p; i++) p = skip(p, end, depth + 1);
+        return p;
+    }
+    switch (c) {
+    case 0xcc: case 0xd0: return skip_n(p, end, 1);
+    case 0xcd: case 0xd1: return skip_n(p, end, 2);
+    case 0xce: case 0xd2: case 0xca: return skip_n(p, end, 4);
+    case 0xcf: case 0xd3: case 0xcb: return skip_n(p, end, 8);
+    case 0xc4: case 0xd9: return (end - p >= 1) ? skip_n(p + 1, end, p[0]) : NULL;
+    case 0xc5: case 0xda: return (end - p >= 2) ? skip_n(p + 2, end, be(p, 2)) : NULL;
+    case 0xdc: {
+        if (end - p < 2) return NULL;
+        size_t items = be(p, 2);
+        p += 2;
+        for (size_t i = 0; i < items && p; i++) p = skip(p, end, depth + 1);
+        return p;
+    }
+    default: return NULL;
+    }
+}
+
+/* Kind ("deliver", "reply", ...) and seq of an envelope; 0 on success. */
+static int read_envelope(const uint8_t *p, size_t n, char *kind, uint64_t *seq) {
+    const uint8_t *end = p + n;
+    kind[0] = 0;
+    *seq = 0;
+    if (n < 3 || p[0] != 0xc1 || p[1] != 1 || (p[2] & 0xf0) != 0x80) return -1;
+    int entries = p[2] & 0x0f;
+    p += 3;
+    for (int i = 0; i < entries; i++) {
+        if (p >= end || (*p & 0xe0) != 0xa0) return -1;
+        size_t klen = *p & 0x1f;
+        const uint8_t *key = p + 1;
+        p = skip_n(p + 1, end, klen);
+        if (!p || p >= end) return -1;
+        if (klen == 1 && key[0] == 'k' && (*p & 0xe0) == 0xa0 && (size_t)(*p & 0x1f) < 15) {
+            size_t len = *p & 0x1f;
+            if ((size_t)(end - p) < len + 1) return -1;
+            memcpy(kind, p + 1, len);
+            kind[len] = 0;
+        } else if (klen == 3 && memcmp(key, "seq", 3) == 0) {
+            uint8_t c = *p;
+            if (c <= 0x7f) *seq = c;
+            else if (c >= 0xcc && c <= 0xcf && end - p > (1 << (c - 0xcc))) *seq = be(p + 1, 1 << (c - 0xcc));
+        }
+        p = skip(p, end, 0);
+        if (!p) return -1;
+    }
+    return 0;
+}
+
+/* --- messages ------------------------------------------------------------------------------ */
+
+static size_t make_body(char *out, uint64_t ts) {
+    int n = snprintf(out, 64, "~LG%016llx %llu ", (unsigned long long)ts, (unsigned long long)sent);
+    while (n < body_size) out[n++] = 'x';
+    return (size_t)n;
+}
+
+static size_t make_message(uint8_t *out, uint64_t ts) {
+    char body[512];
+    size_t blen = make_body(body, ts);
+    if (proto == P_RELAY) {
+        int n = snprintf((char *)out, 64, "MSG %s ", snd.room);
+        memcpy(out + n, body, blen);
+        return (size_t)n + blen;
+    }
+    if (proto == P_TEXT) {
+        memcpy(out, body, blen);
+        out[blen] = '\n';
+        return blen + 1;
+    }
+    uint8_t *p = out;
+    *p++ = 0xc1;
+    *p++ = 1;
+    *p++ = 0x85;
+    p = put_key(p, "k");
+    p = put_key(p, "say");
+    p = put_token(p, snd.token);
+    p = put_key(p, "id");
+    p = put_uint(p, next_id++);
+    p = put_key(p, "room");
+    p = put_key(p, snd.room);
+    p = put_key(p, "body");
+    p = put_str(p, body, blen);
+    return (size_t)(p - out);
+}
+
+static void send_ack(peer *r) {
+    uint8_t buf[128], *p = buf;
+    *p++ = 0xc1;
+    *p++ = 1;
+    *p++ = 0x84;
+    p = put_key(p, "k");
+    p = put_key(p, "ack");
+    p = put_token(p, r->token);
+    p = put_key(p, "stream");
+    p = put_key(p, r->room);
+    p = put_key(p, "upto");
+    p = put_uint(p, r->last_seq);
+    if (send(r->fd, buf, (size_t)(p - buf), 0) > 0) acks++;
+    r->unacked = 0;
+    r->ack_due = 0;
+}
+
+static void send_poll(peer *r, uint64_t t) {
+    if (send(r->fd, "\n", 1, 0) > 0) polls++;
+    r->poll_due = t + POLL_RETRY_NS;
+}
+
+/* Count the marked messages in one datagram and time them. */
+static void count_marks(const uint8_t *data, size_t n, uint64_t t) {
+    const uint8_t *p = data, *end = data + n;
+    while ((p = memmem(p, (size_t)(end - p), "~LG", 3)) != NULL) {
+        p += 3;
+        uint64_t ts = 0;
+        int ok = end - p >= 16;
+        for (int i = 0; ok && i < 16; i++) {
+            int v = hexval(p[i]);
+            if (v < 0) ok = 0;
+            ts = (ts << 4) | (uint64_t)v;
+        }
+        if (!ok) continue;
+        received++;
+        if (rate > 0 && samples && nsamples < MAX_SAMPLES && received_at_warm && t > ts)
+            samples[nsamples++] = (uint32_t)((t - ts) / 100); /* units of 0.1 us */
+    }
+}
+
+static void on_datagram(peer *r, const uint8_t *data, size_t n, uint64_t t) {
+    if (proto != P_ENV) {
+        count_marks(data, n, t);
+        if (poll_mode) send_poll(r, t);
+        return;
+    }
+    char kind[16];
+    uint64_t seq;
+    if (read_envelope(data, n, kind, &seq) != 0) return;
+    if (strcmp(kind, "deliver") != 0 && strcmp(kind, "presence") != 0) return;
+    if (seq <= r->last_seq) {
+        dups++;
+        return;
+    }
+    r->last_seq = seq;
+    count_marks(data, n, t);
+    if (++r->unacked >= ACK_EVERY) send_ack(r);
+    else if (!r->ack_due) r->ack_due = t + ACK_DELAY_NS;
+}
+
+static void drain(peer *r, uint64_t t) {
+    static uint8_t bufs[BATCH][DGRAM];
+    static struct iovec iov[BATCH];
+    static struct mmsghdr msgs[BATCH];
+    for (int round = 0; round < 16; round++) {
+        for (int i = 0; i < BATCH; i++) {
+            iov[i].iov_base = bufs[i];
+            iov[i].iov_len = DGRAM;
+            memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(r->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) return;
+        for (int i = 0; i < n; i++) {
+            if (r == &snd) sender_in++;
+            else on_datagram(r, bufs[i], msgs[i].msg_len, t);
+        }
+        if (n < BATCH) return;
+    }
+}
+
+static void send_batch(int count, uint64_t t) {
+    static uint8_t bufs[BATCH][DGRAM];
+    static struct iovec iov[BATCH];
+    static struct mmsghdr msgs[BATCH];
+    for (int i = 0; i < count; i++) {
+        iov[i].iov_base = bufs[i];
+        iov[i].iov_len = make_message(bufs[i], t);
+        memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        sent++;
+    }
+    int done = 0;
+    for (int tries = 0; done < count && tries < 1000; tries++) {
+        int n = sendmmsg(snd.fd, msgs + done, (unsigned)(count - done), 0);
+        if (n > 0) done += n;
+        else if (errno != EAGAIN && errno != EINTR && errno != ENOBUFS) break;
+    }
+    sent -= (uint64_t)(count - done);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(double q) {
+    if (!nsamples) return -1;
+    size_t i = (size_t)(q * (double)(nsamples - 1));
+    return samples[i] / 10.0;
+}
+
+static void parse_token(const char *hex, uint8_t *out) {
+    for (int i = 0; i < 16 && hex[2 * i] && hex[2 * i + 1]; i++)
+        out[i] = (uint8_t)(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
+}
+
+static int read_plan(void) {
+    char line[256], a[64], b[64], c[64], d[64];
+    while (fgets(line, sizeof line, stdin)) {
+        d[0] = '-';
+        int n = sscanf(line, "%63s %63s %63s %63s", a, b, c, d);
+        if (n <= 0) continue;
+        if (!strcmp(a, "proto")) proto = !strcmp(b, "env") ? P_ENV : !strcmp(b, "text") ? P_TEXT : P_RELAY;
+        else if (!strcmp(a, "duration")) duration = atof(b);
+        else if (!strcmp(a, "warmup")) warmup = atof(b);
+        else if (!strcmp(a, "rate")) rate = atof(b);
+        else if (!strcmp(a, "window")) window = atoi(b);
+        else if (!strcmp(a, "size")) body_size = atoi(b);
+        else if (!strcmp(a, "poll")) poll_mode = atoi(b);
+        else if (!strcmp(a, "next_id")) next_id = strtoull(b, NULL, 10);
+        else if (!strcmp(a, "sender") || !strcmp(a, "recv")) {
+            /* sender|recv FD ROOM TOKENHEX|- */
+            peer *p = !strcmp(a, "sender") ? &snd : (nrecv < MAX_PEERS ? &recvs[nrecv++] : NULL);
+            if (!p) return -1;
+            memset(p, 0, sizeof *p);
+            p->fd = atoi(b);
+            snprintf(p->room, sizeof p->room, "%.39s", c);
+            if (d[0] != '-') parse_token(d, p->token);
+        }
+    }
+    if (body_size < 40 || body_size > 400) body_size = 100;
+    if (duration > 30) duration = 30; /* bounded, whatever the plan says */
+    return nrecv > 0 && snd.fd > 0 ? 0 : -1;
+}
+
+static int run(void) {
+    if (read_plan() != 0) {
+        fprintf(stderr, "loadgen: bad plan on stdin (need a sender and receivers)\n");
+        return 2;
+    }
+    samples = rate > 0 ? malloc(sizeof(uint32_t) * MAX_SAMPLES) : NULL;
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    for (int i = 0; i < nrecv; i++) {
+        ev.data.ptr = &recvs[i];
+        epoll_ctl(ep, EPOLL_CTL_ADD, recvs[i].fd, &ev);
+    }
+    ev.data.ptr = &snd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, snd.fd, &ev);
+    uint64_t start = now_ns(), t = start;
+    uint64_t warm_at = start + (uint64_t)(warmup * 1e9), end = start + (uint64_t)(duration * 1e9);
+    uint64_t stop = end + (uint64_t)(grace * 1e9), next_send = start, next_timers = start;
+    uint64_t period = rate > 0 ? (uint64_t)(1e9 / rate) : 0, last_progress = start, written_off = 0;
+    uint64_t last_received = 0, n = (uint64_t)nrecv;
+    if (poll_mode)
+        for (int i = 0; i < nrecv; i++) send_poll(&recvs[i], t);
+    struct epoll_event evs[256];
+    while ((t = now_ns()) < stop) {
+        if (t >= warm_at && !received_at_warm) {
+            received_at_warm = received ? received : 1;
+            sent_at_warm = sent;
+        }
+        if (t < end) {
+            int count = 0;
+            if (period) {
+                while (next_send <= t && count < BATCH) next_send += period, count++;
+            } else {
+                while (count < BATCH && (sent + count) * n < received + written_off + (uint64_t)window * n) count++;
+            }
+            if (count) send_batch(count, t);
+        } else if (!received_at_end) {
+            received_at_end = received;
+            sent_at_end = sent;
+        }
+        int ready = epoll_wait(ep, evs, 256, t < end ? 0 : 1);
+        t = now_ns();
+        for (int i = 0; i < ready; i++) drain((peer *)evs[i].data.ptr, t);
+        if (received != last_received) last_progress = t, last_received = received;
+        if (!period && t - last_progress > STALL_NS && sent * n > received + written_off) {
+            written_off = sent * n - received; /* lost: stop waiting for them */
+            last_progress = t;
+        }
+        if (t >= next_timers) {
+            next_timers = t + 1000000;
+            for (int i = 0; i < nrecv; i++) {
+                peer *r = &recvs[i];
+                if (r->ack_due && r->ack_due <= t) send_ack(r);
+                if (poll_mode && r->poll_due <= t) send_poll(r, t);
+            }
+        }
+    }
+    if (!received_at_end) received_at_end = received, sent_at_end = sent;
+    double window_s = duration - warmup;
+    if (samples) qsort(samples, nsamples, sizeof *samples, cmp_u32);
+    uint64_t expected = sent * n;
+    printf("{\"sent\": %llu, \"receivers\": %d, \"expected\": %llu, \"received\": %llu, "
+           "\"loss\": %.6f, \"deliveries_per_s\": %.1f, \"messages_per_s\": %.1f, \"dups\": %llu, "
+           "\"acks\": %llu, \"polls\": %llu, \"sender_in\": %llu, \"samples\": %zu, "
+           "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f}\n",
+           (unsigned long long)sent, nrecv, (unsigned long long)expected, (unsigned long long)received,
+           expected ? 1.0 - (double)received / (double)expected : 0.0,
+           (double)(received_at_end - received_at_warm) / window_s,
+           (double)(sent_at_end - sent_at_warm) / window_s, (unsigned long long)dups,
+           (unsigned long long)acks, (unsigned long long)polls, (unsigned long long)sender_in, nsamples,
+           pct(0.5), pct(0.99), pct(0.999));
+    return 0;
+}
+
+/* --- the C reference relay -------------------------------------------------------------------- */
+
+typedef struct {
+    char name[40];
+    struct sockaddr_in *members;
+    int n, cap;
+} room;
+
+static room rooms[256];
+static int nrooms;
+
+static room *find_room(const char *name, size_t len, int create) {
+    if (len == 0 || len >= sizeof rooms[0].name) return NULL;
+    for (int i = 0; i < nrooms; i++)
+        if (strlen(rooms[i].name) == len && !memcmp(rooms[i].name, name, len)) return &rooms[i];
+    if (!create || nrooms == 256) return NULL;
+    room *r = &rooms[nrooms++];
+    memcpy(r->name, name, len);
+    r->name[len] = 0;
+    return r;
+}
+
+static int relay(int port, double seconds) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int size = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&me, sizeof me) != 0) {
+        perror("loadgen relay: bind 127.0.0.1");
+        return 1;
+    }
+    static uint8_t bufs[BATCH][DGRAM];
+    static struct sockaddr_in from[BATCH];
+    static struct iovec iov[BATCH];
+    static struct mmsghdr in[BATCH], out[1024];
+    uint64_t deadline = now_ns() + (uint64_t)(seconds * 1e9);
+    while (now_ns() < deadline) {
+        for (int i = 0; i < BATCH; i++) {
+            iov[i].iov_base = bufs[i];
+            iov[i].iov_len = DGRAM - 1;
+            memset(&in[i].msg_hdr, 0, sizeof in[i].msg_hdr);
+            in[i].msg_hdr.msg_iov = &iov[i];
+            in[i].msg_hdr.msg_iovlen = 1;
+            in[i].msg_hdr.msg_name = &from[i];
+            in[i].msg_hdr.msg_namelen = sizeof from[i];
+        }
+        int got = recvmmsg(fd, in, BATCH, MSG_WAITFORONE, NULL);
+        for (int i = 0; i < got; i++) {
+            char *d = (char *)bufs[i];
+            size_t len = in[i].msg_len;
+            char *sp = len > 4 ? memchr(d + 4, ' ', len - 4) : NULL;
+            if (len > 5 && !memcmp(d, "JOIN ", 5)) {
+                size_t rl = len - 5;
+                while (rl && (d[5 + rl - 1] == '\n' || d[5 + rl - 1] == '\r')) rl--;
+                room *r = find_room(d + 5, rl, 1);
+                if (!r) continue;
+                if (r->n == r->cap) {
+                    r->cap = r->cap ? 2 * r->cap : 16;
+                    r->members = realloc(r->members, sizeof *r->members * (size_t)r->cap);
+                }
+                r->members[r->n++] = from[i];
+            } else if (len > 4 && !memcmp(d, "MSG ", 4) && sp) {
+                room *r = find_room(d + 4, (size_t)(sp - d - 4), 0);
+                if (!r) continue;
+                struct iovec body = {.iov_base = d, .iov_len = len};
+                for (int m = 0; m < r->n; m++) {
+                    memset(&out[m % 1024].msg_hdr, 0, sizeof out[0].msg_hdr);
+                    out[m % 1024].msg_hdr.msg_name = &r->members[m];
+                    out[m % 1024].msg_hdr.msg_namelen = sizeof r->members[m];
+                    out[m % 1024].msg_hdr.msg_iov = &body;
+                    out[m % 1024].msg_hdr.msg_iovlen = 1;
+                    if (m % 1024 == 1023 || m == r->n - 1) {
+                        int count = m % 1024 + 1, done = 0;
+                        for (int tries = 0; done < count && tries < 1000; tries++) {
+                            int s = sendmmsg(fd, out + done, (unsigned)(count - done), 0);
+                            if (s > 0) done += s;
+                            else if (errno != EAGAIN && errno != EINTR && errno != ENOBUFS) break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    close(fd);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "run")) return run();
+    if (argc >= 4 && !strcmp(argv[1], "relay")) return relay(atoi(argv[2]), atof(argv[3]));
+    fprintf(stderr, "usage: loadgen run < plan | loadgen relay PORT SECONDS\n");
+    return 2;
+}
