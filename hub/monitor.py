@@ -27,15 +27,16 @@ import trio
 from hub import prometheus
 from hub.core import HubCore
 from hub.rooms import Address, Client, Room
-from shared import __version__
+from hub.stats import rss_kib
+from shared import __version__, limits
 
 log = logging.getLogger("roomcast.hub")
 
-MAX_REQUEST_BYTES = 8192  # request line and headers; a monitoring GET needs a few hundred
-READ_TIMEOUT = 5.0  # seconds a client has to send its whole request
-WRITE_TIMEOUT = 5.0  # seconds a client has to take the response
-MAX_CONNECTIONS = 32  # beyond this, answer 503 at once instead of reading: fds are finite
-DEFAULT_CONNZ_LIMIT = 1000
+MAX_REQUEST_BYTES = limits.MONITOR_MAX_REQUEST
+READ_TIMEOUT = limits.MONITOR_READ_TIMEOUT
+WRITE_TIMEOUT = limits.MONITOR_WRITE_TIMEOUT
+MAX_CONNECTIONS = limits.MONITOR_MAX_CONNECTIONS
+DEFAULT_CONNZ_LIMIT = limits.MONITOR_CONNZ_LIMIT
 
 JSON_TYPE = "application/json; charset=utf-8"
 TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 9110 §5.6.2
@@ -153,7 +154,7 @@ def varz(core: HubCore, query: dict[str, list[str]], now: float) -> Response:
         "start_time_unix": round(started, 3),
         "uptime_seconds": round(now - core.started, 3),
         "accepting": core.accepting,
-        "gauges": core.gauges(),
+        "gauges": {**core.gauges(), "rss_kib": rss_kib()},
         "counters": dict(sorted(core.counters.values.items())),
     })  # fmt: skip
 
@@ -185,6 +186,7 @@ def describe(client: Client, rooms: Mapping[str, Room], now: float) -> dict[str,
 def metrics(core: HubCore, query: dict[str, list[str]], now: float) -> Response:
     gauges = {
         **core.gauges(),
+        "rss_kib": rss_kib(),
         "uptime_seconds": round(now - core.started, 3),
         "start_time_seconds": round(core.wall(core.started), 3),
     }

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import resource
 import signal
 import socket
 import time
@@ -23,6 +21,7 @@ import trio
 
 from hub.core import HubConfig, HubCore
 from hub.monitor import serve_monitor
+from hub.stats import rss_kib
 from hub.store import HistoryStore, StoreError
 from shared import limits
 
@@ -40,15 +39,6 @@ class ServerOptions:
     core: HubConfig = attrs.Factory(HubConfig)
     #: Where to serve the HTTP monitoring endpoint (hub.monitor); None: nowhere.
     monitor: tuple[str, int] | None = None
-
-
-def rss_kib() -> int:
-    """Resident set size of this process in KiB (Linux /proc; peak RSS elsewhere)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-    except (OSError, ValueError, IndexError):
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def open_socket(host: str, port: int) -> socket.socket:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 from collections import Counter
 
 
@@ -21,3 +23,12 @@ class Counters:
         """``key=value`` pairs, gauges first, then counters in name order."""
         pairs = [*gauges.items(), *sorted(self.values.items())]
         return " ".join(f"{key}={value}" for key, value in pairs)
+
+
+def rss_kib() -> int:
+    """Resident set size of this process in KiB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, ValueError, IndexError):
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

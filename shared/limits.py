@@ -156,3 +156,15 @@ STORE_TRIM_SLACK: Final = 50
 #: not yet on disk at a crash (at most two backlogs' worth) or dropped had seqs that clients
 #: may have seen: new messages must never reuse them under the same history epoch.
 RESTORE_SEQ_SKIP: Final = 1_000_000
+
+# --- monitor (HTTP) --------------------------------------------------------------------------------
+
+#: Request line and headers of one monitoring request; a GET needs a few hundred bytes.
+MONITOR_MAX_REQUEST: Final = 8192
+#: Seconds a monitoring client has to send its request, and to take the response.
+MONITOR_READ_TIMEOUT: Final = 5.0
+MONITOR_WRITE_TIMEOUT: Final = 5.0
+#: Open monitoring connections; beyond this the hub answers 503 at once (fds are finite).
+MONITOR_MAX_CONNECTIONS: Final = 32
+#: Clients listed by /connz unless ?limit= says otherwise.
+MONITOR_CONNZ_LIMIT: Final = 1000

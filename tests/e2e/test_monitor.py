@@ -83,6 +83,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     with running_hub(tmp, "--monitor", f"{LOOPBACK}:{port}") as hub:
         alice = PipedClient(hub.port, "alice", tmp, room="ops")
         try:
+            wait_until(lambda: "joined ops" in alice.err.read_text(), "alice to join ops", timeout=30)
             bob = subprocess.run(
                 [str(BIN / "roomcast"), "--hub", hub.hub_arg, "--nick", "bob", "--room", "ops"],
                 input="hi from bob\n", capture_output=True, text=True, timeout=30, env=clean_env(), check=False,

@@ -74,8 +74,9 @@ def running_hub(
     """A hub subprocess for the duration of the block; stopped with SIGTERM at the end."""
     port = port or free_udp_port(host)
     log_path = tmp_path / f"hub-{port}-{time.monotonic_ns()}.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("ROOMCAST_PORT", None)
+    # The test decides every option: none may leak in from the developer's shell.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
+    env["PYTHONUNBUFFERED"] = "1"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
             [str(BIN / "roomcast-hub"), "--host", host, "--port", str(port), "--log-level", "DEBUG", *args],
