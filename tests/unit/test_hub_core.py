@@ -116,7 +116,7 @@ def test_resent_hello_gets_the_same_welcome_and_token() -> None:
     bob = envelope_peer(hub, 40002, "bob", "hall")
     peer.token = first.token
     assert isinstance(peer.ask(events.Join, room="hall"), events.Reply)
-    bob.ack("hall", one(events.Presence, bob.received()).seq)
+    assert [p.nick for p in of(events.Presence, bob.received())] == ["alice"]  # and acked
     hub.advance(1.0)
     peer.send(hello, token=b"")  # our welcome was lost: say hello again
     again = peer.received()
@@ -175,12 +175,31 @@ def test_envelope_from_unknown_address_gets_unknown_session_within_3x() -> None:
     replies = hub.take(stranger.address)
     assert [envelope.decode(r).event.code for r in replies] == ["unknown-session"]
     assert sum(map(len, replies)) <= 3 * len(request)
-    # Too small a datagram to answer within the budget: dropped, and counted.
-    hub.feed(envelope.encode(events.Ping(), token=FOREIGN_TOKEN), stranger.address)
-    assert hub.take(stranger.address) == []
-    assert hub.core.counters["drops.amplification"] == 1
-    assert hub.core.counters["drops.unknown-session"] == 2
+    assert hub.core.counters["drops.unknown-session"] == 1
     assert hub.core.registry.clients == {}
+
+
+def test_datagram_too_small_to_answer_within_3x_is_dropped_and_counted() -> None:
+    hub = Hub(UNTRUSTED)
+    hub.feed(b"\xc1\x01\xc1", ("127.0.0.1", 40001))  # malformed; the error would be ~70 bytes
+    assert hub.take(("127.0.0.1", 40001)) == []
+    assert hub.core.counters["drops.amplification"] == 1
+    assert hub.core.counters["errors.malformed"] == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG hub.core: the unknown-session Error is 121 bytes, over 3x a HubLink ping (30 bytes), "
+    "so the hub never answers an idle client's ping after a restart when the client is on an "
+    "untrusted network; it notices only by the 10 s silence timeout (9 s instead of 4 s)",
+)
+def test_ping_from_unknown_untrusted_address_gets_unknown_session() -> None:
+    hub = Hub(UNTRUSTED)
+    ping = envelope.encode(events.Ping(), token=FOREIGN_TOKEN)  # what an idle HubLink sends
+    hub.feed(ping, ("127.0.0.1", 40001))
+    replies = hub.take(("127.0.0.1", 40001))
+    assert [envelope.decode(r).event.code for r in replies] == ["unknown-session"]
+    assert sum(map(len, replies)) <= 3 * len(ping)
 
 
 def test_envelope_from_unknown_trusted_address_gets_unknown_session() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.records import RoomGone, RoomTopic, SavedHistory
+from hub.records import RoomGone, RoomTopic, SavedHistory, SavedRoom
 from hub.store import FILE_NAME, HistoryStore, StoreError
 from shared import events, limits
 from tests.unit.hubwire import Hub, Peer, envelope_peer, of
@@ -163,7 +163,7 @@ def test_a_restored_hub_keeps_the_epoch_seqs_history_and_topic(tmp_path: Path) -
         epoch = before.core.hub_id
         alice = envelope_peer(before, 5001, "alice", "ops")
         said = [alice.ask(events.Say, room="ops", body=f"line {n}").seq for n in range(3)]
-        alice.ask(events.Topic, room="ops", text="deploys", set=True)
+        last = alice.ask(events.Topic, room="ops", text="deploys", set=True).seq
         store.write(before.core.records_to_store())
 
     after = Hub(seed=99)
@@ -172,9 +172,24 @@ def test_a_restored_hub_keeps_the_epoch_seqs_history_and_topic(tmp_path: Path) -
     bob = Peer(after, 5002)
     assert bob.connect("bob").hub == epoch  # so its link asks only for what it missed
     joined = bob.ask(events.Join, room="ops")
-    assert joined.seq > said[-1] + 1  # new seqs never reuse ones clients may have seen
+    # New seqs never reuse ones that clients may have seen but the store lost in a crash.
+    assert joined.seq == last + limits.RESTORE_SEQ_SKIP + 1
     assert "topic: deploys" in joined.text
     caught = bob.ask(events.History, room="ops", since=said[0], until=joined.seq - 1)
     assert isinstance(caught, events.Reply)
     replayed = of(events.Deliver, bob.received())
     assert [(e.body, e.history) for e in replayed] == [("line 1", True), ("line 2", True)]
+
+
+def test_a_restored_room_expires_as_if_the_hub_had_never_stopped() -> None:
+    hub = Hub()
+    old = events.Deliver(
+        room="old", seq=4, nick="alice", body="long ago", ts=hub.core.wall(0) - 2 * limits.ROOM_EXPIRY
+    )
+    recent = events.Deliver(room="recent", seq=9, nick="alice", body="just now", ts=hub.core.wall(0))
+    hub.core.restore(
+        SavedHistory(epoch=b"E" * 8, rooms=(SavedRoom("old", 4, (old,)), SavedRoom("recent", 9, (recent,))))
+    )
+    hub.advance(limits.ROOM_SWEEP_INTERVAL)
+    assert set(hub.core.registry.rooms) == {"recent"}
+    assert hub.core.records_to_store() == [RoomGone("old")]  # and the store forgets it too
