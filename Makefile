@@ -28,7 +28,13 @@ typecheck: $(STAMP)
 test: lint typecheck
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
 
-bench: $(STAMP)
+# The C load generator (bench/README.md), built with the machine's cc.
+CC ?= cc
+bench/build/loadgen: bench/loadgen.c
+	mkdir -p bench/build
+	$(CC) -O2 -Wall -Wextra -o $@ $<
+
+bench: $(STAMP) bench/build/loadgen
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run
 
 soak: $(STAMP)

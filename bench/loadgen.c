@@ -30,7 +30,8 @@
 #define ACK_EVERY 8
 #define ACK_DELAY_NS 20000000ull
 #define POLL_RETRY_NS 50000000ull
-#define STALL_NS 100000000ull
+#define STALL_NS 300000000ull
+#define CLIENT_WINDOW 32
 #define MAX_SAMPLES 4000000
 
 enum proto { P_RELAY, P_TEXT, P_ENV };
@@ -266,6 +267,13 @@ static void on_datagram(peer *r, const uint8_t *data, size_t n, uint64_t t) {
     else if (!r->ack_due) r->ack_due = t + ACK_DELAY_NS;
 }
 
+/* What the relay says to the sender: for the hub, the answers to its says. */
+static void on_sender_datagram(const uint8_t *data, size_t n) {
+    char kind[16];
+    uint64_t seq;
+    if (proto != P_ENV || (read_envelope(data, n, kind, &seq) == 0 && !strcmp(kind, "reply"))) sender_in++;
+}
+
 static void drain(peer *r, uint64_t t) {
     static uint8_t bufs[BATCH][DGRAM];
     static struct iovec iov[BATCH];
@@ -281,7 +289,7 @@ static void drain(peer *r, uint64_t t) {
         int n = recvmmsg(r->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) return;
         for (int i = 0; i < n; i++) {
-            if (r == &snd) sender_in++;
+            if (r == &snd) on_sender_datagram(bufs[i], msgs[i].msg_len);
             else on_datagram(r, bufs[i], msgs[i].msg_len, t);
         }
         if (n < BATCH) return;
@@ -386,7 +394,10 @@ static int run(void) {
             if (period) {
                 while (next_send <= t && count < BATCH) next_send += period, count++;
             } else {
-                while (count < BATCH && (sent + count) * n < received + written_off + (uint64_t)window * n) count++;
+                /* and, for the hub, at most CLIENT_WINDOW requests unanswered, as the real client */
+                while (count < BATCH && (sent + count) * n < received + written_off + (uint64_t)window * n &&
+                       (proto != P_ENV || sent + count < sender_in + CLIENT_WINDOW))
+                    count++;
             }
             if (count) send_batch(count, t);
         } else if (!received_at_end) {

@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         with store or contextlib.nullcontext():
             try:
                 trio.run(_serve, sock, options, store)
-            except* MonitorUnavailable as group:  # the nursery wraps it; `return` is not allowed in except*
+            # The nursery wraps these; `return` is not allowed in except*.
+            except* (MonitorUnavailable, StoreError) as group:
                 unavailable += (str(exc) for exc in group.exceptions)
     if unavailable:
         print(f"roomcast-hub: {unavailable[0]}", file=sys.stderr)

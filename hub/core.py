@@ -249,7 +249,7 @@ class HubCore:
             return
         if client is None or client.link is None:
             self.counters.inc("drops.unknown-session")
-            text = "no session for this address (the hub restarted or timed you out); send hello again"
+            text = "no session: send hello"  # short: it must fit 3x a ping from an unvalidated address
             self.send_unvalidated(
                 envelope.encode(events.Error(code="unknown-session", text=text)), address, len(data)
             )
@@ -350,7 +350,7 @@ class HubCore:
             self._refuse(client.address, "window", f"request {request.id} is too far ahead of {link.next_id}")
             return
         link.waiting[request.id] = (request, now)
-        if request.id > link.next_id:
+        if request.id > link.next_id and now >= link.held_until:
             # A gap: tell the client at once which requests arrived, so it resends the
             # missing one without waiting for its timer (fast retransmit).
             gap = events.Ack(
@@ -358,16 +358,25 @@ class HubCore:
             )
             self.send(envelope.encode(gap), client.address)
             return
+        self._carry_out_waiting(client, now)
+
+    def _carry_out_waiting(self, client: Client, now: float) -> None:
+        """Carry out the waiting requests that are next in id order, while flood control lets
+        them through; when it does not, tell the client once and come back when it will."""
+        link = client.link
+        assert link is not None
+        if now < link.held_until:
+            return
         while link.next_id in link.waiting:
             pending, arrived = link.waiting[link.next_id]
             if not self.allow(client, now):
+                after = max(client.bucket.wait_time(), 0.05)
+                link.held_until = now + after
                 slow = events.Error(
-                    code="slow-down",
-                    text=self.slow_down_text(client),
-                    id=pending.id,
-                    after=max(client.bucket.wait_time(), 0.05),
+                    code="slow-down", text=self.slow_down_text(client), id=pending.id, after=after
                 )
                 self.send(envelope.encode(slow), client.address)
+                self.schedule(client, link.held_until)  # the held requests go on then, unasked
                 return
             del link.waiting[link.next_id]
             if isinstance(pending, Unparsable):
@@ -444,21 +453,30 @@ class HubCore:
         data = envelope.encode(event)
         line: bytes | None = None
         too_slow: list[Client] = []
+        out, sent = self._out, 0  # the hot loop: what self.send does, counted once at the end
+        # Every RTO is at least MIN_RTO, so a member the hub looks at by then needs no new
+        # wake-up: schedule() would keep the earlier one (this skips computing its RTO).
+        soon = now + limits.MIN_RTO
         for member in members:
             if member is origin:
                 continue
-            if member.link is not None:
-                window = member.link.window
+            link = member.link
+            if link is not None:
+                window = link.window
                 if window.offer(key, data, now):
-                    self.send(data, member.address)
-                    self.counters.inc("deliveries")
+                    out.append((data, member.address))
+                    sent += 1
                 if len(window) > limits.MEMBER_WINDOW or window.bytes_in_flight > limits.MEMBER_WINDOW_BYTES:
                     too_slow.append(member)
-                else:
+                elif member.wake > soon:
                     self.schedule(member, now + window.rtt.rto())
             elif member.text is not None:
                 line = line or textfront.line_of(event)
                 textfront.deliver(self, member, line)
+        if sent:
+            self.counters.inc("datagrams_out", sent)
+            self.counters.inc("bytes_out", sent * len(data))
+            self.counters.inc("deliveries", sent)
         for member in too_slow:
             self._refuse(member.address, "too-slow", "you fell too far behind acknowledging; rejoin")
             self.leave(member, "too slow", now)
@@ -515,4 +533,9 @@ class HubCore:
                 self.send(data, client.address)
                 self.counters.inc("retransmits")
             at = min(at, window.next_deadline() or at)
+            link = client.link
+            if link.waiting:
+                self._carry_out_waiting(client, now)
+                if link.next_id in link.waiting and link.held_until > now:
+                    at = min(at, link.held_until)
         self.schedule(client, at)

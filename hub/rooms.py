@@ -41,6 +41,8 @@ class Link:
     next_id: int = 1
     #: Requests that arrived ahead of a missing one, with their arrival time.
     waiting: dict[int, tuple[Any, float]] = attrs.Factory(dict)
+    #: Flood control holds the waiting requests until then.
+    held_until: float = 0.0
     #: Encoded answers to recent requests, resent when a request arrives twice.
     answers: dict[int, bytes] = attrs.Factory(dict)
     direct_seq: int = 0

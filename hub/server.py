@@ -2,7 +2,8 @@
 
 One task does the work: wait until the socket is readable or the core's next deadline comes,
 drain the socket (up to ``RECV_BATCH`` datagrams) into the core, run its timers, and send what
-it produced with non-blocking ``sendto`` (awaiting writability only on EAGAIN).  No task per
+it produced with non-blocking ``sendmmsg`` batches (``hub.batch``; ``sendto`` per datagram where
+that is not available), awaiting writability only on EAGAIN.  No task per
 datagram, no log line on the hot path.  A second task turns SIGINT/SIGTERM into a drain.
 With ``--data-dir`` a third one commits the core's history records to disk every
 ``STORE_INTERVAL`` in a worker thread (``hub.store``), so the loop never waits for the disk.
@@ -19,8 +20,10 @@ import time
 import attrs
 import trio
 
+from hub.batch import BatchSender, open_batch_sender
 from hub.core import HubConfig, HubCore
 from hub.monitor import serve_monitor
+from hub.rooms import Address
 from hub.stats import rss_kib
 from hub.store import HistoryStore, StoreError
 from shared import limits
@@ -64,11 +67,16 @@ class HubServer:
     ) -> None:
         self.sock = sock
         self.options = options
+        #: Sends a batch of datagrams per system call (sendmmsg); None: sendto each.
+        self._batch: BatchSender | None = open_batch_sender(sock)
         self.core = HubCore(options.core, trio.current_time(), wall_offset=time.time() - trio.current_time())
         #: Where room history is kept (``--data-dir``); None: in memory only.  The caller closes it.
         self.store = store
         if store is not None:
-            self.core.restore(store.load())
+            saved = store.load()
+            self.core.restore(saved)
+            kept = sum(len(room.history) for room in saved.rooms)
+            log.info("history from %s: %d rooms, %d events", store.path, len(saved.rooms), kept)
         self._stopping = False
         self._wait_scope = trio.CancelScope()
 
@@ -157,10 +165,10 @@ class HubServer:
                 return
 
     def _drain_socket(self, now: float) -> None:
-        receive = self.core.receive_datagram
+        receive, recvfrom = self.core.receive_datagram, self.sock.recvfrom
         for _ in range(limits.RECV_BATCH):
             try:
-                data, address = self.sock.recvfrom(RECV_SIZE)
+                data, address = recvfrom(RECV_SIZE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # e.g. an ICMP error reported on the socket: nothing to read
@@ -169,8 +177,26 @@ class HubServer:
             receive(data, address, now)
 
     async def _flush(self) -> None:
+        out = self.core.datagrams_to_send()
+        if self._batch is None:
+            await self._flush_one_by_one(out)
+            return
+        send, done = self._batch.send, 0
+        while done < len(out):
+            try:
+                done += send(out, done)  # up to a batch per system call (sendmmsg)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.sock)
+            except InterruptedError:
+                continue
+            except OSError:
+                self.core.counters.inc("errors.send")
+                done += 1  # that datagram cannot go; the rest still can
+
+    async def _flush_one_by_one(self, out: list[tuple[bytes, Address]]) -> None:
+        """Where sendmmsg is not available: non-blocking sendto per datagram."""
         sendto = self.sock.sendto
-        for data, address in self.core.datagrams_to_send():
+        for data, address in out:
             while True:
                 try:
                     sendto(data, address)

@@ -15,6 +15,7 @@ refused instead of mixing its seqs into the first one's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -150,7 +151,9 @@ class HistoryStore:
                     else:
                         self._add_event(record)
                 self._trim()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError) as exc:  # ValueError: e.g. text that is not UTF-8
+            with contextlib.suppress(sqlite3.Error):  # e.g. the commit failed (disk full): start clean
+                db.rollback()
             raise StoreError(f"cannot write history to {self.path}: {exc}") from exc
 
     def rows(self, room: str) -> int:

@@ -63,7 +63,7 @@ def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
         if line == text.BYE:
             hub.send_unvalidated(text.BYE.encode(), address, received)
             return
-        if not hub.trusted(address) and not _validated_by_code(hub, address, line, now):
+        if not hub.trusted(address) and not _validated_by_code(hub, address, line, received, now):
             return
         client = _new_guest(hub, address, now)
         if client is None:
@@ -130,15 +130,15 @@ def _current_room(hub: HubCore, client: Client) -> str:
     return hub.registry.rooms[client.rooms[-1]].name if client.rooms else ""
 
 
-def _validated_by_code(hub: HubCore, address: Address, line: str, now: float) -> bool:
+def _validated_by_code(hub: HubCore, address: Address, line: str, received: int, now: float) -> bool:
     """An untrusted text client proves it receives by typing back the code it was sent."""
     if cookie.check_code(hub.secret, address, line, now):
         return True
     code = cookie.make_code(hub.secret, address, now)
     hub.counters.inc("challenges")
     for prompt in (f"roomcast: to chat, type this code: {code}", f"code: {code}", code):
-        if len(prompt) + 1 <= limits.AMPLIFICATION_FACTOR * len(line.encode()):
-            hub.send_unvalidated(prompt.encode(), address, len(line.encode()) + 1)
+        if len(prompt) <= limits.AMPLIFICATION_FACTOR * received:
+            hub.send_unvalidated(prompt.encode(), address, received)
             break
     else:
         hub.counters.inc("drops.amplification")

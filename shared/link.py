@@ -295,8 +295,12 @@ class HubLink:
                 self.state = LinkState.CLOSED
             return [Problem(error)]
         if error.code in TRANSIENT:
-            self._hold_until = now + max(error.after, limits.MIN_RTO if error.code == "slow-down" else 1.0)
-            return []  # it stays in flight and goes again after the pause
+            # The hub keeps what it received and carries it out after the pause by itself;
+            # we resend only if nothing has come by well after it.
+            pause = max(error.after, limits.MIN_RTO if error.code == "slow-down" else 1.0)
+            self._hold_until = now + pause
+            self._window.postpone(self._hold_until + self._window.rtt.rto())
+            return []
         del self._inflight[error.id]
         self._window.acknowledge(error.id, now)
         if isinstance(request, events.Join):

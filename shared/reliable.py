@@ -152,6 +152,12 @@ class SendWindow(Generic[K]):
         self.retransmits += len(out)
         return out
 
+    def postpone(self, until: float) -> None:
+        """The peer asked for a pause: resend nothing before ``until`` (no backoff: it was not
+        a loss)."""
+        for item in self._items.values():
+            item.deadline = max(item.deadline, until)
+
     def due(self, now: float, most: int = limits.RETRANSMIT_BURST) -> list[bytes]:
         """Datagrams whose timeout has passed: resend the ``most`` oldest now (their timeout
         doubles); the other expired ones wait one more timeout, so a timeout never floods."""

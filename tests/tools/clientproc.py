@@ -6,7 +6,7 @@ import contextlib
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tests.tools.hubproc import BIN, LOOPBACK
@@ -15,11 +15,11 @@ from tests.tools.hubproc import BIN, LOOPBACK
 class PipedClient:
     """A long-lived piped ``roomcast``: lines in on stdin, room lines out on stdout."""
 
-    def __init__(self, port: int, nick: str, tmp: Path, room: str = "ops") -> None:
+    def __init__(self, port: int, nick: str, tmp: Path, room: str = "ops", extra: Sequence[str] = ()) -> None:
         self.err = tmp / f"{nick}.err"
         with self.err.open("w") as err:
             self.proc = subprocess.Popen(
-                [str(BIN / "roomcast"), "--hub", f"{LOOPBACK}:{port}", "--nick", nick, "--room", room],
+                [str(BIN / "roomcast"), "--hub", f"{LOOPBACK}:{port}", "--nick", nick, "--room", room, *extra],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
             )  # fmt: skip
         self.lines: list[str] = []

@@ -187,12 +187,6 @@ def test_datagram_too_small_to_answer_within_3x_is_dropped_and_counted() -> None
     assert hub.core.counters["errors.malformed"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG hub.core: the unknown-session Error is 121 bytes, over 3x a HubLink ping (30 bytes), "
-    "so the hub never answers an idle client's ping after a restart when the client is on an "
-    "untrusted network; it notices only by the 10 s silence timeout (9 s instead of 4 s)",
-)
 def test_ping_from_unknown_untrusted_address_gets_unknown_session() -> None:
     hub = Hub(UNTRUSTED)
     ping = envelope.encode(events.Ping(), token=FOREIGN_TOKEN)  # what an idle HubLink sends
@@ -276,11 +270,6 @@ def test_untrusted_text_lines_of_any_characters_get_at_most_3x(lines: list[str])
     assert hub.bytes_out[peer.address] <= 3 * hub.bytes_in[peer.address]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG textfront._validated_by_code counts len(line)+1 as received instead of len(data): "
-    "unvalidated_bytes_in is 1 too high for a line without newline and 1 too low for a CRLF line",
-)
 def test_unvalidated_bytes_in_counts_the_bytes_actually_received() -> None:
     hub = Hub(UNTRUSTED)
     hub.feed(b"hello", ("127.0.0.1", 40001))
@@ -966,10 +955,9 @@ def test_flooding_session_gets_slow_down_and_its_request_is_carried_out_once_lat
     assert error.after > 0 and "slow down" in error.text
     assert delivered(bob.received()) == ["m1", "m2"]
     hub.advance(error.after / 2)
-    alice.send(held)  # too early: still held
-    assert [e.code for e in of(events.Error, alice.received())] == ["slow-down"]
-    hub.advance(error.after / 2 + 0.001)
-    alice.send(held)  # after the pause
+    alice.send(held)  # resent too early: the hub still holds it, and says nothing more
+    assert alice.received() == []
+    hub.advance(error.after / 2 + 0.001)  # the hub carries it out by itself after the pause
     assert [type(e) for e in alice.received()] == [events.Reply]
     alice.send(held)  # and once more, as if the reply were lost
     assert [type(e) for e in alice.received()] == [events.Reply]
@@ -986,12 +974,10 @@ def test_flood_holds_requests_behind_the_refused_one_in_order() -> None:
     assert [e.code for e in of(events.Error, alice.received())] == ["slow-down"]
     seen = delivered(bob.received())
     for _ in range(2):
-        hub.advance(1.0)
-        alice.send(first)
-        alice.send(second)
+        hub.advance(1.0)  # held requests go on by themselves, in order, as tokens come back
         seen += delivered(bob.received())
     assert seen == ["m1", "m2"]
-    assert [r.id for r in of(events.Reply, alice.received())] == [first.id, first.id, second.id]
+    assert [r.id for r in of(events.Reply, alice.received())] == [first.id, second.id]
 
 
 def test_flood_of_one_session_does_not_slow_the_others() -> None:

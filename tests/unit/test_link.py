@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from hub.core import HubConfig
 from shared import events, limits
 from shared.link import Answered, Connected, HubLink, LinkState, Reconnecting, Refused, Show, Unreachable
@@ -183,23 +181,11 @@ def test_link_holds_on_slow_down_and_each_message_is_carried_out_once() -> None:
     assert took >= (20 - 3) / 5.0 - 0.5  # no faster than the hub allows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared.link: a request held by slow-down is resent by the retransmission timer, "
-    "whose backoff doubles on every resend, so the pause grows 0.2, 0.4, ... 6.4 s instead of "
-    "Error.after: 20 says at a 5/s limit (burst 3) take 13.4 s, not ~3.4 s",
-)
 def test_link_resends_after_the_slow_down_pause_at_the_hubs_rate() -> None:
     _, _, _, took = _flood_through_slow_down(20)
     assert took <= (20 - 3) / 5.0 + 1.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared.link: the hub's gap Ack (sack) says which requests it already holds, but "
-    "HubLink only uses it to resend missing ones; at the end of every slow-down pause it resends "
-    "every in-flight request again: 119 say datagrams (each answered by a gap Ack) for 20 says",
-)
 def test_link_under_slow_down_does_not_resend_what_the_hub_holds() -> None:
     wire, _, _, _ = _flood_through_slow_down(20)
     assert wire.to_hub["say"] <= 2 * 20

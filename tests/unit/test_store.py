@@ -116,6 +116,14 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
         HistoryStore.open(tmp_path)
 
 
+def test_a_failed_write_is_one_store_error_and_the_next_write_starts_clean(tmp_path: Path) -> None:
+    with HistoryStore.open(tmp_path) as store:
+        with pytest.raises(StoreError, match="cannot write history"):
+            store.write([line(1), line(2, body="\ud800 is no UTF-8")])
+        store.write([line(2)])
+    assert [e.seq for e in reopened(tmp_path).rooms[0].history] == [2]
+
+
 def test_a_second_hub_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
     with HistoryStore.open(tmp_path), pytest.raises(StoreError, match="another hub"):
         HistoryStore.open(tmp_path)
