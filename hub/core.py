@@ -412,22 +412,14 @@ class HubCore:
     def _ack(self, client: Client, ack: events.Ack, now: float) -> None:
         assert client.link is not None
         window = client.link.window
-        stream = fold(ack.stream)
-        sacked = set(ack.sack)
-        mine = [key for key in window.pending() if key[0] == stream]
-        window.acknowledge_many((key for key in mine if key[1] <= ack.upto or key[1] in sacked), now)
-        released = window.release(now)
-        for data in released:
+        for data in window.acknowledge(fold(ack.stream), ack.upto, ack.sack, now):
+            self.send(data, client.address)
+            self.counters.inc("retransmits.fast")
+        for data in window.release(now):
             self.send(data, client.address)
             self.counters.inc("deliveries")
-        if released:
-            self.schedule(client, now + window.rtt.rto())
-        if sacked:
-            newest = max(sacked)
-            missing = (key for key in mine if ack.upto < key[1] < newest and key[1] not in sacked)
-            for data in window.resend_missing(missing, now):
-                self.send(data, client.address)
-                self.counters.inc("retransmits.fast")
+        if window.timer is not None:
+            self.schedule(client, window.timer)
 
     # --- rooms and delivery ----------------------------------------------------------------------
 
@@ -454,22 +446,20 @@ class HubCore:
         line: bytes | None = None
         too_slow: list[Client] = []
         out, sent = self._out, 0  # the hot loop: what self.send does, counted once at the end
-        # Every RTO is at least MIN_RTO, so a member the hub looks at by then needs no new
-        # wake-up: schedule() would keep the earlier one (this skips computing its RTO).
-        soon = now + limits.MIN_RTO
+        stream, seq = key
         for member in members:
             if member is origin:
                 continue
             link = member.link
             if link is not None:
                 window = link.window
-                if window.offer(key, data, now):
+                if window.offer(stream, seq, data, now):
                     out.append((data, member.address))
                     sent += 1
                 if len(window) > limits.MEMBER_WINDOW or window.bytes_in_flight > limits.MEMBER_WINDOW_BYTES:
                     too_slow.append(member)
-                elif member.wake > soon:
-                    self.schedule(member, now + window.rtt.rto())
+                elif window.timer is not None and window.timer < member.wake:
+                    self.schedule(member, window.timer)
             elif member.text is not None:
                 line = line or textfront.line_of(event)
                 textfront.deliver(self, member, line)

@@ -14,7 +14,7 @@ import attrs
 from shared import events, limits
 from shared.flood import TokenBucket
 from shared.names import fold
-from shared.reliable import SendWindow
+from shared.outbox import Outbox
 
 Address = tuple[Any, ...]
 Kind = Literal["envelope", "text"]
@@ -35,8 +35,8 @@ class Link:
     """Reliability state of an envelope client's session."""
 
     token: bytes
-    #: Room deliveries (key: (room key, seq)) and private ones (key: ("", seq)) not yet acked.
-    window: SendWindow[tuple[str, int]] = attrs.Factory(lambda: SendWindow(limit=limits.MEMBER_IN_FLIGHT))
+    #: Room deliveries (stream: room key) and private ones (stream: "") not yet acked.
+    window: Outbox = attrs.Factory(Outbox)
     #: The next request id to carry out; requests ahead of it wait in ``waiting``.
     next_id: int = 1
     #: Requests that arrived ahead of a missing one, with their arrival time.
