@@ -15,15 +15,14 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import attrs
 
-from hub import requests, textfront
+from hub import envelopefront, textfront
 from hub.records import Record, RoomGone, SavedHistory
 from hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
 from hub.stats import Counters
-from shared import cookie, envelope, events, limits
+from shared import envelope, events, limits
 from shared.flood import TokenBucket
 from shared.names import fold
 
@@ -46,15 +45,6 @@ class HubConfig:
     #: Silence after which an envelope client, or a text client, is evicted.
     session_timeout: float = limits.SESSION_TIMEOUT
     text_session_timeout: float = limits.TEXT_SESSION_TIMEOUT
-
-
-@attrs.frozen
-class Unparsable:
-    """A request whose fields were refused at decode: it still takes its turn (its id), and
-    its answer is the error."""
-
-    id: int
-    error: events.Error
 
 
 class HubCore:
@@ -93,7 +83,7 @@ class HubCore:
         self.counters.inc("datagrams_in")
         self.counters.inc("bytes_in", len(data))
         if envelope.is_envelope(data):
-            self._envelope(data, address, now)
+            envelopefront.receive(self, data, address, now)
         else:
             textfront.receive(self, data, address, now)
 
@@ -223,88 +213,10 @@ class HubCore:
                 "bad input from %s: %s (%s); similar ones are counted, not logged", address, text, code
             )
 
-    # --- envelope clients ------------------------------------------------------------------------
+    # --- sessions ------------------------------------------------------------------------------
 
-    def _envelope(self, data: bytes, address: Address, now: float) -> None:
-        client = self.registry.clients.get(address)
-        try:
-            env = envelope.decode(data)
-        except envelope.RemoteProtocolError as exc:
-            self.note_bad_input(exc.code, exc.text, address, now)
-            error = events.Error(code=exc.code, text=exc.text, id=exc.request_id)
-            if (
-                exc.request_id
-                and client is not None
-                and client.link is not None
-                and exc.token == client.link.token
-            ):
-                client.last_seen = now
-                self._request(client, Unparsable(exc.request_id, error), now)  # answered in its turn
-            else:
-                self._answer(error, address, client, len(data))
-            return
-        event = env.event
-        if isinstance(event, events.Hello):
-            self._hello(event, address, len(data), now)
-            return
-        if client is None or client.link is None:
-            self.counters.inc("drops.unknown-session")
-            text = "no session: send hello"  # short: it must fit 3x a ping from an unvalidated address
-            self.send_unvalidated(
-                envelope.encode(events.Error(code="unknown-session", text=text)), address, len(data)
-            )
-            return
-        if env.token != client.link.token:
-            self.counters.inc("drops.bad-token")
-            return
-        client.last_seen = now
-        self._session_event(client, event, now)
-
-    def _session_event(self, client: Client, event: Any, now: float) -> None:
-        if isinstance(event, events.Ping):
-            self.send(envelope.encode(events.Pong(id=event.id)), client.address)
-        elif isinstance(event, events.Ack):
-            self._ack(client, event, now)
-        elif isinstance(event, events.Bye):
-            self.leave(client, "quit", now)
-        elif isinstance(event, events.REQUESTS):
-            self._request(client, event, now)
-        else:
-            error = events.Error(code="unexpected-kind", text=f"a client may not send {event.KIND}")
-            self.note_bad_input("unexpected-kind", error.text, client.address, now)
-            self.send(envelope.encode(error), client.address)
-
-    def _answer(self, error: events.Error, address: Address, client: Client | None, received: int) -> None:
-        """Tell the sender of a bad datagram what was wrong, in its own dialect."""
-        if client is not None and client.text is not None:
-            self.send(f"error: {error.text}".encode(), address)
-        elif client is not None:
-            self.send(envelope.encode(error), address)
-        else:
-            self.send_unvalidated(envelope.encode(error), address, received)
-
-    def _hello(self, hello: events.Hello, address: Address, received: int, now: float) -> None:
-        if not cookie.check_cookie(self.secret, address, hello.cookie, now):
-            challenge = events.Challenge(cookie=cookie.make_cookie(self.secret, address, now))
-            self.counters.inc("challenges")
-            self.send_unvalidated(envelope.encode(challenge), address, received)
-            return
-        if not self.accepting:
-            self._refuse(address, "shutting-down", "the hub is restarting; try again shortly")
-            return
-        existing = self.registry.clients.get(address)
-        if existing is not None and existing.link is not None and fold(existing.nick) == fold(hello.nick):
-            self._welcome(existing)  # our welcome was lost: say it again
-            return
-        if existing is not None:
-            self.leave(existing, "reconnected", now)
-        client = self.new_client(
-            address, hello.nick, now, link=Link(token=self.random_bytes(limits.TOKEN_BYTES))
-        )
-        if client is not None:
-            self._welcome(client)
-
-    def _refuse(self, address: Address, code: str, text: str) -> None:
+    def refuse(self, address: Address, code: str, text: str) -> None:
+        """An error envelope not tied to a request (counted by code)."""
         self.counters.inc(f"errors.{code}")
         self.send(envelope.encode(events.Error(code=code, text=text)), address)
 
@@ -322,74 +234,12 @@ class HubCore:
                 self.counters.inc(f"errors.{refusal.code}")
                 self.send(f"error: {refusal.text}".encode(), address)
             else:
-                self._refuse(address, refusal.code, refusal.text)
+                self.refuse(address, refusal.code, refusal.text)
             return None
         self.counters.inc(f"sessions.{client.kind}")
         log.info("%s client %s joined the hub from %s", client.kind, nick, address)
         self.schedule(client, now + client.timeout)
         return client
-
-    def _welcome(self, client: Client) -> None:
-        assert client.link is not None
-        welcome = events.Welcome(
-            token=client.link.token, hub=self.hub_id, nick=client.nick, idle=self.config.session_timeout
-        )
-        self.send(envelope.encode(welcome), client.address)
-
-    def _request(self, client: Client, request: Any, now: float) -> None:
-        """Carry out requests in id order, each once; answer duplicates from the cache."""
-        link = client.link
-        assert link is not None
-        if request.id < link.next_id:
-            self.counters.inc("duplicates")
-            cached = link.answers.get(request.id)
-            if cached is not None:
-                self.send(cached, client.address)
-            return
-        if request.id >= link.next_id + 2 * limits.CLIENT_WINDOW:
-            self._refuse(client.address, "window", f"request {request.id} is too far ahead of {link.next_id}")
-            return
-        link.waiting[request.id] = (request, now)
-        if request.id > link.next_id and now >= link.held_until:
-            # A gap: tell the client at once which requests arrived, so it resends the
-            # missing one without waiting for its timer (fast retransmit).
-            gap = events.Ack(
-                stream="", upto=link.next_id - 1, sack=tuple(sorted(link.waiting)[: limits.MAX_SACK])
-            )
-            self.send(envelope.encode(gap), client.address)
-            return
-        self._carry_out_waiting(client, now)
-
-    def _carry_out_waiting(self, client: Client, now: float) -> None:
-        """Carry out the waiting requests that are next in id order, while flood control lets
-        them through; when it does not, tell the client once and come back when it will."""
-        link = client.link
-        assert link is not None
-        if now < link.held_until:
-            return
-        while link.next_id in link.waiting:
-            pending, arrived = link.waiting[link.next_id]
-            if not self.allow(client, now):
-                after = max(client.bucket.wait_time(), 0.05)
-                link.held_until = now + after
-                slow = events.Error(
-                    code="slow-down", text=self.slow_down_text(client), id=pending.id, after=after
-                )
-                self.send(envelope.encode(slow), client.address)
-                self.schedule(client, link.held_until)  # the held requests go on then, unasked
-                return
-            del link.waiting[link.next_id]
-            if isinstance(pending, Unparsable):
-                outcome: events.Reply | events.Error = pending.error
-            else:
-                outcome = requests.carry_out(self, client, pending, now)
-            if isinstance(outcome, events.Reply) and now - arrived > 0.001:
-                outcome = attrs.evolve(outcome, delay=round(now - arrived, 4))
-            answer = envelope.encode(outcome)
-            link.answers[pending.id] = answer
-            link.answers.pop(pending.id - 2 * limits.CLIENT_WINDOW, None)
-            link.next_id += 1
-            self.send(answer, client.address)
 
     def allow(self, client: Client, now: float) -> bool:
         """Flood control: one token from the session's bucket and its address's bucket."""
@@ -408,18 +258,6 @@ class HubCore:
     def slow_down_text(self, client: Client) -> str:
         wait = max(client.bucket.wait_time(), 0.05)
         return f"slow down: at most {self.config.flood_rate:g} messages a second; retry in {wait:.1f} s"
-
-    def _ack(self, client: Client, ack: events.Ack, now: float) -> None:
-        assert client.link is not None
-        window = client.link.window
-        for data in window.acknowledge(fold(ack.stream), ack.upto, ack.sack, now):
-            self.send(data, client.address)
-            self.counters.inc("retransmits.fast")
-        for data in window.release(now):
-            self.send(data, client.address)
-            self.counters.inc("deliveries")
-        if window.timer is not None:
-            self.schedule(client, window.timer)
 
     # --- rooms and delivery ----------------------------------------------------------------------
 
@@ -468,7 +306,7 @@ class HubCore:
             self.counters.inc("bytes_out", sent * len(data))
             self.counters.inc("deliveries", sent)
         for member in too_slow:
-            self._refuse(member.address, "too-slow", "you fell too far behind acknowledging; rejoin")
+            self.refuse(member.address, "too-slow", "you fell too far behind acknowledging; rejoin")
             self.leave(member, "too slow", now)
 
     def send_history(self, client: Client, event: RoomEvent) -> None:
@@ -525,7 +363,7 @@ class HubCore:
             at = min(at, window.next_deadline() or at)
             link = client.link
             if link.waiting:
-                self._carry_out_waiting(client, now)
+                envelopefront.carry_out_waiting(self, client, now)
                 if link.next_id in link.waiting and link.held_until > now:
                     at = min(at, link.held_until)
         self.schedule(client, at)

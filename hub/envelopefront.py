@@ -1,0 +1,189 @@
+"""The hub's side of the envelope dialect: handshake, session tokens, requests in id order.
+
+A hello without a valid cookie gets a challenge (within the 3x budget, no state kept); with
+one, a session and its token.  Requests are carried out in id order, each once (duplicates
+are answered from a cache of recent answers), held by flood control when the session goes
+too fast, and answered with one Reply or Error each.  Acks free the member's outbox.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from hub import requests
+from hub.rooms import Address, Client, Link
+from shared import cookie, envelope, events, limits
+from shared.names import fold
+
+if TYPE_CHECKING:
+    from hub.core import HubCore
+
+
+@attrs.frozen
+class Unparsable:
+    """A request whose fields were refused at decode: it still takes its turn (its id), and
+    its answer is the error."""
+
+    id: int
+    error: events.Error
+
+
+def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
+    client = hub.registry.clients.get(address)
+    try:
+        env = envelope.decode(data)
+    except envelope.RemoteProtocolError as exc:
+        hub.note_bad_input(exc.code, exc.text, address, now)
+        error = events.Error(code=exc.code, text=exc.text, id=exc.request_id)
+        if (
+            exc.request_id
+            and client is not None
+            and client.link is not None
+            and exc.token == client.link.token
+        ):
+            client.last_seen = now
+            _request(hub, client, Unparsable(exc.request_id, error), now)  # answered in its turn
+        else:
+            _answer(hub, error, address, client, len(data))
+        return
+    event = env.event
+    if isinstance(event, events.Hello):
+        _hello(hub, event, address, len(data), now)
+        return
+    if client is None or client.link is None:
+        hub.counters.inc("drops.unknown-session")
+        text = "no session: send hello"  # short: it must fit 3x a ping from an unvalidated address
+        hub.send_unvalidated(
+            envelope.encode(events.Error(code="unknown-session", text=text)), address, len(data)
+        )
+        return
+    if env.token != client.link.token:
+        hub.counters.inc("drops.bad-token")
+        return
+    client.last_seen = now
+    _session_event(hub, client, event, now)
+
+
+def _session_event(hub: HubCore, client: Client, event: Any, now: float) -> None:
+    if isinstance(event, events.Ping):
+        hub.send(envelope.encode(events.Pong(id=event.id)), client.address)
+    elif isinstance(event, events.Ack):
+        _ack(hub, client, event, now)
+    elif isinstance(event, events.Bye):
+        hub.leave(client, "quit", now)
+    elif isinstance(event, events.REQUESTS):
+        _request(hub, client, event, now)
+    else:
+        error = events.Error(code="unexpected-kind", text=f"a client may not send {event.KIND}")
+        hub.note_bad_input("unexpected-kind", error.text, client.address, now)
+        hub.send(envelope.encode(error), client.address)
+
+
+def _answer(
+    hub: HubCore, error: events.Error, address: Address, client: Client | None, received: int
+) -> None:
+    """Tell the sender of a bad datagram what was wrong, in its own dialect."""
+    if client is not None and client.text is not None:
+        hub.send(f"error: {error.text}".encode(), address)
+    elif client is not None:
+        hub.send(envelope.encode(error), address)
+    else:
+        hub.send_unvalidated(envelope.encode(error), address, received)
+
+
+def _hello(hub: HubCore, hello: events.Hello, address: Address, received: int, now: float) -> None:
+    if not cookie.check_cookie(hub.secret, address, hello.cookie, now):
+        challenge = events.Challenge(cookie=cookie.make_cookie(hub.secret, address, now))
+        hub.counters.inc("challenges")
+        hub.send_unvalidated(envelope.encode(challenge), address, received)
+        return
+    if not hub.accepting:
+        hub.refuse(address, "shutting-down", "the hub is restarting; try again shortly")
+        return
+    existing = hub.registry.clients.get(address)
+    if existing is not None and existing.link is not None and fold(existing.nick) == fold(hello.nick):
+        _welcome(hub, existing)  # our welcome was lost: say it again
+        return
+    if existing is not None:
+        hub.leave(existing, "reconnected", now)
+    client = hub.new_client(address, hello.nick, now, link=Link(token=hub.random_bytes(limits.TOKEN_BYTES)))
+    if client is not None:
+        _welcome(hub, client)
+
+
+def _welcome(hub: HubCore, client: Client) -> None:
+    assert client.link is not None
+    welcome = events.Welcome(
+        token=client.link.token, hub=hub.hub_id, nick=client.nick, idle=hub.config.session_timeout
+    )
+    hub.send(envelope.encode(welcome), client.address)
+
+
+def _request(hub: HubCore, client: Client, request: Any, now: float) -> None:
+    """Carry out requests in id order, each once; answer duplicates from the cache."""
+    link = client.link
+    assert link is not None
+    if request.id < link.next_id:
+        hub.counters.inc("duplicates")
+        cached = link.answers.get(request.id)
+        if cached is not None:
+            hub.send(cached, client.address)
+        return
+    if request.id >= link.next_id + 2 * limits.CLIENT_WINDOW:
+        hub.refuse(client.address, "window", f"request {request.id} is too far ahead of {link.next_id}")
+        return
+    link.waiting[request.id] = (request, now)
+    if request.id > link.next_id and now >= link.held_until:
+        # A gap: tell the client at once which requests arrived, so it resends the
+        # missing one without waiting for its timer (fast retransmit).
+        gap = events.Ack(
+            stream="", upto=link.next_id - 1, sack=tuple(sorted(link.waiting)[: limits.MAX_SACK])
+        )
+        hub.send(envelope.encode(gap), client.address)
+        return
+    carry_out_waiting(hub, client, now)
+
+
+def carry_out_waiting(hub: HubCore, client: Client, now: float) -> None:
+    """Carry out the waiting requests that are next in id order, while flood control lets
+    them through; when it does not, tell the client once and come back when it will."""
+    link = client.link
+    assert link is not None
+    if now < link.held_until:
+        return
+    while link.next_id in link.waiting:
+        pending, arrived = link.waiting[link.next_id]
+        if not hub.allow(client, now):
+            after = max(client.bucket.wait_time(), 0.05)
+            link.held_until = now + after
+            slow = events.Error(code="slow-down", text=hub.slow_down_text(client), id=pending.id, after=after)
+            hub.send(envelope.encode(slow), client.address)
+            hub.schedule(client, link.held_until)  # the held requests go on then, unasked
+            return
+        del link.waiting[link.next_id]
+        if isinstance(pending, Unparsable):
+            outcome: events.Reply | events.Error = pending.error
+        else:
+            outcome = requests.carry_out(hub, client, pending, now)
+        if isinstance(outcome, events.Reply) and now - arrived > 0.001:
+            outcome = attrs.evolve(outcome, delay=round(now - arrived, 4))
+        answer = envelope.encode(outcome)
+        link.answers[pending.id] = answer
+        link.answers.pop(pending.id - 2 * limits.CLIENT_WINDOW, None)
+        link.next_id += 1
+        hub.send(answer, client.address)
+
+
+def _ack(hub: HubCore, client: Client, ack: events.Ack, now: float) -> None:
+    assert client.link is not None
+    window = client.link.window
+    for data in window.acknowledge(fold(ack.stream), ack.upto, ack.sack, now):
+        hub.send(data, client.address)
+        hub.counters.inc("retransmits.fast")
+    for data in window.release(now):
+        hub.send(data, client.address)
+        hub.counters.inc("deliveries")
+    if window.timer is not None:
+        hub.schedule(client, window.timer)
