@@ -30,10 +30,8 @@ def test_junk_flood_does_not_lose_messages_or_stall_the_hub(hub: HubProcess, tmp
         assert alice.finish() == 0
         assert bob.finish() == 0
     finally:
-        for client in (alice, bob):
-            if client.proc.poll() is None:
-                client.proc.kill()
-                client.proc.wait()
+        alice.kill()
+        bob.kill()
     stats = subprocess.run(
         [str(BIN / "roomcast"), "stats", "--hub", hub.hub_arg], capture_output=True, text=True, timeout=20
     )

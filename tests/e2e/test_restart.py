@@ -53,9 +53,7 @@ def test_clients_survive_a_hub_killed_and_restarted_without_losing_typed_lines(t
         assert alice.finish() == 0
         assert bob.finish() == 0
     finally:
-        for client in (alice, bob):
-            if client.proc.poll() is None:
-                client.proc.kill()
-                client.proc.wait()
+        alice.kill()
+        bob.kill()
         hub.send_signal(signal.SIGTERM)
         assert hub.wait(timeout=10) == 0

@@ -106,9 +106,7 @@ def test_session_token_is_required_so_another_address_cannot_speak_for_a_client(
         assert "I am bob, trust me" not in bob.bodies()
         assert bob.finish() == 0
     finally:
-        if bob.proc.poll() is None:
-            bob.proc.kill()
-            bob.proc.wait()
+        bob.kill()
 
 
 def test_a_flooding_text_client_is_told_to_slow_down_while_others_chat_normally(
@@ -130,7 +128,5 @@ def test_a_flooding_text_client_is_told_to_slow_down_while_others_chat_normally(
         assert alice.finish() == 0
         assert bob.finish() == 0
     finally:
-        for client in (alice, bob):
-            if client.proc.poll() is None:
-                client.proc.kill()
-                client.proc.wait()
+        alice.kill()
+        bob.kill()
