@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit bench soak clean
+.PHONY: install run test lint typecheck bench soak clean
 
 install: $(STAMP)
 

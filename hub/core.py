@@ -328,7 +328,11 @@ class HubCore:
 
     def leave(self, client: Client, reason: str, now: float) -> None:
         """Remove ``client`` from the hub and tell its rooms why it left."""
-        for room in self.registry.remove(client):
+        rooms = self.registry.remove(client)
+        host = str(client.address[0])
+        if host not in self.registry.per_host:
+            self._address_buckets.pop(host, None)  # kept only while the address has clients
+        for room in rooms:
             self.publish(
                 room,
                 lambda seq, room=room: events.Presence(  # type: ignore[misc]
