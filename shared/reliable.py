@@ -1,7 +1,7 @@
 """Reliable delivery over datagrams, without I/O: what to resend when, and what arrived in order.
 
-The hub keeps one :class:`SendWindow` per member (its room deliveries, keyed by stream and
-seq); the client keeps one for its requests (keyed by request id).  A receiver keeps one
+The client keeps one :class:`SendWindow` for its requests (keyed by request id); the hub's
+per-member deliveries use the same RTT estimator in ``shared.outbox``.  A receiver keeps one
 :class:`Reorder` per stream: it drops duplicates, holds early arrivals and releases items in
 sequence order, and says what to acknowledge (cumulative plus a few selective acks).
 
@@ -12,7 +12,6 @@ item's timeout, up to four times ``MAX_RTO``.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
@@ -60,43 +59,16 @@ class _InFlight:
 
 @attrs.define
 class SendWindow(Generic[K]):
-    """Datagrams sent and not yet acknowledged, with their resend deadlines.
+    """Datagrams sent and not yet acknowledged, with their resend deadlines (the client's
+    requests; the hub's deliveries use the leaner :class:`shared.outbox.Outbox`)."""
 
-    With a ``limit``, at most that many are in flight at once; more wait in a queue and go out
-    as acknowledgements make room (:meth:`offer`, :meth:`release`), so a receiver that falls
-    behind is not buried in datagrams it would lose, and resends stay few.
-    """
-
-    limit: int | None = None
     rtt: RttEstimator = attrs.Factory(RttEstimator)
     _items: dict[K, _InFlight] = attrs.Factory(dict)
-    _queue: deque[tuple[K, bytes]] = attrs.Factory(deque)
-    #: Bytes held for the peer, in flight or queued.
     bytes_in_flight: int = 0
     retransmits: int = 0
 
     def __len__(self) -> int:
-        """Items held for the peer: in flight or queued."""
-        return len(self._items) + len(self._queue)
-
-    def offer(self, key: K, data: bytes, now: float) -> bool:
-        """Hold ``data`` until acknowledged; True means send it now, False that it was queued."""
-        if self.limit is not None and (self._queue or len(self._items) >= self.limit):
-            self._queue.append((key, data))
-            self.bytes_in_flight += len(data)
-            return False
-        self.track(key, data, now)
-        return True
-
-    def release(self, now: float) -> list[bytes]:
-        """Queued datagrams that now fit in the window: send them."""
-        out: list[bytes] = []
-        while self._queue and (self.limit is None or len(self._items) < self.limit):
-            key, data = self._queue.popleft()
-            self.bytes_in_flight -= len(data)
-            self.track(key, data, now)
-            out.append(data)
-        return out
+        return len(self._items)
 
     def __contains__(self, key: K) -> bool:
         return key in self._items
@@ -123,15 +95,12 @@ class SendWindow(Generic[K]):
         return sum(self.acknowledge(key, now) for key in keys)
 
     def pending(self) -> list[K]:
-        """Keys in flight (not the queued ones: those cannot have been acknowledged)."""
         return list(self._items)
 
     def pop_all(self) -> list[tuple[K, bytes]]:
-        """Every item held, in flight then queued, oldest first, and forget them."""
+        """Every item in flight, oldest first, and forget them."""
         items = [(key, item.data) for key, item in self._items.items()]
-        items += self._queue
         self._items.clear()
-        self._queue.clear()
         self.bytes_in_flight = 0
         return items
 
