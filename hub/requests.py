@@ -135,7 +135,7 @@ def _rooms(hub: HubCore, client: Client, request: events.Rooms, now: float) -> A
     items = tuple(
         f"{room.name} ({len(room.members)})" + (f" {room.topic}" if room.topic else "") for room in rooms
     )[: limits.MAX_ARRAY]
-    return reply(request, f"{len(rooms)} rooms", items=items)
+    return reply(request, f"{len(rooms)} room{'s' if len(rooms) != 1 else ''}", items=items)
 
 
 def _topic(hub: HubCore, client: Client, request: events.Topic, now: float) -> Answer:

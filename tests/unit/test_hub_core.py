@@ -442,7 +442,7 @@ def test_text_reply_says_how_many_earlier_lines_were_skipped() -> None:
     for n in range(sent):
         bob.request(events.Say, room="lobby", body=f"message {n:03} " + "x" * 40)
     lines = text.line("/rooms").split("\n")
-    assert lines[-2:] == ["1 rooms", "lobby (2)"]
+    assert lines[-2:] == ["1 room", "lobby (2)"]
     notice, shown = lines[0], lines[1:-2]
     skipped = int(notice.removeprefix("(").split(" ")[0])
     assert notice == f"({skipped} earlier messages skipped)"
@@ -495,7 +495,7 @@ def test_live_mode_sends_room_lines_as_they_happen() -> None:
         ("/nick bad!", "error: nick 'bad!' is not allowed"),
         ("/who", "2 in lobby: bob guest-40001"),
         ("/who nowhere", "error: there is no room nowhere"),
-        ("/rooms", "1 rooms\nlobby (2)"),
+        ("/rooms", "1 room\nlobby (2)"),
         ("/msg bob psst", "sent privately to bob"),
         ("/msg nobody psst", "error: nobody is called nobody here"),
         ("/me waves", "sent to lobby"),
