@@ -306,8 +306,7 @@ class HubCore:
             self.counters.inc("bytes_out", sent * len(data))
             self.counters.inc("deliveries", sent)
         for member in too_slow:
-            self.refuse(member.address, "too-slow", "you fell too far behind acknowledging; rejoin")
-            self.leave(member, "too slow", now)
+            self.drop_from_rooms(member, "too slow", now)
 
     def send_history(self, client: Client, event: RoomEvent) -> None:
         """A replayed old event: best effort to envelope clients, into a text client's reply."""
@@ -332,6 +331,26 @@ class HubCore:
         host = str(client.address[0])
         if host not in self.registry.per_host:
             self._address_buckets.pop(host, None)  # kept only while the address has clients
+        self._tell_rooms_left(rooms, client, reason, now)
+        client.wake = float("inf")
+        self.counters.inc(f"departures.{reason.replace(' ', '-')}")
+        log.info("%s left the hub (%s)", client.nick, reason)
+
+    def drop_from_rooms(self, client: Client, reason: str, now: float) -> None:
+        """A member too far behind: out of its rooms, its held deliveries dropped, and told so.
+        Its session stays (requests already carried out are not carried out again); the
+        client rejoins and catches up on what the rooms still keep."""
+        assert client.link is not None
+        client.link.window.pop_all()
+        client.link.direct_seq = 0  # the client restarts its private stream too
+        rooms = self.registry.leave_rooms(client)
+        self._tell_rooms_left(rooms, client, reason, now)
+        self.refuse(client.address, "too-slow", f"you fell too far behind acknowledging, so you left {len(rooms)} "
+                    "room(s); rejoining catches up on what they still keep")  # fmt: skip
+        self.counters.inc(f"departures.{reason.replace(' ', '-')}")
+        log.info("%s dropped from its rooms (%s)", client.nick, reason)
+
+    def _tell_rooms_left(self, rooms: list[Room], client: Client, reason: str, now: float) -> None:
         for room in rooms:
             self.publish(
                 room,
@@ -341,9 +360,6 @@ class HubCore:
                 client,
                 now,
             )
-        client.wake = float("inf")
-        self.counters.inc(f"departures.{reason.replace(' ', '-')}")
-        log.info("%s left the hub (%s)", client.nick, reason)
 
     # --- timers ----------------------------------------------------------------------------------
 

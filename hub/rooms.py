@@ -120,12 +120,17 @@ class Registry:
         self.nicks[fold(client.nick)] = client
         self.per_host[host] += 1
 
-    def remove(self, client: Client) -> list[Room]:
-        """Forget ``client``; return the rooms it was in (already without it)."""
+    def leave_rooms(self, client: Client) -> list[Room]:
+        """Take ``client`` out of every room; return them (already without it)."""
         left = [self.rooms[key] for key in client.rooms if key in self.rooms]
         for room in left:
             room.members.pop(client.address, None)
         client.rooms.clear()
+        return left
+
+    def remove(self, client: Client) -> list[Room]:
+        """Forget ``client``; return the rooms it was in (already without it)."""
+        left = self.leave_rooms(client)
         if self.clients.get(client.address) is client:
             del self.clients[client.address]
             self.nicks.pop(fold(client.nick), None)

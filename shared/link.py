@@ -96,6 +96,12 @@ class HubLink:
         self._window: SendWindow[int] = SendWindow()
         self._inflight: dict[int, Any] = {}
         self._backlog: deque[Any] = deque()
+        #: After the hub took us out of our rooms: the rejoins go first, then the requests it
+        #: refused meanwhile (in order), and the backlog waits until every request sent
+        #: before the rejoin (ids up to ``_barrier``) is answered, so no line overtakes another.
+        self._rejoins: deque[Any] = deque()
+        self._replay: deque[Any] = deque()
+        self._barrier = 0
         self._next_id = 1
         self._hold_until = 0.0
         self._out: list[bytes] = []
@@ -118,7 +124,7 @@ class HubLink:
     @property
     def busy(self) -> int:
         """Requests not answered yet (in flight or queued)."""
-        return len(self._inflight) + len(self._backlog)
+        return len(self._inflight) + len(self._backlog) + len(self._rejoins) + len(self._replay)
 
     def close(self) -> None:
         """Say bye to the hub (best effort) and stop."""
@@ -220,14 +226,24 @@ class HubLink:
     def _rebuild(self, same_history: bool, now: float) -> None:
         """A new session: rejoin every room (asking for what was missed), then resend every
         request not yet answered, in order, under new ids."""
-        unanswered = [self._inflight[i] for i in sorted(self._inflight)]
+        unanswered = [self._inflight[i] for i in sorted(self._inflight)] + list(self._replay)
         self._inflight.clear()
         self._window.pop_all()
-        self._next_id = 1
+        self._rejoins.clear()
+        self._replay.clear()
+        self._next_id, self._barrier = 1, 0
         self.inbox.restart(same_history)
         rejoin: list[Any] = [events.Join(id=0, room=name) for name in self.inbox.names()]
         pending = [r for r in unanswered if not isinstance(r, events.Join) or r.room not in self.inbox]
         self._backlog.extendleft(reversed(rejoin + pending))
+        self._pump(now)
+
+    def _rejoin(self, now: float) -> None:
+        """The hub took us out of our rooms (we fell behind): join them again, first of all,
+        and catch up on what they still keep."""
+        self.inbox.restart(same_history=True)
+        self._rejoins.extend(events.Join(id=0, room=name) for name in self.inbox.names())
+        self._barrier = self._next_id - 1
         self._pump(now)
 
     def _lost(self, reason: str, now: float) -> list[LinkEvent]:
@@ -245,10 +261,16 @@ class HubLink:
         # The window spans ids, not a count: the hub remembers answers for the last
         # 2 * CLIENT_WINDOW ids, so the oldest unanswered request must stay within it.
         oldest = min(self._inflight, default=self._next_id)
-        while (
-            self.state is LinkState.OPEN and self._backlog and self._next_id < oldest + limits.CLIENT_WINDOW
-        ):
-            request = attrs.evolve(self._backlog.popleft(), id=self._next_id)
+        while self.state is LinkState.OPEN and self._next_id < oldest + limits.CLIENT_WINDOW:
+            if self._rejoins:
+                queue = self._rejoins
+            elif self._replay:
+                queue = self._replay
+            elif self._backlog and oldest > self._barrier:
+                queue = self._backlog
+            else:
+                return
+            request = attrs.evolve(queue.popleft(), id=self._next_id)
             self._next_id += 1
             if isinstance(request, events.Join):
                 self.inbox.joining(request.room)
@@ -287,6 +309,9 @@ class HubLink:
     def _on_error(self, error: events.Error, now: float) -> list[LinkEvent]:
         if error.code == "unknown-session" and self.state is LinkState.OPEN:
             return self._lost("the hub restarted or forgot this session", now)
+        if error.code == "too-slow" and self.state is LinkState.OPEN:
+            self._rejoin(now)
+            return [Problem(error)]
         request = self._inflight.get(error.id) if error.id else None
         if request is None:
             if error.code in TRANSIENT or error.code == "unknown-session":
@@ -294,6 +319,18 @@ class HubLink:
             if self.state is LinkState.CONNECTING and error.code in FATAL_AT_HELLO:
                 self.state = LinkState.CLOSED
             return [Problem(error)]
+        if (
+            error.code == "not-in-room"
+            and error.id <= self._barrier
+            and isinstance(request, events.Say | events.Topic)
+            and request.room in self.inbox
+        ):
+            # Sent just before the hub took us out of the room: it goes again after our rejoin.
+            del self._inflight[error.id]
+            self._window.acknowledge(error.id, now)
+            self._replay.append(request)
+            self._pump(now)
+            return []
         if error.code in TRANSIENT:
             # The hub keeps what it received and carries it out after the pause by itself;
             # we resend only if nothing has come by well after it.

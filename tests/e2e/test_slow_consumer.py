@@ -39,4 +39,4 @@ def test_a_member_that_stops_acking_is_dropped_and_the_others_get_everything(tmp
             stuck.close()
             alice.kill()
             bob.kill()
-        assert "stuck left the hub (too slow)" in hub.log()
+        assert "stuck dropped from its rooms (too slow)" in hub.log()

@@ -230,6 +230,8 @@ class Wire:
         #: What the impairment did: dropped, duplicated, delayed (so overtaken).
         self.impaired: Counter[str] = Counter()
         self._flight: list[tuple[float, int, bool, Address, bytes]] = []
+        #: When set, datagrams for which it returns True vanish (a test's targeted loss).
+        self.block: Callable[[Address, bytes, bool], bool] | None = None
         self._order = itertools.count()
 
     def add_link(self, nick: str, port: int, **options: Any) -> HubLink:
@@ -312,6 +314,9 @@ class Wire:
                 self._post(data, address, to_hub=False)
 
     def _post(self, data: bytes, address: Address, to_hub: bool) -> None:
+        if self.block is not None and self.block(address, data, to_hub):
+            self.impaired["blocked"] += 1
+            return
         imp = self.impairment
         if imp.loss and imp.rng.random() < imp.loss:
             self.impaired["dropped"] += 1

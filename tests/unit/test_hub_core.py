@@ -848,7 +848,9 @@ def test_slow_consumer_is_told_and_removed_and_others_are_unaffected(monkeypatch
         seen += delivered(fast.received())
     assert seen == [f"m{n}" for n in range(12)]
     assert [e.code for e in of(events.Error, slow.received())] == ["too-slow"]
-    assert slow.address not in hub.core.registry.clients
+    # out of its rooms, its held deliveries dropped, but its session kept (no request redone)
+    assert hub.core.registry.clients[slow.address].rooms == []
+    assert len(_window(hub, slow)) == 0
     assert hub.members("hall") == {"alice", "fast"} and hub.members("side") == {"alice"}
     left = [p for p in of(events.Presence, alice.received()) if p.what == "left"]
     assert sorted((p.room, p.nick, p.detail) for p in left) == [

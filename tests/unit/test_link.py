@@ -10,9 +10,21 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from hub.core import HubConfig
-from shared import events, limits
-from shared.link import Answered, Connected, HubLink, LinkState, Reconnecting, Refused, Show, Unreachable
+from shared import envelope, events, limits
+from shared.link import (
+    Answered,
+    Connected,
+    HubLink,
+    LinkState,
+    Problem,
+    Reconnecting,
+    Refused,
+    Show,
+    Unreachable,
+)
 from tests.unit.hubwire import Impairment, Wire, new_core
 
 
@@ -228,3 +240,36 @@ def test_link_whose_hub_goes_silent_reconnects_and_gives_up_if_asked() -> None:
     assert wire.now - lost_at >= limits.HUB_SILENCE_TIMEOUT - 0.01
     wire.run_until(lambda: alice.state is LinkState.CLOSED, limit=limits.RECONNECT_GIVE_UP + 2.0)
     assert isinstance(wire.events_of(alice)[-1], Unreachable)
+
+
+def test_a_link_dropped_from_its_rooms_for_falling_behind_rejoins_and_no_line_is_lost_or_reordered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limits, "MEMBER_IN_FLIGHT", 8)
+    monkeypatch.setattr(limits, "MEMBER_WINDOW", 16)
+    core = new_core(HubConfig(flood_rate=0))
+    wire = Wire(core)
+    alice, slow = wire.add_link("alice", 40001), wire.add_link("slow", 40002)
+    join_all(wire, [alice, slow], "hall")
+    slow_address = next(address for address, link in wire.links.items() if link is slow)
+    # slow's acks vanish: it falls more than a window behind while both keep talking
+    wire.block = lambda address, data, to_hub: (
+        to_hub and address == slow_address and envelope.decode(data).event.KIND == "ack"
+    )
+    for n in range(30):
+        wire.submit(alice, events.Say(id=0, room="hall", body=f"a{n}"))
+        wire.submit(slow, events.Say(id=0, room="hall", body=f"s{n}"))
+    wire.run_until(
+        lambda: any(isinstance(e, Problem) and e.error.code == "too-slow" for e in wire.events_of(slow)),
+        limit=30.0,
+    )
+    wire.block = None
+    wire.run_until(lambda: slow.busy == 0 and alice.busy == 0, limit=60.0)
+    said = [
+        e.body
+        for e in core.registry.rooms["hall"].history
+        if isinstance(e, events.Deliver) and e.nick == "slow"
+    ]
+    assert said == [f"s{n}" for n in range(30)], "each of slow's lines carried out once, in order"
+    assert {c.nick for c in core.registry.rooms["hall"].members.values()} == {"alice", "slow"}
+    assert_room_order(shown(wire, slow, "hall"))
