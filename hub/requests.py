@@ -68,6 +68,12 @@ def _presence(
 def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Answer:
     if not hub.accepting:
         raise Refused("shutting-down", "the hub is shutting down; rejoin when it is back")
+    if fold(request.room) not in hub.registry.rooms and not client.room_bucket.take(now):
+        raise Refused(
+            "too-many-rooms",
+            f"you created {limits.ROOM_CREATE_BURST} rooms lately; join an existing one (/rooms) "
+            f"or wait {client.room_bucket.wait_time():.0f} s",
+        )
     room, new = hub.registry.join(client, request.room)
     if request.history:
         _replay(hub, client, room.name, events.History(id=0, room=room.name, count=request.history))

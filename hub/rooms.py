@@ -72,6 +72,10 @@ class Client:
     wake: float = float("inf")
     #: Seconds of silence after which the hub evicts it.
     timeout: float = limits.SESSION_TIMEOUT
+    #: Rooms it may still create (see limits.ROOM_CREATE_BURST).
+    room_bucket: TokenBucket = attrs.Factory(
+        lambda: TokenBucket(limits.ROOM_CREATE_RATE, limits.ROOM_CREATE_BURST)
+    )
 
     @property
     def kind(self) -> Kind:

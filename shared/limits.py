@@ -60,6 +60,10 @@ MAX_CLIENTS_PER_ADDRESS_HOST: Final = 64
 MAX_ROOMS: Final = 5_000
 MAX_ROOMS_PER_CLIENT: Final = 16
 MAX_MEMBERS_PER_ROOM: Final = 1_000
+#: New rooms one client may create: a burst, then one every 30 s (so nobody can use up
+#: MAX_ROOMS alone; empty rooms take ROOM_EXPIRY to go away).
+ROOM_CREATE_BURST: Final = 10
+ROOM_CREATE_RATE: Final = 1 / 30
 
 # --- text clients ------------------------------------------------------------------------------
 

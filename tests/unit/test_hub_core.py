@@ -1116,3 +1116,19 @@ def test_shutdown_says_bye_and_refuses_joins_afterwards() -> None:
     late.send(events.Hello(nick="late", cookie=one(events.Challenge, late.received()).cookie))
     assert [e.code for e in late.received()] == ["shutting-down"]
     assert late.address not in hub.core.registry.clients
+
+
+def test_one_client_cannot_create_rooms_without_end_but_may_join_existing_ones() -> None:
+    hub = Hub(HubConfig(session_timeout=300))
+    alice = envelope_peer(hub, 40001, "alice")
+    bob = envelope_peer(hub, 40002, "bob", "existing")
+    for n in range(limits.ROOM_CREATE_BURST):
+        assert isinstance(alice.ask(events.Join, room=f"new{n}"), events.Reply)
+    refused = alice.ask(events.Join, room="one-too-many")
+    assert isinstance(refused, events.Error) and refused.code == "too-many-rooms"
+    assert "join an existing one" in refused.text
+    assert isinstance(alice.ask(events.Join, room="existing"), events.Reply)
+    assert "one-too-many" not in hub.core.registry.rooms
+    hub.advance(1 / limits.ROOM_CREATE_RATE + 0.1)
+    assert isinstance(alice.ask(events.Join, room="one-too-many"), events.Reply)
+    assert bob.address in hub.core.registry.rooms["existing"].members
