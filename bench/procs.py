@@ -100,8 +100,9 @@ class Running:
 @contextmanager
 def running(relay: Relay) -> Iterator[Running]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("ROOMCAST_PORT", None)
+    # Every option is the benchmark's: none may leak in from the shell (ROOMCAST_MONITOR, ...).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
+    env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen(relay.argv(port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     pin(proc.pid, RELAY_CORE)
     try:

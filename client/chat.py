@@ -29,7 +29,6 @@ class ChatSession:
     current: str = ""
     refusals: int = 0
     quit: bool = False
-    connected: bool = False
     #: Set when the link gives up (hub unreachable, nick taken): the front end exits non-zero.
     fatal: str = ""
 
@@ -77,7 +76,6 @@ class ChatSession:
             if event.error.code in link.FATAL_AT_HELLO:
                 self.fatal = event.error.text
         elif isinstance(event, link.Connected):
-            self.connected = True
             self.nick = event.nick
             self.show(
                 render.notice(("reconnected" if event.reconnected else "connected") + f" as {event.nick}")

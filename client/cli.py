@@ -12,7 +12,7 @@ from client import render
 from client.options import ClientOptions, parse_args
 from client.piped import run_piped
 from client.plain import run_plain
-from client.runner import LinkRunner, open_client_socket, resolve_hub
+from client.runner import LinkRunner, open_client_socket
 from shared import events, link
 
 
@@ -31,11 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def run_stats(options: ClientOptions) -> int:
     """Open a short session, ask for the hub's stats, print them, leave."""
-    try:
-        hub = resolve_hub(options.hub)
-    except (ValueError, OSError) as exc:
-        print(f"roomcast: {exc}", file=sys.stderr)
-        return 2
+    hub = options.hub_address
     result: list[link.LinkEvent] = []
     with open_client_socket(hub) as sock:
         hub_link = link.HubLink(f"stats-{os.getpid()}", trio.current_time())

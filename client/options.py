@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+from typing import Any
 
 import attrs
 
+from client.runner import resolve_hub
 from shared import __version__, limits
 from shared.names import BadName, check_nick, check_room
 
@@ -22,6 +24,8 @@ DEFAULT_HUB = f"{limits.DEFAULT_HOST}:{limits.DEFAULT_PORT}"
 class ClientOptions:
     command: str
     hub: str
+    #: ``hub`` resolved to a socket address, once, when the options are read.
+    hub_address: tuple[Any, ...]
     nick: str
     rooms: tuple[str, ...]
     history: int
@@ -69,9 +73,14 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
         parser.error(str(exc))
     if not 0 <= args.history <= limits.HISTORY_PER_ROOM:
         parser.error(f"--history must be between 0 and {limits.HISTORY_PER_ROOM}")
+    try:
+        hub_address = resolve_hub(args.hub)
+    except (ValueError, OSError) as exc:
+        parser.error(f"--hub {exc}")
     return ClientOptions(
         command=args.command,
         hub=args.hub,
+        hub_address=hub_address,
         nick=args.nick,
         rooms=rooms,
         history=args.history,

@@ -15,7 +15,7 @@ import trio
 from client import render
 from client.chat import ChatSession
 from client.options import ClientOptions
-from client.runner import LinkRunner, open_client_socket, resolve_hub
+from client.runner import LinkRunner, open_client_socket
 from shared import limits
 from shared.link import HubLink
 
@@ -30,11 +30,7 @@ def show_plain(fragments: render.Fragments) -> None:
 
 
 async def run_piped(options: ClientOptions) -> int:
-    try:
-        hub = resolve_hub(options.hub)
-    except (ValueError, OSError) as exc:
-        print(f"roomcast: {exc}", file=sys.stderr)
-        return 2
+    hub = options.hub_address
     with open_client_socket(hub) as sock:
         link = HubLink(options.nick, trio.current_time(), give_up_after=limits.RECONNECT_GIVE_UP)
         runner = LinkRunner(sock, hub, link, lambda event: None)

@@ -14,7 +14,6 @@ import attrs
 import trio
 
 from client.options import ClientOptions
-from client.runner import resolve_hub
 from shared import limits, text
 
 #: After the last line is answered, how long to keep printing what still arrives.
@@ -31,11 +30,7 @@ class PlainState:
 
 
 async def run_plain(options: ClientOptions) -> int:
-    try:
-        hub = resolve_hub(options.hub)
-    except (ValueError, OSError) as exc:
-        print(f"roomcast: {exc}", file=sys.stderr)
-        return 2
+    hub = options.hub_address
     family = socket.AF_INET6 if len(hub) == 4 else socket.AF_INET
     state = PlainState()
     with trio.socket.socket(family=family, type=socket.SOCK_DGRAM) as sock:

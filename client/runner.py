@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from shared.addresses import parse_host_port
 from shared.link import HubLink, LinkEvent, LinkState
 
 Address = tuple[Any, ...]
@@ -21,11 +22,8 @@ Address = tuple[Any, ...]
 
 def resolve_hub(hub: str) -> Address:
     """``HOST:PORT`` or ``[V6]:PORT`` to a socket address (resolved once, at start)."""
-    host, sep, port = hub.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"hub address {hub!r} must look like HOST:PORT, e.g. 127.0.0.1:9999")
-    host = host.strip("[]") or "127.0.0.1"
-    infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)
+    host, port = parse_host_port(hub)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     return tuple(infos[0][4])
 
 

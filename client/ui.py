@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -27,7 +26,7 @@ from prompt_toolkit.styles import Style
 from client import render
 from client.chat import ChatSession
 from client.options import ClientOptions
-from client.runner import Address, LinkRunner, open_client_socket, resolve_hub
+from client.runner import Address, LinkRunner, open_client_socket
 from shared import limits
 from shared.link import HubLink, LinkState
 
@@ -56,11 +55,7 @@ STYLE = Style.from_dict(
 
 def run_interactive(options: ClientOptions) -> int:
     """Chat in the terminal until the user quits (0) or the link gives up (1)."""
-    try:
-        hub = resolve_hub(options.hub)
-    except (ValueError, OSError) as exc:
-        print(f"roomcast: {exc}", file=sys.stderr)
-        return 2
+    hub = options.hub_address
     return asyncio.run(TerminalChat(options, hub).run())
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import trio
 
 from hub.core import LOOPBACK, HubConfig
-from hub.monitor import MonitorUnavailable, is_loopback, parse_address
+from hub.monitor import MonitorUnavailable
 from hub.server import HubServer, ServerOptions, open_socket
 from hub.store import HistoryStore, StoreError
 from shared import __version__, limits
+from shared.addresses import is_loopback, parse_host_port
 
 log = logging.getLogger("roomcast.hub")
 
@@ -75,9 +76,12 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
         args.trusted = (
             tuple(ipaddress.ip_network(c, strict=False) for c in args.trust) if args.trust else LOOPBACK
         )
-        args.monitor = parse_address(args.monitor) if args.monitor else None
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        args.monitor = parse_host_port(args.monitor) if args.monitor else None
+    except ValueError as exc:
+        parser.error(f"--monitor {exc}")
     if not 0 <= args.port <= 65535:
         parser.error(f"port {args.port} is not between 0 and 65535")
     if args.monitor and not args.monitor_any_host and not is_loopback(args.monitor[0]):

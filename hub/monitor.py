@@ -10,7 +10,6 @@ core and the time (testable without sockets); ``hub.prometheus`` renders ``/metr
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import json
 import logging
@@ -86,26 +85,6 @@ def error(status: int, text: str) -> Response:
 
 
 # --- the operator's address -----------------------------------------------------------------------
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port); ValueError says what is wrong."""
-    match = re.fullmatch(r"\[([^\[\]]+)\]:(\d{1,5})|([^:\[\]]+):(\d{1,5})", text)
-    if match is None:
-        raise ValueError(f"--monitor {text!r} is not HOST:PORT (e.g. 127.0.0.1:8222 or [::1]:8222)")
-    host, port = match[1] or match[3], int(match[2] or match[4])
-    if port > 65535:
-        raise ValueError(f"--monitor port {port} is not between 0 and 65535")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve anywhere
 
 
 def url_of(address: Address) -> str:

@@ -18,7 +18,7 @@ from shared.outbox import Outbox
 
 Address = tuple[Any, ...]
 Kind = Literal["envelope", "text"]
-RoomEvent = events.Deliver | events.Presence
+RoomEvent = events.RoomEvent
 
 
 class Refused(Exception):

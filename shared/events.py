@@ -28,11 +28,6 @@ def _room(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
     check_room(value)
 
 
-def _nick_or_empty(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
-    if value:
-        check_nick(value)
-
-
 def _room_or_empty(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
     if value:
         check_room(value)
@@ -275,7 +270,8 @@ class Pong(Event):
     id: int = 0
 
 
-Roomward = Deliver | Presence
+#: What a room's members receive, each with the room's seq: a line or a presence notice.
+RoomEvent = Deliver | Presence
 
 ALL_KINDS: tuple[type[Any], ...] = (
     Hello, Join, Part, Nick, Say, Msg, Who, Rooms, Topic, History, Stats, Ping, Ack, Bye,

@@ -15,7 +15,7 @@ from shared import events, limits
 from shared.names import fold
 from shared.reliable import Reorder
 
-Shown = events.Deliver | events.Presence
+Shown = events.RoomEvent
 
 
 @attrs.define

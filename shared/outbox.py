@@ -42,7 +42,6 @@ class Outbox:
         #: When the oldest delivery in flight is resent if still unacknowledged.
         self.timer: float | None = None
         self._backoff = 0
-        self.retransmits = 0
 
     def __len__(self) -> int:
         return self._in_flight + len(self._queue)
@@ -110,7 +109,6 @@ class Outbox:
             if now - item.last_sent >= spacing:
                 item.last_sent, item.resent = now, True
                 out.append(item.data)
-        self.retransmits += len(out)
         return out
 
     def release(self, now: float) -> list[bytes]:
@@ -137,7 +135,6 @@ class Outbox:
         self.timer = (
             now + min(self.rtt.rto() * 2**self._backoff, limits.MAX_RTO * 4) if self._in_flight else None
         )
-        self.retransmits += len(oldest)
         return [item.data for item in oldest]
 
     def pop_all(self) -> list[bytes]:

@@ -91,9 +91,6 @@ class SendWindow(Generic[K]):
             self.rtt.sample(now - item.sent_at - delay)
         return True
 
-    def acknowledge_many(self, keys: Iterable[K], now: float) -> int:
-        return sum(self.acknowledge(key, now) for key in keys)
-
     def pending(self) -> list[K]:
         return list(self._items)
 

@@ -102,7 +102,9 @@ def test_session_token_is_required_so_another_address_cannot_speak_for_a_client(
             answer = _exchange(spoofer, hub, envelope.encode(forged, token=bytes(16)))
             error = envelope.decode(answer).event
             assert isinstance(error, events.Error) and error.code == "unknown-session"
-        time.sleep(0.3)
+        # bob's own next line comes back after anything the hub did before it
+        bob.say("after the forgery")
+        bob.wait_for(lambda: "after the forgery" in bob.bodies(), "bob's own line")
         assert "I am bob, trust me" not in bob.bodies()
         assert bob.finish() == 0
     finally:

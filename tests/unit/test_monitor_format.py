@@ -9,6 +9,7 @@ import pytest
 
 from hub import monitor, prometheus
 from hub.core import HubConfig, HubCore
+from shared import addresses
 
 SAMPLE = re.compile(
     r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*"(,[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*")*\})? \S+'
@@ -163,12 +164,12 @@ def test_connz_describes_clients_and_honours_its_limit() -> None:
 
 
 def test_monitor_address_parses_and_only_loopback_counts_as_loopback() -> None:
-    assert monitor.parse_address("127.0.0.1:8222") == ("127.0.0.1", 8222)
-    assert monitor.parse_address("[::1]:8222") == ("::1", 8222)
+    assert addresses.parse_host_port("127.0.0.1:8222") == ("127.0.0.1", 8222)
+    assert addresses.parse_host_port("[::1]:8222") == ("::1", 8222)
     for bad in ("127.0.0.1", "::1:8222", "127.0.0.1:99999", ":8222"):
         with pytest.raises(ValueError):
-            monitor.parse_address(bad)
-    assert monitor.is_loopback("127.0.0.1") and monitor.is_loopback("::1")
-    assert not monitor.is_loopback("0.0.0.0")
-    assert not monitor.is_loopback("::")
-    assert not monitor.is_loopback("example.invalid")
+            addresses.parse_host_port(bad)
+    assert addresses.is_loopback("127.0.0.1") and addresses.is_loopback("::1")
+    assert not addresses.is_loopback("0.0.0.0")
+    assert not addresses.is_loopback("::")
+    assert not addresses.is_loopback("example.invalid")

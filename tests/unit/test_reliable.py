@@ -223,15 +223,6 @@ def test_measured_rtt_sets_the_timeout_of_later_items() -> None:
     assert window.rtt.rto() < limits.INITIAL_RTO
 
 
-def test_acknowledge_many_counts_the_keys_that_were_in_flight() -> None:
-    window: SendWindow[tuple[str, int]] = SendWindow()
-    for seq in range(1, 6):
-        window.track(("lobby", seq), b"x" * seq, now=0.0)
-    assert window.acknowledge_many([("lobby", 1), ("lobby", 3), ("lobby", 9), ("games", 2)], now=0.1) == 2
-    assert window.pending() == [("lobby", 2), ("lobby", 4), ("lobby", 5)]
-    assert window.bytes_in_flight == 2 + 4 + 5
-
-
 def test_pop_all_returns_everything_oldest_first_and_empties_the_window() -> None:
     window: SendWindow[int] = SendWindow()
     window.track(3, b"c", now=0.0)
