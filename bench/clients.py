@@ -13,8 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 import attrs
-
-from shared import envelope, events, limits
+from roomcast.shared import envelope, events, limits
 
 LOOPBACK = "127.0.0.1"
 #: Sockets set up at once: their answers wait in their own buffers, so a wave is never lost.

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import sys
 
-from shared import limits
+from roomcast.shared import limits
 
 
 def main() -> int:
     limits.MAX_CLIENTS_PER_ADDRESS_HOST = 1_000_000  # type: ignore[misc]
-    from hub.cli import main as hub_main
+    from roomcast.hub.cli import main as hub_main
 
     return hub_main()
 

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
-from shared import envelope, events, limits
+from roomcast.shared import envelope, events, limits
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / "bench" / "build" / "loadgen"

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-
-from client import render
-from shared import events, link, text
-from shared.names import fold
+from roomcast.client import render
+from roomcast.shared import events, link, text
+from roomcast.shared.names import fold
 
 Show = Callable[[render.Fragments], None]
 

@@ -7,13 +7,12 @@ import os
 import sys
 
 import trio
-
-from client import render
-from client.options import ClientOptions, parse_args
-from client.piped import run_piped
-from client.plain import run_plain
-from client.runner import LinkRunner, open_client_socket
-from shared import events, link
+from roomcast.client import render
+from roomcast.client.options import ClientOptions, parse_args
+from roomcast.client.piped import run_piped
+from roomcast.client.plain import run_plain
+from roomcast.client.runner import LinkRunner, open_client_socket
+from roomcast.shared import events, link
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.plain:
         return trio.run(run_plain, options)
     if sys.stdin.isatty() and sys.stdout.isatty():
-        from client.ui import run_interactive  # prompt_toolkit is only needed here
+        from roomcast.client.ui import run_interactive  # prompt_toolkit is only needed here
 
         return run_interactive(options)
     return trio.run(run_piped, options)

@@ -12,10 +12,9 @@ import os
 from typing import Any
 
 import attrs
-
-from client.runner import resolve_hub
-from shared import __version__, limits
-from shared.names import BadName, check_nick, check_room
+from roomcast.client.runner import resolve_hub
+from roomcast.shared import __version__, limits
+from roomcast.shared.names import BadName, check_nick, check_room
 
 DEFAULT_HUB = f"{limits.DEFAULT_HOST}:{limits.DEFAULT_PORT}"
 

@@ -11,13 +11,12 @@ import signal
 import sys
 
 import trio
-
-from client import render
-from client.chat import ChatSession
-from client.options import ClientOptions
-from client.runner import LinkRunner, open_client_socket
-from shared import limits
-from shared.link import HubLink
+from roomcast.client import render
+from roomcast.client.chat import ChatSession
+from roomcast.client.options import ClientOptions
+from roomcast.client.runner import LinkRunner, open_client_socket
+from roomcast.shared import limits
+from roomcast.shared.link import HubLink
 
 #: Lines read ahead of the hub's confirmations: a long pipe is read as the hub keeps up.
 READ_AHEAD = 256

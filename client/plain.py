@@ -12,9 +12,8 @@ import sys
 
 import attrs
 import trio
-
-from client.options import ClientOptions
-from shared import limits, text
+from roomcast.client.options import ClientOptions
+from roomcast.shared import limits, text
 
 #: After the last line is answered, how long to keep printing what still arrives.
 LINGER = 0.3

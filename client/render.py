@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 import zlib
 
-from shared import events, text
-from shared.inbox import Shown
+from roomcast.shared import events, text
+from roomcast.shared.inbox import Shown
 
 Fragments = list[tuple[str, str]]
 

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-
-from shared.addresses import parse_host_port
-from shared.link import HubLink, LinkEvent, LinkState
+from roomcast.shared.addresses import parse_host_port
+from roomcast.shared.link import HubLink, LinkEvent, LinkState
 
 Address = tuple[Any, ...]
 

@@ -22,13 +22,12 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
-
-from client import render
-from client.chat import ChatSession
-from client.options import ClientOptions
-from client.runner import Address, LinkRunner, open_client_socket
-from shared import limits
-from shared.link import HubLink, LinkState
+from roomcast.client import render
+from roomcast.client.chat import ChatSession
+from roomcast.client.options import ClientOptions
+from roomcast.client.runner import Address, LinkRunner, open_client_socket
+from roomcast.shared import limits
+from roomcast.shared.link import HubLink, LinkState
 
 if TYPE_CHECKING:
     import outcome

@@ -17,13 +17,12 @@ import sys
 from pathlib import Path
 
 import trio
-
-from hub.core import LOOPBACK, HubConfig
-from hub.monitor import MonitorUnavailable
-from hub.server import HubServer, ServerOptions, open_socket
-from hub.store import HistoryStore, StoreError
-from shared import __version__, limits
-from shared.addresses import is_loopback, parse_host_port
+from roomcast.hub.core import LOOPBACK, HubConfig
+from roomcast.hub.monitor import MonitorUnavailable
+from roomcast.hub.server import HubServer, ServerOptions, open_socket
+from roomcast.hub.store import HistoryStore, StoreError
+from roomcast.shared import __version__, limits
+from roomcast.shared.addresses import is_loopback, parse_host_port
 
 log = logging.getLogger("roomcast.hub")
 

@@ -17,14 +17,13 @@ import os
 from collections.abc import Callable, Iterable
 
 import attrs
-
-from hub import envelopefront, textfront
-from hub.records import Record, RoomGone, SavedHistory
-from hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
-from hub.stats import Counters
-from shared import envelope, events, limits
-from shared.flood import TokenBucket
-from shared.names import fold
+from roomcast.hub import envelopefront, textfront
+from roomcast.hub.records import Record, RoomGone, SavedHistory
+from roomcast.hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
+from roomcast.hub.stats import Counters
+from roomcast.shared import envelope, events, limits
+from roomcast.shared.flood import TokenBucket
+from roomcast.shared.names import fold
 
 log = logging.getLogger("roomcast.hub")
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
-
-from hub import requests
-from hub.rooms import Address, Client, Link
-from shared import cookie, envelope, events, limits
-from shared.names import fold
+from roomcast.hub import requests
+from roomcast.hub.rooms import Address, Client, Link
+from roomcast.shared import cookie, envelope, events, limits
+from roomcast.shared.names import fold
 
 if TYPE_CHECKING:
-    from hub.core import HubCore
+    from roomcast.hub.core import HubCore
 
 
 @attrs.frozen

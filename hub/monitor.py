@@ -22,12 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import trio
-
-from hub import prometheus
-from hub.core import HubCore
-from hub.rooms import Address, Client, Room
-from hub.stats import rss_kib
-from shared import __version__, limits
+from roomcast.hub import prometheus
+from roomcast.hub.core import HubCore
+from roomcast.hub.rooms import Address, Client, Room
+from roomcast.hub.stats import rss_kib
+from roomcast.shared import __version__, limits
 
 log = logging.getLogger("roomcast.hub")
 

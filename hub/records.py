@@ -9,8 +9,7 @@ sans-I/O: it lists what must be stored (:meth:`HubCore.records_to_store`, like
 from __future__ import annotations
 
 import attrs
-
-from hub.rooms import RoomEvent
+from roomcast.hub.rooms import RoomEvent
 
 
 @attrs.frozen

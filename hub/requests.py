@@ -13,15 +13,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
-
-from hub.records import RoomTopic
-from hub.rooms import Client, Refused
-from shared import events, limits
-from shared.names import fold
-from shared.text import truncate_utf8
+from roomcast.hub.records import RoomTopic
+from roomcast.hub.rooms import Client, Refused
+from roomcast.shared import events, limits
+from roomcast.shared.names import fold
+from roomcast.shared.text import truncate_utf8
 
 if TYPE_CHECKING:
-    from hub.core import HubCore
+    from roomcast.hub.core import HubCore
 
 Answer = events.Reply | events.Error
 

@@ -10,11 +10,10 @@ from collections import Counter, deque
 from typing import Any, Literal
 
 import attrs
-
-from shared import events, limits
-from shared.flood import TokenBucket
-from shared.names import fold
-from shared.outbox import Outbox
+from roomcast.shared import events, limits
+from roomcast.shared.flood import TokenBucket
+from roomcast.shared.names import fold
+from roomcast.shared.outbox import Outbox
 
 Address = tuple[Any, ...]
 Kind = Literal["envelope", "text"]

@@ -19,14 +19,13 @@ import time
 
 import attrs
 import trio
-
-from hub.batch import BatchSender, open_batch_sender
-from hub.core import HubConfig, HubCore
-from hub.monitor import serve_monitor
-from hub.rooms import Address
-from hub.stats import rss_kib
-from hub.store import HistoryStore, StoreError
-from shared import limits
+from roomcast.hub.batch import BatchSender, open_batch_sender
+from roomcast.hub.core import HubConfig, HubCore
+from roomcast.hub.monitor import serve_monitor
+from roomcast.hub.rooms import Address
+from roomcast.hub.stats import rss_kib
+from roomcast.hub.store import HistoryStore, StoreError
+from roomcast.shared import limits
 
 log = logging.getLogger("roomcast.hub")
 

@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hub.records import Record, RoomGone, RoomTopic, SavedHistory, SavedRoom
-from hub.rooms import RoomEvent
-from shared import events, limits
-from shared.names import fold
+from roomcast.hub.records import Record, RoomGone, RoomTopic, SavedHistory, SavedRoom
+from roomcast.hub.rooms import RoomEvent
+from roomcast.shared import events, limits
+from roomcast.shared.names import fold
 
 log = logging.getLogger("roomcast.hub")
 

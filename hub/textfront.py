@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hub import requests
-from hub.rooms import Address, Client, RoomEvent, TextMode
-from shared import cookie, events, limits, text
+from roomcast.hub import requests
+from roomcast.hub.rooms import Address, Client, RoomEvent, TextMode
+from roomcast.shared import cookie, events, limits, text
 
 if TYPE_CHECKING:
-    from hub.core import HubCore
+    from roomcast.hub.core import HubCore
 
 
 def new_mode() -> TextMode:

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from shared import limits
+from roomcast.shared import limits
 
 COOKIE_MAC = 16
 CODE_LENGTH = 6

@@ -19,9 +19,8 @@ from typing import Any
 
 import attrs
 import msgpack
-
-from shared import events, limits
-from shared.names import BadName
+from roomcast.shared import events, limits
+from roomcast.shared.names import BadName
 
 HEADER = bytes([limits.ENVELOPE_MAGIC, limits.ENVELOPE_VERSION])
 KIND_KEY = "k"

@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import attrs
-
-from shared import limits
-from shared.names import check_nick, check_room
+from roomcast.shared import limits
+from roomcast.shared.names import check_nick, check_room
 
 
 def _nick(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:

@@ -10,10 +10,9 @@ selective acks beyond the cumulative point.  The private stream ("") works the s
 from __future__ import annotations
 
 import attrs
-
-from shared import events, limits
-from shared.names import fold
-from shared.reliable import Reorder
+from roomcast.shared import events, limits
+from roomcast.shared.names import fold
+from roomcast.shared.reliable import Reorder
 
 Shown = events.RoomEvent
 

@@ -16,10 +16,9 @@ from collections import deque
 from typing import Any
 
 import attrs
-
-from shared import envelope, events, limits
-from shared.inbox import Inbox, Shown
-from shared.reliable import SendWindow
+from roomcast.shared import envelope, events, limits
+from roomcast.shared.inbox import Inbox, Shown
+from roomcast.shared.reliable import SendWindow
 
 #: Refusals that mean "not now": the request (or hello) is sent again after a pause.
 TRANSIENT = frozenset({"slow-down", "shutting-down"})

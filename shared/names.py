@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared import limits
+from roomcast.shared import limits
 
 
 class BadName(ValueError):
@@ -31,3 +31,15 @@ def check_room(room: str) -> str:
 def fold(name: str) -> str:
     """Comparison key: nicks and rooms are unique case-insensitively (names are ASCII)."""
     return name.lower()
+
+
+#: Characters a folded name keeps as they are in a subject token; every other character,
+#: ``_`` included, becomes ``_<hex code point>_``, so the mapping is one-to-one.
+_TOKEN_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def subject_token(folded: str) -> str:
+    """An ASCII-safe, one-to-one encoding of a folded name, for a NATS subject token or a KV
+    key: only ``[a-z0-9_-]``, never ``.``, ``*``, ``>`` or a space.  ``lobby`` stays ``lobby``;
+    ``聊天`` becomes ``_804a__5929_``."""
+    return "".join(ch if ch in _TOKEN_PLAIN else f"_{ord(ch):x}_" for ch in folded)

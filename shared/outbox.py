@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from shared import limits
-from shared.reliable import RttEstimator
+from roomcast.shared import limits
+from roomcast.shared.reliable import RttEstimator
 
 
 class _Held:

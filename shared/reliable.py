@@ -16,8 +16,7 @@ from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 import attrs
-
-from shared import limits
+from roomcast.shared import limits
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")

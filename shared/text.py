@@ -12,9 +12,8 @@ import unicodedata
 from collections.abc import Sequence
 
 import attrs
-
-from shared import events, limits
-from shared.names import BadName, check_nick, check_room
+from roomcast.shared import events, limits
+from roomcast.shared.names import BadName, check_nick, check_room
 
 BYE = "bye"
 

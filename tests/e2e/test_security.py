@@ -7,7 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from shared import envelope, events
+from roomcast.shared import envelope, events
+
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import BIN, HubProcess, running_hub
 from tests.tools.junk import junk_pool

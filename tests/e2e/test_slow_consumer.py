@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from shared import events, limits
+from roomcast.shared import events, limits
+
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import running_hub
 from tests.tools.rawclient import RawClient

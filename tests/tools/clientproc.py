@@ -15,11 +15,19 @@ from tests.tools.hubproc import BIN, LOOPBACK
 class PipedClient:
     """A long-lived piped ``roomcast``: lines in on stdin, room lines out on stdout."""
 
-    def __init__(self, port: int, nick: str, tmp: Path, room: str = "ops", extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        port: int,
+        nick: str,
+        tmp: Path,
+        room: str = "ops",
+        extra: Sequence[str] = (),
+        bin_dir: Path = BIN,
+    ) -> None:
         self.err = tmp / f"{nick}.err"
         with self.err.open("w") as err:
             self.proc = subprocess.Popen(
-                [str(BIN / "roomcast"), "--hub", f"{LOOPBACK}:{port}", "--nick", nick, "--room", room, *extra],
+                [str(bin_dir / "roomcast"), "--hub", f"{LOOPBACK}:{port}", "--nick", nick, "--room", room, *extra],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
             )  # fmt: skip
         self.lines: list[str] = []

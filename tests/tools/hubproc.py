@@ -13,8 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
-
-from shared import envelope, events, limits
+from roomcast.shared import envelope, events, limits
 
 LOOPBACK = "127.0.0.1"
 BIN = Path(sys.executable).parent
@@ -69,9 +68,10 @@ def wait_until_answering(host: str, port: int, timeout: float = 10.0) -> None:
 
 @contextmanager
 def running_hub(
-    tmp_path: Path, *args: str, host: str = LOOPBACK, port: int | None = None
+    tmp_path: Path, *args: str, host: str = LOOPBACK, port: int | None = None, bin_dir: Path = BIN
 ) -> Iterator[HubProcess]:
-    """A hub subprocess for the duration of the block; stopped with SIGTERM at the end."""
+    """A hub subprocess for the duration of the block; stopped with SIGTERM at the end.
+    ``bin_dir`` is where ``roomcast-hub`` is taken from (another venv, say)."""
     port = port or free_udp_port(host)
     log_path = tmp_path / f"hub-{port}-{time.monotonic_ns()}.log"
     # The test decides every option: none may leak in from the developer's shell.
@@ -79,7 +79,16 @@ def running_hub(
     env["PYTHONUNBUFFERED"] = "1"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [str(BIN / "roomcast-hub"), "--host", host, "--port", str(port), "--log-level", "DEBUG", *args],
+            [
+                str(bin_dir / "roomcast-hub"),
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--log-level",
+                "DEBUG",
+                *args,
+            ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,

@@ -14,8 +14,7 @@ import socket
 import time
 
 import msgpack
-
-from shared import envelope, events, limits
+from roomcast.shared import envelope, events, limits
 
 HEADER = envelope.HEADER
 

@@ -7,8 +7,7 @@ import socket
 from typing import Any
 
 import attrs
-
-from shared import envelope, events, limits
+from roomcast.shared import envelope, events, limits
 
 
 class RawClient:

@@ -20,10 +20,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
-
-from hub.core import HubConfig, HubCore
-from shared import envelope, events
-from shared.link import HubLink, LinkEvent
+from roomcast.hub.core import HubConfig, HubCore
+from roomcast.shared import envelope, events
+from roomcast.shared.link import HubLink, LinkEvent
 
 Address = tuple[str, int]
 HOST = "127.0.0.1"

@@ -10,9 +10,15 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from shared import envelope, events, limits
-from shared.envelope import Envelope, LocalProtocolError, RemoteProtocolError, decode, encode, is_envelope
+from roomcast.shared import envelope, events, limits
+from roomcast.shared.envelope import (
+    Envelope,
+    LocalProtocolError,
+    RemoteProtocolError,
+    decode,
+    encode,
+    is_envelope,
+)
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from shared import limits
-from shared.cookie import CODE_LENGTH, COOKIE_MAC, check_code, check_cookie, make_code, make_cookie
-from shared.flood import TokenBucket
+from roomcast.shared import limits
+from roomcast.shared.cookie import CODE_LENGTH, COOKIE_MAC, check_code, check_cookie, make_code, make_cookie
+from roomcast.shared.flood import TokenBucket
 
 PROPERTY = settings(max_examples=200, deadline=None)
 

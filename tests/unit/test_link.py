@@ -11,10 +11,9 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from hub.core import HubConfig
-from shared import envelope, events, limits
-from shared.link import (
+from roomcast.hub.core import HubConfig
+from roomcast.shared import envelope, events, limits
+from roomcast.shared.link import (
     Answered,
     Connected,
     HubLink,
@@ -25,6 +24,7 @@ from shared.link import (
     Show,
     Unreachable,
 )
+
 from tests.unit.hubwire import Impairment, Wire, new_core
 
 

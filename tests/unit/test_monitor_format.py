@@ -6,10 +6,9 @@ import json
 import re
 
 import pytest
-
-from hub import monitor, prometheus
-from hub.core import HubConfig, HubCore
-from shared import addresses
+from roomcast.hub import monitor, prometheus
+from roomcast.hub.core import HubConfig, HubCore
+from roomcast.shared import addresses
 
 SAMPLE = re.compile(
     r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*"(,[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*")*\})? \S+'

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared import limits
-from shared.outbox import Outbox
+from roomcast.shared import limits
+from roomcast.shared.outbox import Outbox
 
 
 def filled(count: int, limit: int = 100) -> Outbox:

@@ -8,9 +8,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from shared import limits
-from shared.reliable import Reorder, RttEstimator, SendWindow
+from roomcast.shared import limits
+from roomcast.shared.reliable import Reorder, RttEstimator, SendWindow
 
 PROPERTY = settings(max_examples=200, deadline=None)
 

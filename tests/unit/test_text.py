@@ -7,9 +7,8 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from shared import events, limits
-from shared.text import (
+from roomcast.shared import events, limits
+from roomcast.shared.text import (
     HELP_LINES,
     Help,
     Leave,
