@@ -13,18 +13,16 @@ import pytest
 from roomcast.hub.cli import default_port, parse_args
 from roomcast.shared import __version__
 
-from tests.tools import screen
+from tests.tools import processes, screen
 from tests.tools.hubproc import LOOPBACK, HubProcess, free_udp_port, wait_until_answering
-from tests.tools.liveproc import BIN, LiveProcess, clean_env, live_process, netcat_client, roomcast_client
+from tests.tools.liveproc import BIN, LiveProcess, live_process, netcat_client, roomcast_client
 from tests.tools.textbook import TextbookClient
 
 HUB = str(BIN / "roomcast-hub")
 
 
 def run_hub(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [HUB, *args], capture_output=True, text=True, env=clean_env(env), timeout=10, check=False
-    )
+    return processes.run([HUB, *args], env=env, text=True, timeout=10)
 
 
 @contextmanager
@@ -172,6 +170,9 @@ def test_sigint_exits_0(hub: HubProcess) -> None:
 def test_procfile_runs_the_hub_under_honcho(signum: int) -> None:
     port = free_udp_port()
     with live_process([str(BIN / "honcho"), "start"], env={"ROOMCAST_PORT": str(port)}) as honcho:
+        # honcho starts the hub in a session of its own: if honcho dies, the hub is still ended.
+        started = honcho.wait_for(r"system +\| hub\.1 started \(pid=(\d+)\)", timeout=8.0)
+        processes.adopt(int(started.group(1)), honcho.proc)
         wait_until_answering(LOOPBACK, port, timeout=8.0)
         with TextbookClient(LOOPBACK, port) as guest:
             assert guest.say("hello honcho").endswith("sent to lobby")

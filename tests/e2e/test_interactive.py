@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.tools.hubproc import BIN, HubProcess, running_hub
+from tests.tools.processes import clean_env, end, run, spawn
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
@@ -36,7 +37,8 @@ class Terminal:
         self.socket_name = f"tty-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.workdir = workdir
         # tmux itself wants a TERM; inside the pane it sets its own (what it emulates).
-        self.env = {**os.environ, "TERM": os.environ.get("TERM") or "xterm-256color"}
+        # (from a clean environment: the client in the pane must not see ROOMCAST_* either)
+        self.env = clean_env({"TERM": os.environ.get("TERM") or "xterm-256color"})
         self.socket_path: Path | None = None
 
     def tmux(self, *args: str) -> str:
@@ -113,7 +115,7 @@ class Listener:
     """A long-lived piped client (stdin left open) whose output lines are collected."""
 
     def __init__(self, hub: HubProcess, nick: str) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [str(BIN / "roomcast"), "--hub", hub.hub_arg, "--nick", nick, "--room", "lobby"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -145,19 +147,14 @@ class Listener:
         try:
             self.proc.wait(timeout=TIMEOUT)
         finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.reader.join(timeout=TIMEOUT)
-            self.proc.stdout.close()
+            end(self.proc, signal.SIGKILL, readers=[self.reader])
 
 
 def say(hub: HubProcess, nick: str, body: str) -> None:
     """``printf BODY | roomcast --nick NICK``: joins, says it, exits once the hub confirmed."""
-    done = subprocess.run(
+    done = run(
         [str(BIN / "roomcast"), "--hub", hub.hub_arg, "--nick", nick, "--room", "lobby"],
         input=body + "\n",
-        capture_output=True,
         text=True,
         timeout=TIMEOUT,
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from pathlib import Path
 
 from tests.tools import junk
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import BIN, HubProcess
+from tests.tools.processes import run
 
 LINES = 200
 
@@ -32,9 +32,7 @@ def test_junk_flood_does_not_lose_messages_or_stall_the_hub(hub: HubProcess, tmp
     finally:
         alice.kill()
         bob.kill()
-    stats = subprocess.run(
-        [str(BIN / "roomcast"), "stats", "--hub", hub.hub_arg], capture_output=True, text=True, timeout=20
-    )
+    stats = run([str(BIN / "roomcast"), "stats", "--hub", hub.hub_arg], text=True, timeout=20)
     assert stats.returncode == 0, stats.stderr
     assert hub.proc.poll() is None, "the hub died"
     assert "Traceback" not in hub.log()

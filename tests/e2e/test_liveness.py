@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 from tests.tools.clientproc import PipedClient
-from tests.tools.hubproc import BIN, LOOPBACK, free_udp_port, running_hub, wait_until_answering
+from tests.tools.hubproc import free_udp_port, running_hub
 
 
 def _joined(client: PipedClient, room: str = "ops") -> None:
@@ -25,8 +24,10 @@ def test_a_silent_client_is_evicted_and_the_room_is_told_while_idle_ones_that_pi
     tmp_path: Path,
 ) -> None:
     with running_hub(tmp_path, "--idle-timeout", "3") as hub:
-        alice, bob = PipedClient(hub.port, "alice", tmp_path), PipedClient(hub.port, "bob", tmp_path)
+        clients: list[PipedClient] = []
         try:
+            alice, bob = PipedClient(hub.port, "alice", tmp_path), PipedClient(hub.port, "bob", tmp_path)
+            clients += [alice, bob]
             _joined(alice)
             _joined(bob)
             os.kill(bob.proc.pid, signal.SIGKILL)  # gone without a word
@@ -34,6 +35,7 @@ def test_a_silent_client_is_evicted_and_the_room_is_told_while_idle_ones_that_pi
             alice.wait_for(lambda: "* bob left (timeout)" in alice.err.read_text(), "bob's eviction", 10)
             # alice was idle just as long, but her pings kept her in: she can still talk.
             carol = PipedClient(hub.port, "carol", tmp_path)
+            clients.append(carol)
             _joined(carol)
             alice.say("still here")
             carol.wait_for(lambda: "still here" in carol.bodies(), "alice's line")
@@ -41,7 +43,7 @@ def test_a_silent_client_is_evicted_and_the_room_is_told_while_idle_ones_that_pi
             assert alice.finish() == 0
             assert carol.finish() == 0
         finally:
-            _stop(alice, bob)
+            _stop(*clients)
 
 
 def test_a_silent_text_client_expires_the_same_way(tmp_path: Path) -> None:
@@ -64,36 +66,23 @@ def test_a_silent_text_client_expires_the_same_way(tmp_path: Path) -> None:
 
 def test_sigterm_drains_tells_clients_and_they_come_back_when_the_hub_does(tmp_path: Path) -> None:
     port = free_udp_port()
-    log = tmp_path / "hub.log"
-
-    def start() -> subprocess.Popen[bytes]:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [str(BIN / "roomcast-hub"), "--host", LOOPBACK, "--port", str(port), "--drain-seconds", "1"],
-                stdout=out,
-                stderr=out,
-            )
-        wait_until_answering(LOOPBACK, port)
-        return proc
-
-    hub = start()
-    alice, bob = PipedClient(port, "alice", tmp_path), PipedClient(port, "bob", tmp_path)
+    clients: list[PipedClient] = []
     try:
-        _joined(alice)
-        _joined(bob)
-        hub.send_signal(signal.SIGTERM)
-        assert hub.wait(timeout=10) == 0
+        with running_hub(tmp_path, "--drain-seconds", "1", port=port) as hub:
+            alice, bob = PipedClient(port, "alice", tmp_path), PipedClient(port, "bob", tmp_path)
+            clients += [alice, bob]
+            _joined(alice)
+            _joined(bob)
+            assert hub.stop(signal.SIGTERM) == 0
+            assert "draining for up to 1.0 s" in hub.log()
         for client in (alice, bob):
             client.wait_for(lambda c=client: "the hub is restarting" in c.err.read_text(), "the notice")
         alice.say("said while the hub was away")
-        hub = start()
-        for client in (alice, bob):
-            client.wait_for(lambda c=client: "reconnected as" in c.err.read_text(), "the reconnect", 20)
-        bob.wait_for(lambda: "said while the hub was away" in bob.bodies(), "the kept line", 20)
-        assert alice.finish() == 0
-        assert bob.finish() == 0
+        with running_hub(tmp_path, port=port):
+            for client in (alice, bob):
+                client.wait_for(lambda c=client: "reconnected as" in c.err.read_text(), "the reconnect", 20)
+            bob.wait_for(lambda: "said while the hub was away" in bob.bodies(), "the kept line", 20)
+            assert alice.finish() == 0
+            assert bob.finish() == 0
     finally:
-        _stop(alice, bob)
-        hub.send_signal(signal.SIGTERM)
-        hub.wait(timeout=10)
-    assert "draining for up to 1.0 s" in log.read_text()
+        _stop(*clients)

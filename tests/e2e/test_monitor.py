@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +18,7 @@ import pytest
 
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import BIN, LOOPBACK, HubProcess, running_hub
-from tests.tools.liveproc import clean_env
+from tests.tools.processes import run
 
 #: No proxy, even if the environment names one: these requests are for loopback only.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -84,15 +83,15 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
         alice = PipedClient(hub.port, "alice", tmp, room="ops")
         try:
             wait_until(lambda: "joined ops" in alice.err.read_text(), "alice to join ops", timeout=30)
-            bob = subprocess.run(
+            bob = run(
                 [str(BIN / "roomcast"), "--hub", hub.hub_arg, "--nick", "bob", "--room", "ops"],
-                input="hi from bob\n", capture_output=True, text=True, timeout=30, env=clean_env(), check=False,
+                input="hi from bob\n", text=True, timeout=30,
             )  # fmt: skip
             assert bob.returncode == 0, bob.stderr
             alice.wait_for(lambda: "hi from bob" in alice.bodies(), "alice to get bob's line")
             yield Monitored(hub, port, alice)
         finally:
-            alice.finish()
+            alice.kill()
 
 
 def test_hub_logs_the_monitor_url(monitored: Monitored) -> None:
@@ -190,10 +189,9 @@ def test_monitor_port_closes_after_sigterm_and_the_hub_exits_0(tmp_path: Path) -
     ("args", "env"), [(["--monitor", "0.0.0.0:8222"], {}), ([], {"ROOMCAST_MONITOR": "0.0.0.0:8222"})]
 )
 def test_a_non_loopback_monitor_is_refused_with_exit_2(args: list[str], env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [str(BIN / "roomcast-hub"), "--host", LOOPBACK, "--port", "0", *args],
-        capture_output=True, text=True, env=clean_env(env), timeout=10, check=False,
-    )  # fmt: skip
+    result = run(
+        [str(BIN / "roomcast-hub"), "--host", LOOPBACK, "--port", "0", *args], env=env, text=True, timeout=10
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("usage: roomcast-hub")
     assert "0.0.0.0 is not a loopback address" in result.stderr
@@ -206,10 +204,11 @@ def test_a_busy_monitor_port_exits_1_with_a_hint(tmp_path: Path) -> None:
         squatter.bind((LOOPBACK, 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        result = subprocess.run(
+        result = run(
             [str(BIN / "roomcast-hub"), "--host", LOOPBACK, "--port", "0", "--monitor", f"{LOOPBACK}:{port}"],
-            capture_output=True, text=True, env=clean_env(), timeout=10, check=False,
-        )  # fmt: skip
+            text=True,
+            timeout=10,
+        )
     assert result.returncode == 1, result.stderr
     assert f"cannot serve the monitor on {LOOPBACK} port {port}" in result.stderr
     assert "Traceback" not in result.stderr

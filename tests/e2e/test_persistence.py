@@ -19,7 +19,7 @@ import pytest
 
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import BIN, LOOPBACK, free_udp_port, running_hub
-from tests.tools.liveproc import clean_env
+from tests.tools.processes import run
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -135,9 +135,7 @@ def test_a_client_connected_across_a_crash_catches_up_without_duplicates(
 
 def start_hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = [str(BIN / "roomcast-hub"), "--host", LOOPBACK, "--port", str(free_udp_port()), *args]
-    return subprocess.run(
-        command, capture_output=True, text=True, env=clean_env(env), timeout=10, check=False
-    )
+    return run(command, env=env, text=True, timeout=10)
 
 
 @pytest.mark.parametrize("from_env", [False, True])

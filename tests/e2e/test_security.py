@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from roomcast.shared import envelope, events
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import BIN, HubProcess, running_hub
 from tests.tools.junk import junk_pool
+from tests.tools.processes import run
 
 #: Trusting only IPv6 loopback makes every 127.0.0.1 client an untrusted one.
 UNTRUSTED = ("--trust", "::1/128")
@@ -84,9 +84,9 @@ def test_untrusted_text_client_chats_only_after_typing_back_its_code(tmp_path: P
 
 def test_envelope_client_from_an_untrusted_address_passes_the_cookie_check(tmp_path: Path) -> None:
     with running_hub(tmp_path, *UNTRUSTED) as hub:
-        done = subprocess.run(
+        done = run(
             [str(BIN / "roomcast"), "--hub", hub.hub_arg, "--nick", "carol", "--room", "ops"],
-            input="validated\n", capture_output=True, text=True, timeout=20,
+            input="validated\n", text=True, timeout=20,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "connected as carol" in done.stderr

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tests.tools import screen
 from tests.tools.hubproc import HubProcess, free_udp_port, running_hub
-from tests.tools.liveproc import BIN, clean_env, live_process, netcat_client, roomcast_client
+from tests.tools.liveproc import BIN, live_process, netcat_client, roomcast_client
+from tests.tools.processes import run
 from tests.tools.textbook import TextbookClient, chat
 
 MAX_TEXT_REPLY = 1024
@@ -27,14 +28,7 @@ def assert_textbook_sized(client: TextbookClient) -> None:
 def run_roomcast(
     *args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = 10.0
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [str(BIN / "roomcast"), *args],
-        input=stdin.encode(),
-        capture_output=True,
-        env=clean_env(env),
-        timeout=timeout,
-        check=False,
-    )
+    return run([str(BIN / "roomcast"), *args], env=env, input=stdin.encode(), timeout=timeout)
 
 
 # --- the textbook client ------------------------------------------------------------------------

@@ -5,7 +5,6 @@ installs it into a fresh venv and chats through the hub that venv's ``roomcast-h
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import venv
 import zipfile
@@ -16,6 +15,7 @@ import pytest
 
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import running_hub
+from tests.tools.processes import run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,10 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("dist")
-    result = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
-        capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+    result = run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], text=True, timeout=240)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log
     (wheel,) = out.glob("*.whl")
@@ -39,10 +36,10 @@ def installed(build: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory)
     env_dir = tmp_path_factory.mktemp("wheelvenv")
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
-    subprocess.run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(build[0])],
-        check=True, timeout=240,
-    )  # fmt: skip
+    done = run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(build[0])], text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr
     yield bin_dir
 
 
@@ -64,9 +61,7 @@ def test_build_prints_no_deprecation_warning(build: tuple[Path, str]) -> None:
 
 def test_commands_from_the_wheel_chat_in_a_fresh_venv(installed: Path, tmp_path: Path) -> None:
     for module in ("roomcast.hub", "roomcast.client"):
-        done = subprocess.run(
-            [str(installed / "python"), "-m", module, "--help"], capture_output=True, text=True, timeout=60
-        )
+        done = run([str(installed / "python"), "-m", module, "--help"], text=True, timeout=60)
         assert done.returncode == 0 and "usage" in done.stdout.lower(), done.stderr
     with running_hub(tmp_path, bin_dir=installed) as hub:
         bob = PipedClient(hub.port, "bob", tmp_path, room="wheel", bin_dir=installed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tests.tools.hubproc import BIN, LOOPBACK
+from tests.tools.processes import end, spawn
 
 
 class PipedClient:
@@ -26,7 +28,7 @@ class PipedClient:
     ) -> None:
         self.err = tmp / f"{nick}.err"
         with self.err.open("w") as err:
-            self.proc = subprocess.Popen(
+            self.proc = spawn(
                 [str(bin_dir / "roomcast"), "--hub", f"{LOOPBACK}:{port}", "--nick", nick, "--room", room, *extra],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
             )  # fmt: skip
@@ -39,9 +41,10 @@ class PipedClient:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def say(self, line: str) -> None:
+    def say(self, *lines: str) -> None:
+        """Type ``lines`` (each ends with a newline) into the client's stdin."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.write("".join(line + "\n" for line in lines))
         self.proc.stdin.flush()
 
     def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -57,22 +60,18 @@ class PipedClient:
     def bodies(self) -> list[str]:
         return [line.split("> ", 1)[1] for line in self.lines if "> " in line]
 
-    def finish(self) -> int:
+    def finish(self, timeout: float = 30.0) -> int:
+        """Close stdin (end of input) and return the exit status; killed if it takes longer
+        than ``timeout``."""
         assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        code = self.proc.wait(timeout=30)
-        self._reader.join(timeout=5)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            self.kill()
         return code
 
     def kill(self) -> None:
         """Stop the process if it still runs, and close its pipes (no ResourceWarning)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        self._reader.join(timeout=5)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None and not pipe.closed:
-                with contextlib.suppress(BrokenPipeError):
-                    pipe.close()
+        end(self.proc, signal.SIGKILL, readers=[self._reader])

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +13,10 @@ from pathlib import Path
 import attrs
 from roomcast.shared import envelope, events, limits
 
+from tests.tools.processes import BIN, end, spawn
+
 LOOPBACK = "127.0.0.1"
-BIN = Path(sys.executable).parent
+__all__ = ["BIN", "LOOPBACK", "HubProcess", "free_udp_port", "running_hub", "wait_until_answering"]
 
 
 def free_udp_port(host: str = LOOPBACK) -> int:
@@ -44,9 +44,8 @@ class HubProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
+        """Signal the hub and wait for its exit status (killed after ``timeout``)."""
+        return end(self.proc, sig, grace=timeout)
 
 
 def wait_until_answering(host: str, port: int, timeout: float = 10.0) -> None:
@@ -74,34 +73,14 @@ def running_hub(
     ``bin_dir`` is where ``roomcast-hub`` is taken from (another venv, say)."""
     port = port or free_udp_port(host)
     log_path = tmp_path / f"hub-{port}-{time.monotonic_ns()}.log"
-    # The test decides every option: none may leak in from the developer's shell.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
-    env["PYTHONUNBUFFERED"] = "1"
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                str(bin_dir / "roomcast-hub"),
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--log-level",
-                "DEBUG",
-                *args,
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    hub = HubProcess(proc, host, port, log_path)
+        # The test decides every option: none may leak in from the developer's shell.
+        proc = spawn(
+            [str(bin_dir / "roomcast-hub"), "--host", host, "--port", str(port), "--log-level", "DEBUG", *args],
+            stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         wait_until_answering(host, port)
-        yield hub
+        yield HubProcess(proc, host, port, log_path)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        end(proc, signal.SIGTERM, grace=10.0)

@@ -21,21 +21,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
+from tests.tools.processes import BIN, REPO, clean_env, end, spawn
 
-#: Environment variables that would change what the programs under test do.
-_SCRUBBED = ("ROOMCAST_", "PORT", "NO_COLOR")
-
-
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The test's environment without ROOMCAST_*/PORT, with ``.venv/bin`` first on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = str(REPO)
-    env.update(extra or {})
-    return env
+__all__ = ["BIN", "REPO", "LiveProcess", "clean_env", "live_process"]
 
 
 class LiveProcess:
@@ -43,12 +31,12 @@ class LiveProcess:
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None):
         self.argv = list(argv)
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             self.argv,
+            env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=clean_env(env),
             cwd=cwd or REPO,
         )
         self._cond = threading.Condition()
@@ -138,20 +126,9 @@ class LiveProcess:
         return self.wait(timeout)
 
     def cleanup(self) -> None:
-        """End the program whatever its state, and release its pipes."""
+        """End the program (and its process group) whatever its state, and release its pipes."""
         self.close_stdin()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=3.0)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=3.0)
-        for reader in self._readers:
-            reader.join(timeout=2.0)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        end(self.proc, grace=3.0, readers=self._readers)
 
 
 @contextmanager

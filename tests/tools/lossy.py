@@ -17,11 +17,17 @@ import argparse
 import random
 import signal
 import socket
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
 import trio
+
+from tests.tools.hubproc import LOOPBACK, free_udp_port
+from tests.tools.processes import end, spawn
 
 Address = tuple[Any, ...]
 
@@ -161,3 +167,22 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@contextmanager
+def running_proxy(hub_port: int, seed: int = 7, lifetime: float = 3600.0) -> Iterator[int]:
+    """This proxy as a subprocess in front of a hub on loopback, for the duration of the block
+    (its ``lifetime`` is only a backstop: the block ends it); yields the port to talk to."""
+    port = free_udp_port()
+    proc = spawn(
+        [sys.executable, "-m", "tests.tools.lossy", "--listen", f"{LOOPBACK}:{port}",
+         "--hub", f"{LOOPBACK}:{hub_port}", "--seed", str(seed), "--lifetime", str(lifetime)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline().strip()
+        assert ready == "ready", f"the lossy proxy did not start: {ready!r}"
+        yield port
+    finally:
+        end(proc)

@@ -1,8 +1,11 @@
 """``make soak``: the lossy-network scenario at a larger size, then a junk flood, with figures.
 
 Not part of ``make test``.  Prints messages sent / shown / duplicated / out of order per
-receiver, junk datagrams handled, the hub's RSS before and after, and the amplification
-ratio towards unvalidated addresses.  Everything runs on loopback and stops by itself.
+receiver, the hub's ``too slow`` departures, junk datagrams handled, the hub's RSS before and
+after, and the amplification ratio towards unvalidated addresses.  Everything runs on loopback
+and the whole soak is bounded (``--timeout``): a receiver that is stuck makes it fail loudly,
+with the table so far, instead of waiting.  It exits 1 unless every receiver showed every
+line once, in order, and no receiver was dropped as too slow.
 
     python -m tests.tools.soak [--senders 5] [--receivers 5] [--messages 5000] [--junk-seconds 30]
 """
@@ -12,15 +15,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.test_reliability import Reader, lossy_proxy, roomcast
 from tests.tools import junk
-from tests.tools.hubproc import BIN, running_hub
+from tests.tools.clientproc import PipedClient
+from tests.tools.hubproc import BIN, HubProcess, running_hub
+from tests.tools.lossy import running_proxy
+from tests.tools.processes import run
 
 
 def rss_kib(pid: int) -> int:
@@ -29,52 +33,85 @@ def rss_kib(pid: int) -> int:
 
 
 def hub_stats(hub_arg: str) -> str:
-    done = subprocess.run(
-        [str(BIN / "roomcast"), "stats", "--hub", hub_arg], capture_output=True, text=True, timeout=30
-    )
-    return done.stdout
+    done = run([str(BIN / "roomcast"), "stats", "--hub", hub_arg], text=True, timeout=30)
+    return str(done.stdout)
 
 
-def lossy_scenario(tmp: Path, port: int, senders: int, receivers: int, messages: int) -> None:
-    logs = [tmp / f"r{i}.err" for i in range(receivers)]
-    readers = [Reader(roomcast(port, f"r{i}", log)) for i, log in enumerate(logs)]
-    time.sleep(2.0)
-    procs = [roomcast(port, f"s{i}", tmp / f"s{i}.err", stdout=tmp / f"s{i}.out") for i in range(senders)]
-    started = time.monotonic()
-    for i, proc in enumerate(procs):
-        assert proc.stdin is not None
-        proc.stdin.write("".join(f"s{i} {n}\n" for n in range(messages)))
-        proc.stdin.close()
-    for n, proc in enumerate(procs):
-        print(
-            f"  sender s{n} exited {proc.wait(timeout=900)} after {time.monotonic() - started:.1f} s",
-            flush=True,
-        )
-    for reader in readers:
-        reader.wait_for(senders * messages, timeout=120)
-        assert reader.proc.stdin is not None
-        reader.proc.stdin.close()
-        reader.proc.wait(timeout=60)
-        reader.close()
-    print(f"lossy scenario: {senders} senders x {messages} messages into a room of {senders + receivers}")
-    print(
-        "| receiver | sent | shown | of which caught up from history | duplicated | out of order | missing |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for i, reader in enumerate(readers):
+def table(receivers: list[PipedClient], senders: int, messages: int) -> tuple[str, bool]:
+    """The per-receiver table, and whether every receiver is complete and in order."""
+    rows = [
+        "| receiver | sent | shown | of which caught up from history | duplicated | out of order | missing |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    perfect = True
+    for i, receiver in enumerate(receivers):
         # Lines marked (history) were caught up after the receiver rejoined (it fell a window
         # behind, or its session was lost): shown to the user all the same.
-        shown = [line.split("> ", 1)[1] for line in reader.lines if "> " in line]
-        caught_up = sum(1 for line in reader.lines if "> " in line and "(history)" in line)
+        lines = list(receiver.lines)
+        shown = [line.split("> ", 1)[1] for line in lines if "> " in line]
+        caught_up = sum(1 for line in lines if "> " in line and "(history)" in line)
         dup = len(shown) - len(set(shown))
         disorder = 0
         for s in range(senders):
             mine = [int(line.split()[1]) for line in shown if line.startswith(f"s{s} ")]
             disorder += sum(1 for a, b in itertools.pairwise(mine) if b <= a)
         missing = senders * messages - len(set(shown))
-        print(
+        perfect = perfect and dup == disorder == missing == 0
+        rows.append(
             f"| r{i} | {senders * messages} | {len(shown)} | {caught_up} | {dup} | {disorder} | {missing} |"
         )
+    return "\n".join(rows), perfect
+
+
+def lossy_scenario(tmp: Path, port: int, args: argparse.Namespace, deadline: float) -> bool:
+    """Run the scenario until every receiver is complete or ``deadline``; print the table."""
+    senders, messages = args.senders, args.messages
+    clients: list[PipedClient] = []
+    receivers: list[PipedClient] = []
+    try:
+        receivers += [PipedClient(port, f"r{i}", tmp, room="bulk") for i in range(args.receivers)]
+        clients += receivers
+        for receiver in receivers:
+            receiver.wait_for(lambda r=receiver: "joined bulk" in r.err.read_text(), "the join", 30)
+        procs = [PipedClient(port, f"s{i}", tmp, room="bulk") for i in range(senders)]
+        clients += procs
+        started = time.monotonic()
+        for i, proc in enumerate(procs):
+            proc.say(*(f"s{i} {n}" for n in range(messages)))
+        for n, proc in enumerate(procs):
+            code = proc.finish(timeout=max(1.0, deadline - time.monotonic()))
+            print(f"  sender s{n} exited {code} after {time.monotonic() - started:.1f} s", flush=True)
+        for receiver in receivers:
+            receiver.wait_for(
+                lambda r=receiver: len(r.bodies()) >= senders * messages,
+                "every line", timeout=max(1.0, deadline - time.monotonic()),
+            )  # fmt: skip
+        complete = True
+    except Exception as stuck:  # a timeout, a failed client: report what we have, loudly
+        print(f"SOAK FAILED: {str(stuck)[:600]}", flush=True)
+        complete = False
+    finally:
+        for client in clients:
+            client.kill()
+    print(
+        f"lossy scenario: {senders} senders x {messages} messages into a room of {senders + args.receivers}"
+    )
+    rows, perfect = table(receivers, senders, messages)
+    print(rows, flush=True)
+    return complete and perfect
+
+
+def junk_flood(hub: HubProcess, args: argparse.Namespace) -> bool:
+    before = rss_kib(hub.proc.pid)
+    print(f"junk flood: up to {args.junk_count} datagrams for {args.junk_seconds:.0f} s ...", flush=True)
+    sent = junk.flood(hub.host, hub.port, args.junk_count, args.junk_seconds)
+    alive = hub.proc.poll() is None
+    after = rss_kib(hub.proc.pid) if alive else -1
+    print(f"junk datagrams sent: {sent}; hub alive afterwards: {alive}")
+    print(f"hub RSS before: {before / 1024:.1f} MiB, after: {after / 1024:.1f} MiB")
+    print("hub stats (the flood came from untrusted 127.0.0.1, so the 3x rule applied):")
+    print("  " + hub_stats(hub.hub_arg).replace("\n", "\n  "), flush=True)
+    return alive
 
 
 def main() -> None:
@@ -82,29 +119,22 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=5)
     parser.add_argument("--receivers", type=int, default=5)
     parser.add_argument("--messages", type=int, default=5000)
-    # 60 lines/s per sender: ten Python clients, the proxy and the hub share the machine;
-    # faster senders make receivers fall a window behind and be dropped (the table shows it).
+    # 60 lines/s per sender: ten Python clients, the proxy and the hub share the machine.
     parser.add_argument("--flood-rate", default="60")
     parser.add_argument("--junk-seconds", type=float, default=30.0)
     parser.add_argument("--junk-count", type=int, default=2_000_000)
+    parser.add_argument("--timeout", type=float, default=900.0, help="bound on the lossy scenario (s)")
     args = parser.parse_args()
+    deadline = time.monotonic() + args.timeout
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         with running_hub(tmp, "--flood-rate", args.flood_rate, "--trust", "::1/128") as hub:
-            before = rss_kib(hub.proc.pid)
-            with lossy_proxy(hub.port) as port:
-                lossy_scenario(tmp, port, args.senders, args.receivers, args.messages)
-            print(
-                f"junk flood: up to {args.junk_count} datagrams for {args.junk_seconds:.0f} s ...", flush=True
-            )
-            sent = junk.flood(hub.host, hub.port, args.junk_count, args.junk_seconds)
-            alive = hub.proc.poll() is None
-            after = rss_kib(hub.proc.pid)
-            print(f"junk datagrams sent: {sent}; hub alive afterwards: {alive}")
-            print(f"hub RSS before: {before / 1024:.1f} MiB, after: {after / 1024:.1f} MiB")
-            print("hub stats (the flood came from untrusted 127.0.0.1, so the 3x rule applied):")
-            print("  " + hub_stats(hub.hub_arg).replace("\n", "\n  "))
-    sys.exit(0 if alive else 1)
+            with running_proxy(hub.port, lifetime=args.timeout + 60) as port:
+                ok = lossy_scenario(tmp, port, args, deadline)
+            too_slow = hub.log().count("dropped from its rooms (too slow)")
+            print(f"too slow departures: {too_slow}", flush=True)
+            alive = junk_flood(hub, args)
+    sys.exit(0 if ok and alive and too_slow == 0 else 1)
 
 
 if __name__ == "__main__":
