@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
     parser.add_argument("--room", action="append", default=None,
                         help="room to join, repeatable or comma-separated; the last is current "
                         f"(default {limits.DEFAULT_ROOM}; env ROOMCAST_ROOM)")  # fmt: skip
-    parser.add_argument("--history", type=int, default=int(environ.get("ROOMCAST_HISTORY", "0") or 0),
+    parser.add_argument("--history", type=int, default=None,
                         help="recent messages to show from each room on join (default 0; env ROOMCAST_HISTORY)")  # fmt: skip
     parser.add_argument("--plain", action="store_true",
                         help="speak plain UTF-8 lines instead of the envelope (works with the textbook UDP server)")  # fmt: skip
@@ -70,8 +70,15 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
             check_room(room)
     except BadName as exc:
         parser.error(str(exc))
+    source = "--history"
+    if args.history is None:
+        source = f"ROOMCAST_HISTORY={environ.get('ROOMCAST_HISTORY')!r}"
+        try:
+            args.history = int(environ.get("ROOMCAST_HISTORY") or 0)
+        except ValueError:
+            parser.error(f"{source} is not a whole number; give 0 to {limits.HISTORY_PER_ROOM}")
     if not 0 <= args.history <= limits.HISTORY_PER_ROOM:
-        parser.error(f"--history must be between 0 and {limits.HISTORY_PER_ROOM}")
+        parser.error(f"{source} must be between 0 and {limits.HISTORY_PER_ROOM}")
     try:
         hub_address = resolve_hub(args.hub)
     except (ValueError, OSError) as exc:

@@ -7,8 +7,10 @@ notices and errors to stderr.  Exit 1 when the hub is unreachable or refused som
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+from typing import TextIO
 
 import trio
 from roomcast.client import render
@@ -22,10 +24,38 @@ from roomcast.shared.link import HubLink
 READ_AHEAD = 256
 
 
-def show_plain(fragments: render.Fragments) -> None:
-    line = render.plain(fragments)
-    is_notice = any(style in ("class:notice", "class:error") for style, _ in fragments)
-    print(line, file=sys.stderr if is_notice else sys.stdout, flush=True)
+class PlainOutput:
+    """Room lines to stdout, notices and errors to stderr, as plain text.  Lines are flushed
+    once per batch of events (when the trio step that showed them is over), not one by one:
+    a busy room costs one write per batch."""
+
+    def __init__(self) -> None:
+        self._flush_pending = False
+        self._lines: dict[TextIO, list[str]] = {sys.stdout: [], sys.stderr: []}
+
+    def show(self, fragments: render.Fragments) -> None:
+        is_notice = any(style in ("class:notice", "class:error") for style, _ in fragments)
+        self._lines[sys.stderr if is_notice else sys.stdout].append(render.plain(fragments) + "\n")
+        if self._flush_pending:
+            return
+        try:
+            token = trio.lowlevel.current_trio_token()
+        except RuntimeError:  # not inside trio: no batch to wait for
+            self.flush()
+            return
+        self._flush_pending = True
+        token.run_sync_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what was shown, one write per stream."""
+        self._flush_pending = False
+        for stream, lines in self._lines.items():
+            if lines:
+                text = "".join(lines)
+                lines.clear()
+                with contextlib.suppress(OSError, ValueError):  # the reader went away: nothing to do
+                    stream.write(text)
+                    stream.flush()
 
 
 async def run_piped(options: ClientOptions) -> int:
@@ -33,7 +63,8 @@ async def run_piped(options: ClientOptions) -> int:
     with open_client_socket(hub) as sock:
         link = HubLink(options.nick, trio.current_time(), give_up_after=limits.RECONNECT_GIVE_UP)
         runner = LinkRunner(sock, hub, link, lambda event: None)
-        chat = ChatSession(submit=runner.submit, show=show_plain, nick=options.nick, history=options.history)
+        output = PlainOutput()
+        chat = ChatSession(submit=runner.submit, show=output.show, nick=options.nick, history=options.history)
         runner.on_event = chat.on_event
         async with trio.open_nursery() as nursery:
             nursery.start_soon(runner.run)
@@ -48,6 +79,7 @@ async def run_piped(options: ClientOptions) -> int:
             runner.close()
             await runner.finished.wait()
             nursery.cancel_scope.cancel()
+        output.flush()
     if chat.fatal:
         return 1
     return 1 if chat.refusals else 0

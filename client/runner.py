@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+from roomcast.shared import limits
 from roomcast.shared.addresses import parse_host_port
 from roomcast.shared.link import HubLink, LinkEvent, LinkState
 
@@ -28,6 +29,8 @@ def resolve_hub(hub: str) -> Address:
 
 def open_client_socket(hub: Address) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if len(hub) == 4 else socket.AF_INET, socket.SOCK_DGRAM)
+    # Room for a whole in-flight window from the hub while this process waits for a CPU.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, limits.CLIENT_RCVBUF)
     sock.setblocking(False)
     return sock
 
@@ -65,6 +68,7 @@ class LinkRunner:
             self.changed.set()
 
     async def _loop(self) -> None:
+        pause = 0.0
         while True:
             await self._flush()
             if self.link.state is LinkState.CLOSED:
@@ -72,18 +76,34 @@ class LinkRunner:
                 return
             deadline = self.link.next_deadline()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as self._wait_scope:
-                await trio.lowlevel.wait_readable(self.sock)
+                if pause:
+                    # Datagrams came just now: let the next few queue up and read them in one
+                    # go (a busy room costs a wake-up per batch, not per line).
+                    await trio.sleep(pause)
+                else:
+                    await trio.lowlevel.wait_readable(self.sock)
             now = trio.current_time()
-            for _ in range(64):
-                try:
-                    data, address = self.sock.recvfrom(65535)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:  # ICMP port unreachable: the hub is not there (yet)
-                    continue
-                if address[:2] == self.hub[:2]:
-                    self._report(self.link.receive_datagram(data, now))
+            received = self._receive(now)
+            pause = limits.CLIENT_COALESCE if received else 0.0
             self._report(self.link.on_timer(now))
+
+    def _receive(self, now: float) -> int:
+        """Hand every datagram waiting on the socket (up to a batch) to the link."""
+        batch: list[bytes] = []
+        count = 0
+        for _ in range(limits.CLIENT_RECV_BATCH):
+            try:
+                data, address = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # ICMP port unreachable: the hub is not there (yet)
+                continue
+            count += 1
+            if address[:2] == self.hub[:2]:
+                batch.append(data)
+        if batch:
+            self._report(self.link.receive_datagrams(batch, now))
+        return count
 
     def _report(self, events: list[LinkEvent]) -> None:
         for event in events:
@@ -102,4 +122,3 @@ class LinkRunner:
                     await trio.lowlevel.wait_writable(self.sock)
                 except OSError:
                     break  # e.g. ICMP unreachable reported here; the link retries on its timer
-        await trio.lowlevel.checkpoint()

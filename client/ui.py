@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 TYPED_AHEAD = 256
 #: On quit, how long lines still on their way to the hub may take before the client says bye.
 QUIT_DRAIN = 2.0
+#: The screen is redrawn at most this often: lines that arrive meanwhile are printed together,
+#: so a busy room costs one redraw of the prompt per frame, not one per line.
+FRAME = 0.05
 #: Signals that end the client as /quit does.  While the prompt has the terminal, Ctrl-C is a
 #: key press (raw mode), not a signal; these cover ``kill`` and a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -78,6 +81,9 @@ class TerminalChat:
         )
         self.token: trio.lowlevel.TrioToken | None = None
         self.stopping = False
+        #: Lines shown since the last frame, and what wakes the painter (once trio runs).
+        self.unpainted: FormattedText = FormattedText()
+        self.paint_wanted: trio.Event | None = None
         self.started = asyncio.Event()
         self.typed_send, self.typed_receive = trio.open_memory_channel[str](TYPED_AHEAD)
 
@@ -148,6 +154,8 @@ class TerminalChat:
             runner = LinkRunner(sock, self.hub, link, self.chat.on_event)
             self.chat.submit = runner.submit
             async with trio.open_nursery() as nursery:
+                self.paint_wanted = trio.Event()
+                nursery.start_soon(self._paint)
                 nursery.start_soon(runner.run)
                 self.chat.start(list(self.options.rooms))
                 self.started.set()
@@ -161,6 +169,8 @@ class TerminalChat:
                 runner.close()
                 await runner.finished.wait()
                 nursery.cancel_scope.cancel()
+        self.paint_wanted = None
+        self._paint_now()
         return 1 if self.chat.fatal else 0
 
     async def _take_lines(self) -> None:
@@ -184,7 +194,39 @@ class TerminalChat:
             pass  # typed after quitting
 
     def show(self, fragments: render.Fragments) -> None:
-        """Print above the prompt (prompt_toolkit erases the prompt and draws it again below)."""
+        """Print above the prompt at the next frame (prompt_toolkit erases the prompt and draws
+        it again below)."""
         if not self.options.color:
             fragments = [("", render.plain(fragments))]
-        print_formatted_text(FormattedText(fragments), style=STYLE, color_depth=self.depth)
+        if self.unpainted:
+            self.unpainted.append(("", "\n"))
+        self.unpainted.extend(fragments)
+        if self.paint_wanted is None:
+            self._paint_now()
+        else:
+            self.paint_wanted.set()
+
+    async def _paint(self) -> None:
+        """Draw what was shown, at most once a FRAME."""
+        while self.paint_wanted is not None:
+            await self.paint_wanted.wait()
+            self.paint_wanted = trio.Event()
+            self._paint_now()
+            await trio.sleep(FRAME)
+
+    def _paint_now(self) -> None:
+        if self.unpainted:
+            lines, self.unpainted = self.unpainted, FormattedText()
+            print_formatted_text(merged(lines), style=STYLE, color_depth=self.depth)
+
+
+def merged(fragments: FormattedText) -> FormattedText:
+    """Adjacent fragments of the same style as one: prompt_toolkit's cost is per fragment."""
+    out = FormattedText()
+    for fragment in fragments:
+        style, text = fragment[0], fragment[1]
+        if out and out[-1][0] == style:
+            out[-1] = (style, out[-1][1] + text)
+        else:
+            out.append((style, text))
+    return out

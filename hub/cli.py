@@ -35,6 +35,9 @@ def default_port(environ: dict[str, str]) -> int:
     return limits.DEFAULT_PORT
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="roomcast-hub",
@@ -44,8 +47,7 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
                         help="address to bind (default %(default)s; env ROOMCAST_HOST)")  # fmt: skip
     parser.add_argument("--port", type=int, default=None,
                         help="UDP port (default: ROOMCAST_PORT, else PORT, else 9999)")  # fmt: skip
-    parser.add_argument("--log-level", default=environ.get("ROOMCAST_LOG_LEVEL", "INFO").upper(),
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS, type=str.upper,
                         help="log level (default INFO; env ROOMCAST_LOG_LEVEL)")  # fmt: skip
     parser.add_argument("--trust", action="append", default=None, metavar="CIDR",
                         help="network whose text clients need no code (repeatable; default loopback)")  # fmt: skip
@@ -70,6 +72,13 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
                         "still has them (default: in memory only; env ROOMCAST_DATA_DIR)")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"roomcast-hub {__version__}")
     args = parser.parse_args(argv)
+    if args.log_level is None:
+        args.log_level = environ.get("ROOMCAST_LOG_LEVEL", "INFO").upper() or "INFO"
+        if args.log_level not in LOG_LEVELS:
+            parser.error(
+                f"ROOMCAST_LOG_LEVEL={environ['ROOMCAST_LOG_LEVEL']!r} is not a log level; "
+                f"use one of {', '.join(LOG_LEVELS)}"
+            )
     try:
         args.port = args.port if args.port is not None else default_port(environ)
         args.trusted = (

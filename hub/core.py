@@ -24,6 +24,7 @@ from roomcast.hub.stats import Counters
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.flood import TokenBucket
 from roomcast.shared.names import fold
+from roomcast.shared.reliable import too_far_behind
 
 log = logging.getLogger("roomcast.hub")
 
@@ -67,6 +68,8 @@ class HubCore:
         #: Wall clock minus the monotonic clock the shell passes as ``now``.
         self.wall_offset = wall_offset
         self.accepting = True
+        #: Set by :meth:`shutdown`: the drain ends then at the latest.
+        self.drain_until: float | None = None
         self._out: list[tuple[bytes, Address]] = []
         self._wakes: list[tuple[float, int, Address]] = []
         self._tiebreak = itertools.count()
@@ -129,7 +132,15 @@ class HubCore:
             return
         self._records.append(record)
 
+    def drained(self, now: float) -> bool:
+        """After :meth:`shutdown`: may the hub stop now?  Once every delivery is acknowledged,
+        or when the drain time is up, whichever comes first."""
+        if self.drain_until is None:
+            return False
+        return now >= self.drain_until or self.gauges()["unacked"] == 0
+
     def next_deadline(self) -> float | None:
+        """When :meth:`on_timer` has work (the shell also wakes at ``drain_until``)."""
         return min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
 
     def on_timer(self, now: float) -> None:
@@ -147,9 +158,11 @@ class HubCore:
             client.wake = float("inf")
             self._wake(client, now)
 
-    def shutdown(self, reason: str = "the hub is restarting") -> None:
-        """Refuse new joins and tell every client the hub is going."""
+    def shutdown(self, now: float, drain_seconds: float, reason: str = "the hub is restarting") -> None:
+        """Refuse new joins, tell every client the hub is going, and drain: deliveries held
+        are still retransmitted until acknowledged, for ``drain_seconds`` at most."""
         self.accepting = False
+        self.drain_until = now + drain_seconds
         bye = envelope.encode(events.Bye(reason=reason))
         for client in self.registry.clients.values():
             if client.link is not None:
@@ -294,8 +307,11 @@ class HubCore:
                     out.append((data, member.address))
                     sent += 1
                 if len(window) > limits.MEMBER_WINDOW or window.bytes_in_flight > limits.MEMBER_WINDOW_BYTES:
-                    too_slow.append(member)
-                elif window.timer is not None and window.timer < member.wake:
+                    if too_far_behind(len(window), window.bytes_in_flight, window.stalled_for(now)):
+                        too_slow.append(member)
+                        continue
+                    self.schedule(member, now + limits.ACK_STALL_TIMEOUT - window.stalled_for(now))
+                if window.timer is not None and window.timer < member.wake:
                     self.schedule(member, window.timer)
             elif member.text is not None:
                 line = line or textfront.line_of(event)
@@ -344,10 +360,14 @@ class HubCore:
         client.link.direct_seq = 0  # the client restarts its private stream too
         rooms = self.registry.leave_rooms(client)
         self._tell_rooms_left(rooms, client, reason, now)
-        self.refuse(client.address, "too-slow", f"you fell too far behind acknowledging, so you left {len(rooms)} "
-                    "room(s); rejoining catches up on what they still keep")  # fmt: skip
+        client.link.dropped = True
+        self.tell_too_slow(client)
         self.counters.inc(f"departures.{reason.replace(' ', '-')}")
         log.info("%s dropped from its rooms (%s)", client.nick, reason)
+
+    def tell_too_slow(self, client: Client) -> None:
+        self.refuse(client.address, "too-slow", "you fell too far behind acknowledging, so you left your "
+                    "rooms; rejoining catches up on what they still keep")  # fmt: skip
 
     def _tell_rooms_left(self, rooms: list[Room], client: Client, reason: str, now: float) -> None:
         for room in rooms:
@@ -376,10 +396,14 @@ class HubCore:
         at = client.last_seen + client.timeout
         if client.link is not None:
             window = client.link.window
+            if too_far_behind(len(window), window.bytes_in_flight, window.stalled_for(now)):
+                self.drop_from_rooms(client, "too slow", now)
             for data in window.due(now):
                 self.send(data, client.address)
                 self.counters.inc("retransmits")
             at = min(at, window.next_deadline() or at)
+            if len(window) > limits.MEMBER_WINDOW:  # look again when its acks would count as stalled
+                at = min(at, now + limits.ACK_STALL_TIMEOUT - window.stalled_for(now))
             link = client.link
             if link.waiting:
                 envelopefront.carry_out_waiting(self, client, now)

@@ -68,11 +68,15 @@ def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
 def _session_event(hub: HubCore, client: Client, event: Any, now: float) -> None:
     if isinstance(event, events.Ping):
         hub.send(envelope.encode(events.Pong(id=event.id)), client.address)
+        if client.link is not None and client.link.dropped:
+            hub.tell_too_slow(client)  # it did not rejoin: the first notice may have been lost
     elif isinstance(event, events.Ack):
         _ack(hub, client, event, now)
     elif isinstance(event, events.Bye):
         hub.leave(client, "quit", now)
     elif isinstance(event, events.REQUESTS):
+        if isinstance(event, events.Join) and client.link is not None:
+            client.link.dropped = False
         _request(hub, client, event, now)
     else:
         error = events.Error(code="unexpected-kind", text=f"a client may not send {event.KIND}")

@@ -45,6 +45,9 @@ class Link:
     #: Encoded answers to recent requests, resent when a request arrives twice.
     answers: dict[int, bytes] = attrs.Factory(dict)
     direct_seq: int = 0
+    #: Dropped from its rooms as too slow and not rejoined yet: its pings get the notice again
+    #: (the first one is a single datagram, and may be lost).
+    dropped: bool = False
 
 
 @attrs.define(eq=False)

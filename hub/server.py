@@ -144,12 +144,11 @@ class HubServer:
     async def _run(self) -> None:
         now = trio.current_time()
         next_stats = now + self.options.stats_interval
-        drain_until = math.inf
         while True:
-            if self._stopping and drain_until == math.inf:
-                drain_until = now + self.options.drain_seconds
-                self.core.shutdown()
+            if self._stopping and self.core.drain_until is None:
+                self.core.shutdown(now, self.options.drain_seconds)
             else:
+                drain_until = math.inf if self.core.drain_until is None else self.core.drain_until
                 deadline = min(self.core.next_deadline() or math.inf, next_stats, drain_until)
                 with trio.CancelScope(deadline=deadline) as self._wait_scope:
                     await trio.lowlevel.wait_readable(self.sock)
@@ -160,7 +159,7 @@ class HubServer:
             if now >= next_stats:
                 log.info("stats %s", self.stats_line())
                 next_stats = now + self.options.stats_interval
-            if now >= drain_until or (drain_until != math.inf and self.core.gauges()["unacked"] == 0):
+            if self.core.drained(now):
                 return
 
     def _drain_socket(self, now: float) -> None:

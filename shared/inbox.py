@@ -146,8 +146,12 @@ class Inbox:
                 self._ack(name)
 
     def acks_to_send(self) -> list[events.Ack]:
+        """The acks to send, the newest per stream only: a later ack of a stream says all an
+        earlier one did (cumulative), so a batch of deliveries costs one ack, not several."""
         out, self._out = self._out, []
-        return out
+        if len(out) < 2:
+            return out
+        return list({ack.stream: ack for ack in out}.values())
 
     def _ack(self, name: str) -> None:
         stream = self.rooms.get(fold(name)) if name else None

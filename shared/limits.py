@@ -79,20 +79,40 @@ CLIENT_WINDOW: Final = 32
 MEMBER_WINDOW: Final = 4096
 #: Bytes the hub holds for one member before it drops it as a slow consumer.
 MEMBER_WINDOW_BYTES: Final = 2 * 1024 * 1024
+#: A member holding more than MEMBER_WINDOW deliveries is dropped only once its acks have made
+#: no progress for this long: one that still receives and acknowledges, only slowly (a busy
+#: machine), catches up instead.  Past MEMBER_WINDOW_HARD deliveries (or MEMBER_WINDOW_BYTES)
+#: it is dropped at once, so memory stays bounded.
+ACK_STALL_TIMEOUT: Final = 5.0
+MEMBER_WINDOW_HARD_FACTOR: Final = 4
 #: Deliveries in flight to one member at once; the rest wait in its queue until acks make room.
 MEMBER_IN_FLIGHT: Final = 256
 #: Most datagrams resent to one peer when its retransmission timer fires.
 RETRANSMIT_BURST: Final = 16
 #: Selective-ack entries in one ack.
 MAX_SACK: Final = 16
+#: Retransmission backoff (shared.reliable.backoff_timeout, for requests and deliveries alike):
+#: each resend of the same data doubles the timeout, at most this many times, and never
+#: beyond MAX_BACKOFF_TIMEOUT.
+MAX_BACKOFF_DOUBLINGS: Final = 6
 #: Initial retransmission timeout before any RTT is measured (RFC 9002 §6.2.2 uses 333 ms).
 INITIAL_RTO: Final = 0.3
 MIN_RTO: Final = 0.05
 MAX_RTO: Final = 3.0
+MAX_BACKOFF_TIMEOUT: Final = 4 * MAX_RTO
 #: Delay before a receiver sends a cumulative ack (QUIC max_ack_delay), and how many
 #: deliveries trigger an immediate one.
 ACK_DELAY: Final = 0.02
 ACK_EVERY: Final = 8
+
+#: Datagrams the client reads in one go; and how long it lets datagrams queue up after a
+#: batch before it reads again, so a busy room costs one wake-up per batch, not per line
+#: (2 ms: far below what a person notices, and a tenth of ACK_DELAY).
+CLIENT_RECV_BATCH: Final = 256
+CLIENT_COALESCE: Final = 0.01
+#: The client's socket receive buffer: a whole in-flight window (MEMBER_IN_FLIGHT datagrams
+#: at about 1 KiB of kernel memory each) fits while the client waits for a CPU.
+CLIENT_RCVBUF: Final = 1024 * 1024
 
 # --- liveness ----------------------------------------------------------------------------------
 

@@ -101,6 +101,7 @@ class HubLink:
         self._rejoins: deque[Any] = deque()
         self._replay: deque[Any] = deque()
         self._barrier = 0
+        self._rejoined_at = -1e9
         self._next_id = 1
         self._hold_until = 0.0
         self._out: list[bytes] = []
@@ -140,12 +141,12 @@ class HubLink:
             return None
         if self.state is LinkState.CONNECTING:
             deadlines = [self._hello_at]
+            if self.give_up_after is not None:
+                deadlines.append(self._connecting_since + self.give_up_after)
         else:
             deadlines = [self._ping_at(), self._last_heard + limits.HUB_SILENCE_TIMEOUT]
             deadlines.append(max(self._window.next_deadline() or float("inf"), self._hold_until))
             deadlines.append(self.inbox.next_ack_deadline() or float("inf"))
-        if self.give_up_after is not None:
-            deadlines.append(self._connecting_since + self.give_up_after)
         return min(deadlines)
 
     def on_timer(self, now: float) -> list[LinkEvent]:
@@ -169,7 +170,21 @@ class HubLink:
         """Ping when the hub has been quiet a while, at most once a second."""
         return max(self._last_heard + self._ping_interval, self._last_sent + min(1.0, self._ping_interval))
 
+    def receive_datagrams(self, batch: list[bytes], now: float) -> list[LinkEvent]:
+        """Several datagrams that arrived together: what they report, and one ack per stream
+        for all of them."""
+        found: list[LinkEvent] = []
+        for data in batch:
+            found += self._receive(data, now)
+        self._send_acks(now)
+        return found
+
     def receive_datagram(self, data: bytes, now: float) -> list[LinkEvent]:
+        found = self._receive(data, now)
+        self._send_acks(now)
+        return found
+
+    def _receive(self, data: bytes, now: float) -> list[LinkEvent]:
         if self.state is LinkState.CLOSED:
             return []
         try:
@@ -178,9 +193,7 @@ class HubLink:
             return []  # not from a hub that speaks our protocol: ignore
         self._last_heard = now
         handler = _DISPATCH.get(type(event))
-        found = handler(self, event, now) if handler is not None else []
-        self._send_acks(now)
-        return found
+        return handler(self, event, now) if handler is not None else []
 
     # --- handshake ----------------------------------------------------------------------------------
 
@@ -243,6 +256,7 @@ class HubLink:
         self.inbox.restart(same_history=True)
         self._rejoins.extend(events.Join(id=0, room=name) for name in self.inbox.names())
         self._barrier = self._next_id - 1
+        self._rejoined_at = now
         self._pump(now)
 
     def _lost(self, reason: str, now: float) -> list[LinkEvent]:
@@ -309,7 +323,8 @@ class HubLink:
         if error.code == "unknown-session" and self.state is LinkState.OPEN:
             return self._lost("the hub restarted or forgot this session", now)
         if error.code == "too-slow" and self.state is LinkState.OPEN:
-            self._rejoin(now)
+            if now - self._rejoined_at > limits.MIN_RTO * 20:  # else a late copy: rejoining already
+                self._rejoin(now)
             return [Problem(error)]
         request = self._inflight.get(error.id) if error.id else None
         if request is None:
@@ -320,11 +335,14 @@ class HubLink:
             return [Problem(error)]
         if (
             error.code == "not-in-room"
-            and error.id <= self._barrier
             and isinstance(request, events.Say | events.Topic)
             and request.room in self.inbox
         ):
-            # Sent just before the hub took us out of the room: it goes again after our rejoin.
+            # The hub took us out of the room (we fell behind) after we sent this: it goes
+            # again after our rejoin.  The first such refusal starts the rejoin if the hub's
+            # too-slow notice (a single datagram) was lost.
+            if error.id > self._barrier:
+                self._rejoin(now)
             del self._inflight[error.id]
             self._window.acknowledge(error.id, now)
             self._replay.append(request)

@@ -10,10 +10,11 @@ as acks make room, so a member that falls behind is not buried in datagrams it w
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 from roomcast.shared import limits
-from roomcast.shared.reliable import RttEstimator
+from roomcast.shared.reliable import RttEstimator, backoff_timeout
 
 
 class _Held:
@@ -42,6 +43,8 @@ class Outbox:
         #: When the oldest delivery in flight is resent if still unacknowledged.
         self.timer: float | None = None
         self._backoff = 0
+        #: When the member's acks last made progress (or the first delivery was held).
+        self.progress_at: float | None = None
 
     def __len__(self) -> int:
         return self._in_flight + len(self._queue)
@@ -53,8 +56,14 @@ class Outbox:
         """(stream, seq) of each delivery in flight (not the queued ones)."""
         return [(stream, seq) for stream, held in self._streams.items() for seq in held]
 
+    def stalled_for(self, now: float) -> float:
+        """Seconds since the member's acks last made progress while it held deliveries."""
+        return 0.0 if self.progress_at is None else now - self.progress_at
+
     def offer(self, stream: str, seq: int, data: bytes, now: float) -> bool:
         """Hold a delivery; True means send it now, False that it waits in the queue."""
+        if not self:
+            self.progress_at = now  # the clock starts when something is held
         self.bytes_in_flight += len(data)
         if self._queue or self._in_flight >= self.limit:
             self._queue.append((stream, seq, data))
@@ -87,6 +96,7 @@ class Outbox:
             if seq in held:
                 newest = self._forget(held, seq)
         if newest is not None:  # progress: a fresh RTT sample and timer
+            self.progress_at = now
             if not newest.resent:
                 self.rtt.sample(now - newest.sent_at)
             self._backoff = 0
@@ -124,17 +134,16 @@ class Outbox:
         return self.timer
 
     def due(self, now: float, most: int = limits.RETRANSMIT_BURST) -> list[bytes]:
-        """The timer fired: resend the first ``most`` unacknowledged deliveries of each stream
-        (the lowest seqs: what holds the receiver back) and back off."""
+        """The timer fired: resend the ``most`` oldest unacknowledged deliveries (the lowest
+        seqs of their streams: what holds the receiver back) and back off."""
         if self.timer is None or now < self.timer:
             return []
-        oldest = [item for held in self._streams.values() for item in list(held.values())[:most]]
+        firsts = [item for held in self._streams.values() for item in itertools.islice(held.values(), most)]
+        oldest = sorted(firsts, key=lambda item: item.last_sent)[:most]
         for item in oldest:
             item.last_sent, item.resent = now, True
-        self._backoff = min(self._backoff + 1, 6)
-        self.timer = (
-            now + min(self.rtt.rto() * 2**self._backoff, limits.MAX_RTO * 4) if self._in_flight else None
-        )
+        self._backoff += 1
+        self.timer = now + backoff_timeout(self.rtt.rto(), self._backoff) if self._in_flight else None
         return [item.data for item in oldest]
 
     def pop_all(self) -> list[bytes]:
@@ -144,5 +153,5 @@ class Outbox:
         self._streams.clear()
         self._queue.clear()
         self._in_flight = self.bytes_in_flight = 0
-        self.timer = None
+        self.timer = self.progress_at = None
         return out

@@ -7,7 +7,8 @@ sequence order, and says what to acknowledge (cumulative plus a few selective ac
 
 Retransmission follows RFC 6298 / RFC 9002: the timeout comes from the smoothed RTT and its
 variance, samples are taken only from items sent once (Karn), and each resend doubles the
-item's timeout, up to four times ``MAX_RTO``.
+item's timeout (:func:`backoff_timeout`, the one backoff policy of the client's requests and
+the hub's deliveries).  :func:`too_far_behind` is the one rule for dropping a slow consumer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,25 @@ from roomcast.shared import limits
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
+
+
+def backoff_timeout(rto: float, resends: int) -> float:
+    """The timeout after ``resends`` resends of the same data (RFC 6298 §5.5): ``rto`` doubled
+    each time, at most ``MAX_BACKOFF_DOUBLINGS`` times, never beyond ``MAX_BACKOFF_TIMEOUT``."""
+    doublings: int = min(resends, limits.MAX_BACKOFF_DOUBLINGS)
+    return min(rto * (1 << doublings), limits.MAX_BACKOFF_TIMEOUT)
+
+
+def too_far_behind(held: int, held_bytes: int, stalled_for: float) -> bool:
+    """Is a member holding ``held`` deliveries (``held_bytes`` bytes), whose acks made no
+    progress for ``stalled_for`` seconds, a slow consumer to drop?  Beyond a window only if its
+    acks stalled (one still receiving, only slowly, catches up); beyond the hard caps always."""
+    if (
+        held > limits.MEMBER_WINDOW * limits.MEMBER_WINDOW_HARD_FACTOR
+        or held_bytes > limits.MEMBER_WINDOW_BYTES
+    ):
+        return True
+    return held > limits.MEMBER_WINDOW and stalled_for >= limits.ACK_STALL_TIMEOUT
 
 
 @attrs.define
@@ -136,7 +156,7 @@ class SendWindow(Generic[K]):
                 item.last_sent = now
                 item.resent = True
                 out.append(item.data)
-            item.deadline = now + min(base * (2 ** min(item.backoff, 16)), limits.MAX_RTO * 4)
+            item.deadline = now + backoff_timeout(base, item.backoff)
         self.retransmits += len(out)
         return out
 

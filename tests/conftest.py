@@ -1,5 +1,6 @@
 """Shared pytest settings, and the guarantee that no process outlives its test."""
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +19,12 @@ def _no_process_outlives_its_test() -> Iterator[None]:
     before = processes.owned()
     yield
     processes.end_all_but(before)
+
+
+def pytest_configure() -> None:
+    # SIGTERM (a CI job cancelled) ends the run as Ctrl-C does: fixtures' finally blocks run,
+    # so the processes the tests started (each in a session of its own) are ended too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def pytest_sessionfinish() -> None:

@@ -64,6 +64,7 @@ def test_help_and_version_exit_0() -> None:
         (["--log-level", "LOUD"], {}),
         (["unexpected"], {}),
         ([], {"ROOMCAST_PORT": "ninety"}),
+        ([], {"ROOMCAST_LOG_LEVEL": "loud"}),
     ],
 )
 def test_bad_usage_exits_2_with_usage(args: list[str], env: dict[str, str]) -> None:

@@ -5,8 +5,10 @@ and even after the process itself died."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -73,3 +75,15 @@ def test_a_process_that_ignores_sigterm_is_killed() -> None:
     started = time.monotonic()
     assert processes.end(proc, grace=0.5) == -signal.SIGKILL
     assert time.monotonic() - started < 5
+
+
+def test_the_busy_loop_of_test_under_load_stops_when_the_command_fails() -> None:
+    done = processes.run(
+        [sys.executable, "-m", "tests.tools.busy", "--most", "60", "--", "sh", "-c", "exit 3"],
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 3, done.stderr
+    match = re.search(r"busy loop \(pid (\d+)\)", done.stderr)
+    assert match, done.stderr
+    assert gone(int(match.group(1))), "the busy loop outlived the command"

@@ -54,7 +54,7 @@ def _run_lossy_room(tmp_path: Path) -> None:
                 assert sender.finish(timeout=90) == 0, f"sender s{n} failed"
             orders = []
             for receiver in receivers:
-                receiver.wait_for(lambda r=receiver: len(r.bodies()) >= SENDERS * MESSAGES, "every line", 30)
+                receiver.wait_for(lambda r=receiver: r.shown >= SENDERS * MESSAGES, "every line", 30)
                 assert receiver.finish() == 0, "a receiver failed"
                 orders.append(receiver.bodies())
         finally:

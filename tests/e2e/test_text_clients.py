@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.tools import screen
 from tests.tools.hubproc import HubProcess, free_udp_port, running_hub
 from tests.tools.liveproc import BIN, live_process, netcat_client, roomcast_client
@@ -226,6 +228,22 @@ def test_piped_mode_reads_roomcast_hub_and_never_port(hub: HubProcess) -> None:
         result = run_roomcast(stdin="from the environment\n", env=env)
         assert result.returncode == 0, result.stderr
         watcher.wait_for(screen.said("lobby", "envy", "from the environment"))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        ([], {"ROOMCAST_HISTORY": "five"}, "ROOMCAST_HISTORY='five' is not a whole number"),
+        ([], {"ROOMCAST_HISTORY": "999"}, "ROOMCAST_HISTORY='999' must be between 0 and 200"),
+        (["--history", "-1"], {}, "--history must be between 0 and 200"),
+    ],
+)
+def test_a_bad_history_setting_is_a_usage_error(args: list[str], env: dict[str, str], says: str) -> None:
+    result = run_roomcast("--hub", f"127.0.0.1:{free_udp_port()}", *args, env=env, stdin="hi\n")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr.decode()
+    assert err.startswith("usage: roomcast") and says in err, err
+    assert "Traceback" not in err
 
 
 def test_piped_mode_against_no_hub_fails_with_a_clear_message() -> None:

@@ -33,6 +33,8 @@ class PipedClient:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
             )  # fmt: skip
         self.lines: list[str] = []
+        #: Room lines shown so far (cheap to poll, unlike :meth:`bodies`).
+        self.shown = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -40,6 +42,7 @@ class PipedClient:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
+            self.shown += "> " in line
 
     def say(self, *lines: str) -> None:
         """Type ``lines`` (each ends with a newline) into the client's stdin."""

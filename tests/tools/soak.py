@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import re
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
 
 from tests.tools import junk
 from tests.tools.clientproc import PipedClient
@@ -83,7 +85,7 @@ def lossy_scenario(tmp: Path, port: int, args: argparse.Namespace, deadline: flo
             print(f"  sender s{n} exited {code} after {time.monotonic() - started:.1f} s", flush=True)
         for receiver in receivers:
             receiver.wait_for(
-                lambda r=receiver: len(r.bodies()) >= senders * messages,
+                lambda r=receiver: r.shown >= senders * messages,
                 "every line", timeout=max(1.0, deadline - time.monotonic()),
             )  # fmt: skip
         complete = True
@@ -114,7 +116,12 @@ def junk_flood(hub: HubProcess, args: argparse.Namespace) -> bool:
     return alive
 
 
+def _interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # so every finally runs and the clients are ended
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senders", type=int, default=5)
     parser.add_argument("--receivers", type=int, default=5)

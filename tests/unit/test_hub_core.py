@@ -847,6 +847,9 @@ def test_slow_consumer_is_told_and_removed_and_others_are_unaffected(monkeypatch
         assert isinstance(alice.ask(events.Say, room="hall", body=f"m{n}"), events.Reply)
         seen += delivered(fast.received())
     assert seen == [f"m{n}" for n in range(12)]
+    # past the window, but its acks have not stalled for long yet: it stays
+    assert hub.members("hall") == {"alice", "slow", "fast"}
+    hub.advance(limits.ACK_STALL_TIMEOUT)  # its retransmission timer sees the stall
     assert [e.code for e in of(events.Error, slow.received())] == ["too-slow"]
     # out of its rooms, its held deliveries dropped, but its session kept (no request redone)
     assert hub.core.registry.clients[slow.address].rooms == []
@@ -857,7 +860,35 @@ def test_slow_consumer_is_told_and_removed_and_others_are_unaffected(monkeypatch
         ("hall", "slow", "too slow"),
         ("side", "slow", "too slow"),
     ]
+    assert [p.what for p in of(events.Presence, fast.received())] == ["left"]
     assert len(_window(hub, fast)) == 0  # fast acked everything and holds nothing
+
+
+def test_a_member_whose_acks_progress_stays_past_the_window_but_not_past_the_hard_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limits, "MEMBER_IN_FLIGHT", 4)
+    monkeypatch.setattr(limits, "MEMBER_WINDOW", 8)
+    hub = Hub(HubConfig(flood_rate=0))
+    alice = envelope_peer(hub, 40001, "alice", "hall")
+    slow = envelope_peer(hub, 40002, "slow", "hall", auto_ack=False)
+    seen: set[int] = set()
+    upto = 0
+    hard = limits.MEMBER_WINDOW * limits.MEMBER_WINDOW_HARD_FACTOR
+    for n in range(hard):  # one line acked for every two said: it falls behind, slowly
+        alice.request(events.Say, room="hall", body=f"m{n}")
+        seen |= {d.seq for d in of(events.Deliver, slow.received())}
+        upto = upto or min(seen) - 1
+        if n % 2 and upto + 1 in seen:
+            upto += 1
+            slow.ack("hall", upto=upto)
+        hub.advance(limits.ACK_STALL_TIMEOUT / 4)  # far longer than a window's worth of time
+    assert len(_window(hub, slow)) > limits.MEMBER_WINDOW
+    assert hub.members("hall") == {"alice", "slow"}, "still receiving and acking: kept"
+    for n in range(hard):
+        alice.request(events.Say, room="hall", body=f"more {n}")
+    assert hub.members("hall") == {"alice"}, "past the hard cap, dropped at once"
+    assert "too-slow" in [e.code for e in of(events.Error, slow.received())]
 
 
 def test_slow_consumer_is_also_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1103,7 +1134,7 @@ def test_shutdown_says_bye_and_refuses_joins_afterwards() -> None:
     quiet = TextPeer(hub, 40004)
     quiet.line("hi")
     hub.take(live.address)
-    hub.core.shutdown()
+    hub.core.shutdown(hub.now, limits.DRAIN_SECONDS)
     hub._collect()
     [bye] = of(events.Bye, alice.received())
     assert bye.reason and of(events.Bye, bob.received()) == [bye]
@@ -1116,6 +1147,38 @@ def test_shutdown_says_bye_and_refuses_joins_afterwards() -> None:
     late.send(events.Hello(nick="late", cookie=one(events.Challenge, late.received()).cookie))
     assert [e.code for e in late.received()] == ["shutting-down"]
     assert late.address not in hub.core.registry.clients
+
+
+def _draining_with_one_unacknowledged_line() -> tuple[Hub, Peer, int]:
+    hub = Hub()
+    alice = envelope_peer(hub, 40001, "alice", "hall")
+    bob = envelope_peer(hub, 40002, "bob", "hall", auto_ack=False)
+    alice.ask(events.Say, room="hall", body="last words")
+    [line] = of(events.Deliver, bob.received())
+    hub.core.shutdown(hub.now, 10.0)
+    hub._collect()
+    return hub, bob, line.seq
+
+
+def test_drain_keeps_retransmitting_until_everything_is_acknowledged_and_ends_then() -> None:
+    hub, bob, seq = _draining_with_one_unacknowledged_line()
+    assert not hub.core.drained(hub.now)
+    hub.advance(3.0)
+    again = of(events.Deliver, bob.received())
+    assert again and {e.body for e in again} == {"last words"}, "still resent while draining"
+    assert not hub.core.drained(hub.now)
+    bob.ack("hall", upto=seq)
+    assert hub.core.drained(hub.now), "everything acknowledged: no need to wait any longer"
+    assert hub.core.drain_until is not None and hub.now < hub.core.drain_until
+
+
+def test_drain_ends_at_its_deadline_when_a_member_never_acknowledges() -> None:
+    hub, _bob, _seq = _draining_with_one_unacknowledged_line()
+    assert hub.core.drain_until is not None
+    hub.advance(hub.core.drain_until - hub.now - 0.01)
+    assert not hub.core.drained(hub.now)
+    hub.advance(0.01)
+    assert hub.core.drained(hub.now)
 
 
 def test_one_client_cannot_create_rooms_without_end_but_may_join_existing_ones() -> None:
@@ -1132,3 +1195,34 @@ def test_one_client_cannot_create_rooms_without_end_but_may_join_existing_ones()
     hub.advance(1 / limits.ROOM_CREATE_RATE + 0.1)
     assert isinstance(alice.ask(events.Join, room="one-too-many"), events.Reply)
     assert bob.address in hub.core.registry.rooms["existing"].members
+
+
+# --- logging of bad input --------------------------------------------------------------------------
+
+
+BAD_VERSION = b"\xc1\x07" + msgpack.packb({"k": "ping"})
+
+
+def test_bad_input_is_logged_at_most_once_per_code_every_10_s(caplog: pytest.LogCaptureFixture) -> None:
+    hub = Hub()
+    caplog.set_level("WARNING", logger="roomcast.hub")
+
+    def junk(data: bytes, at: float) -> None:
+        hub.now = at
+        hub.feed(data, ("127.0.0.1", 40009))
+
+    def logged(code: str) -> int:
+        return sum(
+            1
+            for r in caplog.records
+            if r.getMessage().endswith(f"({code}); similar ones are counted, not logged")
+        )
+
+    for at in (0.0, 1.0, 5.0, 9.99):
+        junk(BAD_VERSION, at)
+    assert logged("bad-version") == 1
+    junk(b"\xc1\x01\xff", 9.99)  # another code is logged at once
+    assert logged("malformed") == 1
+    junk(BAD_VERSION, 10.0)
+    assert logged("bad-version") == 2, "10 s later it is logged again"
+    assert hub.core.counters["errors.bad-version"] == 5, "every one is counted"

@@ -18,7 +18,6 @@ from roomcast.shared.link import (
     Connected,
     HubLink,
     LinkState,
-    Problem,
     Reconnecting,
     Refused,
     Show,
@@ -157,7 +156,7 @@ def test_link_told_the_hub_is_going_reconnects_to_the_next_one() -> None:
     join_all(wire, [alice], "hall")
     old_hub = wire.core
     assert old_hub is not None
-    old_hub.shutdown()
+    old_hub.shutdown(wire.now, limits.DRAIN_SECONDS)
     wire.run_for(2.0)  # draining: the old hub refuses hellos
     assert any(isinstance(e, Reconnecting) for e in wire.events_of(alice))
     assert alice.state is LinkState.CONNECTING
@@ -216,6 +215,18 @@ def test_idle_link_pings_and_keeps_its_session() -> None:
     assert {c.nick for c in core.registry.rooms["hall"].members.values()} == {"alice"}
 
 
+def test_an_open_link_that_may_give_up_has_no_deadline_in_the_past() -> None:
+    # The give-up deadline counts only while connecting: once open, a deadline left in the
+    # past would make the shell's loop spin, a whole core per idle client.
+    wire = Wire(new_core())
+    alice = wire.add_link("alice", 41001, give_up_after=limits.RECONNECT_GIVE_UP)
+    join_all(wire, [alice], "hall")
+    wire.run_for(limits.RECONNECT_GIVE_UP * 2)  # fails if a timer fires again and again
+    deadline = alice.next_deadline()
+    assert alice.state is LinkState.OPEN
+    assert deadline is not None and deadline > wire.now
+
+
 def test_link_without_a_hub_is_unreachable_after_connect_timeout() -> None:
     wire = Wire(None)
     alice = wire.add_link("alice", 41001)
@@ -242,8 +253,9 @@ def test_link_whose_hub_goes_silent_reconnects_and_gives_up_if_asked() -> None:
     assert isinstance(wire.events_of(alice)[-1], Unreachable)
 
 
+@pytest.mark.parametrize("notice_lost", [False, True], ids=["told", "notice-lost"])
 def test_a_link_dropped_from_its_rooms_for_falling_behind_rejoins_and_no_line_is_lost_or_reordered(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, notice_lost: bool
 ) -> None:
     monkeypatch.setattr(limits, "MEMBER_IN_FLIGHT", 8)
     monkeypatch.setattr(limits, "MEMBER_WINDOW", 16)
@@ -252,19 +264,26 @@ def test_a_link_dropped_from_its_rooms_for_falling_behind_rejoins_and_no_line_is
     alice, slow = wire.add_link("alice", 40001), wire.add_link("slow", 40002)
     join_all(wire, [alice, slow], "hall")
     slow_address = next(address for address, link in wire.links.items() if link is slow)
-    # slow's acks vanish: it falls more than a window behind while both keep talking
-    wire.block = lambda address, data, to_hub: (
-        to_hub and address == slow_address and envelope.decode(data).event.KIND == "ack"
-    )
+
+    # slow's acks vanish: it falls more than a window behind while both keep talking; and
+    # (notice-lost) the hub's too-slow notice never reaches it: a refused line tells it instead
+    def block(address: object, data: bytes, to_hub: bool) -> bool:
+        event = envelope.decode(data).event
+        if notice_lost and not to_hub and isinstance(event, events.Error) and event.code == "too-slow":
+            return True
+        return to_hub and address == slow_address and event.KIND == "ack"
+
+    wire.block = block
     for n in range(30):
         wire.submit(alice, events.Say(id=0, room="hall", body=f"a{n}"))
         wire.submit(slow, events.Say(id=0, room="hall", body=f"s{n}"))
-    wire.run_until(
-        lambda: any(isinstance(e, Problem) and e.error.code == "too-slow" for e in wire.events_of(slow)),
-        limit=30.0,
-    )
+    wire.run_until(lambda: core.counters["departures.too-slow"] == 1, limit=30.0)
     wire.block = None
-    wire.run_until(lambda: slow.busy == 0 and alice.busy == 0, limit=60.0)
+
+    def back() -> bool:
+        return "slow" in {c.nick for c in core.registry.rooms["hall"].members.values()}
+
+    wire.run_until(lambda: back() and slow.busy == 0 and alice.busy == 0, limit=60.0)
     said = [
         e.body
         for e in core.registry.rooms["hall"].history

@@ -8,7 +8,7 @@ import re
 import pytest
 from roomcast.hub import monitor, prometheus
 from roomcast.hub.core import HubConfig, HubCore
-from roomcast.shared import addresses
+from roomcast.shared import addresses, limits
 
 SAMPLE = re.compile(
     r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*"(,[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*")*\})? \S+'
@@ -124,7 +124,7 @@ def test_healthz_is_ok_until_the_hub_drains() -> None:
     core = HubCore(HubConfig(), now=0.0)
     ok = monitor.respond(core, "GET", "/healthz", 1.0)
     assert (ok.status, body(ok)) == (200, {"status": "ok"})
-    core.shutdown()
+    core.shutdown(1.5, limits.DRAIN_SECONDS)
     draining = monitor.respond(core, "GET", "/healthz", 2.0)
     assert (draining.status, body(draining)) == (503, {"status": "draining"})
 

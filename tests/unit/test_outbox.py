@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from roomcast.shared import limits
 from roomcast.shared.outbox import Outbox
+from roomcast.shared.reliable import SendWindow, backoff_timeout
 
 
 def filled(count: int, limit: int = 100) -> Outbox:
@@ -71,3 +74,43 @@ def test_pop_all_returns_and_forgets_everything_held() -> None:
     box.offer("", 1, b"b", 0.0)
     assert box.pop_all() == [b"a", b"b"]
     assert len(box) == 0 and box.bytes_in_flight == 0 and box.next_deadline() is None
+
+
+def test_a_timeout_resends_at_most_the_burst_across_all_streams_oldest_first() -> None:
+    box = Outbox(limit=100)
+    for seq in range(1, 11):
+        for stream in ("a", "b", "c"):
+            box.offer(stream, seq, f"{stream}{seq}".encode(), now=seq / 100)
+    assert box.timer is not None
+    resent = box.due(box.timer)
+    assert len(resent) == limits.RETRANSMIT_BURST, "never more than the burst, whatever the streams"
+    assert set(resent) >= {b"a1", b"b1", b"c1"}, "the oldest of each stream first"
+
+
+def _timeouts(
+    fire: Callable[[float], list[bytes]], deadline: Callable[[], float | None], count: int
+) -> list[float]:
+    """The gaps between successive timeouts of data that is never acknowledged."""
+    gaps, now = [], 0.0
+    for _ in range(count):
+        at = deadline()
+        assert at is not None
+        gaps.append(round(at - now, 6))
+        now = at
+        assert fire(now)
+    return gaps
+
+
+def test_requests_and_deliveries_back_off_by_the_one_policy() -> None:
+    box, window = Outbox(), SendWindow[int]()
+    box.rtt.sample(0.001)  # a fast loopback peer: the smallest timeout, the most doublings
+    window.rtt.sample(0.001)
+    rto = box.rtt.rto()
+    assert rto == window.rtt.rto() == limits.MIN_RTO
+    box.offer("hall", 1, b"delivery", now=0.0)
+    window.track(1, b"request", now=0.0)
+    count = limits.MAX_BACKOFF_DOUBLINGS + 4
+    deliveries = _timeouts(box.due, lambda: box.timer, count)
+    requests = _timeouts(window.due, window.next_deadline, count)
+    assert deliveries == requests == [round(backoff_timeout(rto, n), 6) for n in range(count)]
+    assert max(deliveries) == round(rto * 2**limits.MAX_BACKOFF_DOUBLINGS, 6), "the doublings stop"
