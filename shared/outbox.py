@@ -95,8 +95,11 @@ class Outbox:
         for seq in sack:
             if seq in held:
                 newest = self._forget(held, seq)
-        if newest is not None:  # progress: a fresh RTT sample and timer
+        if newest is not None or sack:
+            # Alive: it acknowledged something new, or reports getting deliveries beyond a hole
+            # (repairing that hole may take a few round trips on a lossy, busy path).
             self.progress_at = now
+        if newest is not None:  # progress: a fresh RTT sample and timer
             if not newest.resent:
                 self.rtt.sample(now - newest.sent_at)
             self._backoff = 0

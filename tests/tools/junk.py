@@ -87,30 +87,37 @@ def junk_pool(seed: int, size: int = 4000) -> list[bytes]:
     return pool
 
 
-def flood(host: str, port: int, count: int, seconds: float, seed: int = 1, sockets: int = 4) -> int:
-    """Send up to ``count`` junk datagrams for at most ``seconds``; return how many were sent."""
+def flood(
+    host: str, port: int, count: int, seconds: float, seed: int = 1, sockets: int = 4, rate: float = 0.0
+) -> int:
+    """Send up to ``count`` junk datagrams for at most ``seconds``, at most ``rate`` a second
+    (0: as fast as the sockets take them); return how many the sockets took (not those refused
+    for a full buffer or an ICMP error)."""
     assert host in ("127.0.0.1", "::1"), "junk goes to loopback only"
     pool = junk_pool(seed)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     socks = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(sockets)]
-    sent = 0
-    deadline = time.monotonic() + seconds
+    sent = tried = 0
+    started = time.monotonic()
+    deadline = started + seconds
     try:
         for sock in socks:
             sock.setblocking(False)
         while sent < count and time.monotonic() < deadline:
-            for _ in range(200):
+            for _ in range(min(200, count - sent)):
+                tried += 1
                 with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
-                    socks[sent % sockets].sendto(pool[sent % len(pool)], (host, port))
-                sent += 1
+                    socks[tried % sockets].sendto(pool[tried % len(pool)], (host, port))
+                    sent += 1
             for sock in socks:  # drain the hub's answers so nothing piles up
                 try:
                     while True:
                         sock.recv(65535)
                 except (BlockingIOError, ConnectionRefusedError):
                     pass
-            time.sleep(0.001)
+            ahead = sent / rate - (time.monotonic() - started) if rate else 0.0
+            time.sleep(max(0.001, ahead))
     finally:
         for sock in socks:
             sock.close()
-    return min(sent, count)
+    return sent

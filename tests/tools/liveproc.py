@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,9 +161,18 @@ def roomcast_client(hub: str, nick: str, *rooms: str, joined: bool = True) -> It
         yield client
 
 
+#: The real netcat, when the machine has one (Debian: netcat-openbsd).
+REAL_NC = shutil.which("nc")
+
+
 @contextmanager
-def netcat_client(host: str, port: int, lifetime: float = 30.0) -> Iterator[LiveProcess]:
-    """``python -m tests.tools.netcat HOST PORT``: behaves like ``nc -u HOST PORT``."""
-    argv = [sys.executable, "-m", "tests.tools.netcat", host, str(port), "--lifetime", str(lifetime)]
+def netcat_client(host: str, port: int, lifetime: float = 30.0, real: bool = False) -> Iterator[LiveProcess]:
+    """``nc -u HOST PORT`` itself (``real``), or ``python -m tests.tools.netcat HOST PORT``,
+    the stand-in that behaves like it (for machines without nc)."""
+    if real:
+        assert REAL_NC is not None, "no nc on this machine"
+        argv = [REAL_NC, "-u", host, str(port)]
+    else:
+        argv = [sys.executable, "-m", "tests.tools.netcat", host, str(port), "--lifetime", str(lifetime)]
     with live_process(argv) as client:
         yield client
