@@ -163,17 +163,18 @@ def _topic(hub: HubCore, client: Client, request: events.Topic, now: float) -> A
 
 def _history(hub: HubCore, client: Client, request: events.History, now: float) -> Answer:
     room = hub.registry.room(request.room)
-    sent, gone = _replay(hub, client, room.name, request)
+    sent, gone, last = _replay(hub, client, room.name, request)
     text = f"{sent} earlier message{'s' if sent != 1 else ''} of {room.name}"
     if gone:
         text += "; older messages are gone"
-    return reply(request, text, seq=room.seq)
+    # The seq of the last message replayed (0: none), so the client can tell one lost on the way.
+    return reply(request, text, seq=last)
 
 
-def _replay(hub: HubCore, client: Client, name: str, ask: events.History) -> tuple[int, bool]:
+def _replay(hub: HubCore, client: Client, name: str, ask: events.History) -> tuple[int, bool, int]:
     """Send ``client`` the room's kept events that ``ask`` selects, marked as history
-    (envelope clients get them as datagrams before the reply).  Return how many, and whether
-    some that were asked for are no longer kept."""
+    (envelope clients get them as datagrams before the reply).  Return how many, whether some
+    that were asked for are no longer kept, and the seq of the last one sent (0: none)."""
     room = hub.registry.room(name)
     kept = [e for e in room.history if e.seq > ask.since and (not ask.until or e.seq <= ask.until)]
     if ask.count:
@@ -182,7 +183,7 @@ def _replay(hub: HubCore, client: Client, name: str, ask: events.History) -> tup
         hub.send_history(client, attrs.evolve(event, history=True))
     oldest = room.history[0].seq if room.history else room.seq + 1
     gone = oldest > ask.since + 1 and (ask.since > 0 or ask.count == 0) and room.seq > 0
-    return len(kept), gone
+    return len(kept), gone, kept[-1].seq if kept else 0
 
 
 def _stats(hub: HubCore, client: Client, request: events.Stats, now: float) -> Answer:

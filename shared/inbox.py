@@ -5,12 +5,17 @@ Acks are delayed and cumulative (QUIC-style): one goes ``ACK_DELAY`` after the f
 unacknowledged delivery, or at once after ``ACK_EVERY`` of them, or at once when a delivery
 is a duplicate (our ack was lost) or leaves a gap (theirs was), with up to ``MAX_SACK``
 selective acks beyond the cumulative point.  The private stream ("") works the same way.
+
+After a rejoin the stream catches up (``shared.catchup``): what was missed comes as history
+while new deliveries already arrive; both are shown once the catch-up is complete, history
+first, each once, in the room's order.
 """
 
 from __future__ import annotations
 
 import attrs
 from roomcast.shared import events, limits
+from roomcast.shared.catchup import CatchUp
 from roomcast.shared.names import fold
 from roomcast.shared.reliable import Reorder
 
@@ -30,6 +35,11 @@ class RoomStream:
     last_seq: int = 0
     #: Rejoined after a lost session: once the join is answered, ask for what was missed.
     catch_up: bool = False
+    #: While catching up after a rejoin: what is collected and held back meanwhile.
+    catching: CatchUp | None = None
+    #: The last seq a finished catch-up covered: replayed copies up to it that come late are
+    #: not shown again.
+    caught_through: int = 0
 
 
 @attrs.define
@@ -66,8 +76,11 @@ class Inbox:
         hub history (``same_history`` false) our seqs mean nothing, so from the start."""
         for stream in self.rooms.values():
             stream.order, stream.started, stream.early, stream.catch_up = Reorder(), False, [], True
+            # What was held back during an unfinished catch-up was never shown: since
+            # ``last_seq`` did not move, the next catch-up asks for it again.
+            stream.catching = None
             if not same_history:
-                stream.last_seq = 0
+                stream.last_seq = stream.caught_through = 0
         self.direct = Reorder()
         self._acks.clear()
 
@@ -79,10 +92,12 @@ class Inbox:
             return [], None
         catch_up = None
         if stream.catch_up and seq - 1 > stream.last_seq:
-            catch_up = events.History(id=0, room=stream.name, since=stream.last_seq, until=seq - 1)
+            stream.catching = CatchUp(since=stream.last_seq, until=seq - 1)
+            catch_up = stream.catching.first_ask(stream.name)
         stream.catch_up, stream.started = False, True
         stream.order.skip_to(seq + 1)  # a fresh stream: nothing waits yet
-        stream.last_seq = max(stream.last_seq, seq)
+        if stream.catching is None:
+            stream.last_seq = max(stream.last_seq, seq)
         early, stream.early = stream.early, []
         return [shown for s, item in early for shown in self._release(stream, s, item, now)], catch_up
 
@@ -101,7 +116,7 @@ class Inbox:
     def receive(self, event: Shown, now: float) -> list[Shown]:
         """A delivery from the hub: what is now ready to show, in order (maybe nothing)."""
         if event.history:
-            return [event]
+            return self._history(event)
         if not event.room:
             return self._ready("", None, self.direct.push(event.seq, event), now)
         stream = self.rooms.get(fold(event.room))
@@ -129,11 +144,44 @@ class Inbox:
             ack.due = now
         elif ack.due is None:
             ack.due = now + limits.ACK_DELAY
-        if stream is not None:
-            stream.last_seq = stream.order.expected - 1
         if ack.due <= now:
             self._ack(name)
-        return [item for item in ready if item is not None]
+        shown = [item for item in ready if item is not None]
+        if stream is not None and stream.catching is not None:
+            stream.catching.held += shown  # shown once the history before them is
+            return []
+        if stream is not None:
+            stream.last_seq = stream.order.expected - 1
+        return shown
+
+    # --- catching up ----------------------------------------------------------------------------
+
+    def _history(self, event: Shown) -> list[Shown]:
+        """A replayed event: collected if it belongs to a catch-up, else shown as it is."""
+        stream = self.rooms.get(fold(event.room))
+        if stream is None:
+            return [event]
+        if stream.catching is not None and stream.catching.wants(event.seq):
+            stream.catching.collect(event)
+            return []
+        if stream.catching is not None or event.seq <= stream.caught_through:
+            return []  # a copy that came late, or outside what was asked for: shown already
+        return [event]
+
+    def caught_up(self, asked: events.History, last: int) -> tuple[list[Shown], events.History | None]:
+        """The hub answered the catch-up question ``asked``, having replayed up to seq ``last``
+        (0: nothing).  Either the next question (about a gap: a datagram lost), or what to show
+        now that the catch-up is complete: the history, then the deliveries held back."""
+        stream = self.rooms.get(fold(asked.room))
+        if stream is None or stream.catching is None:
+            return [], None
+        again = stream.catching.answered(stream.name, asked, last)
+        if again is not None:
+            return [], again
+        ready = stream.catching.ready()
+        stream.caught_through, stream.catching = stream.catching.until, None
+        stream.last_seq = stream.order.expected - 1
+        return ready, None
 
     # --- acknowledgements -----------------------------------------------------------------------
 

@@ -114,6 +114,14 @@ CLIENT_COALESCE: Final = 0.01
 #: at about 1 KiB of kernel memory each) fits while the client waits for a CPU.
 CLIENT_RCVBUF: Final = 1024 * 1024
 
+#: How many times a client asks again about one gap in what it missed after a rejoin (a
+#: replayed message is a single datagram and may be lost).  Beyond that the gap stays.
+CATCH_UP_ASKS: Final = 5
+
+#: For this long after a welcome, an unknown-session error is taken as the late answer to a
+#: datagram of the session before (the network delayed it), not as a hub that forgot us.
+STALE_AFTER_WELCOME: Final = 1.0
+
 # --- liveness ----------------------------------------------------------------------------------
 
 #: A client pings after this long without hearing from the hub.

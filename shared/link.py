@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.inbox import Inbox, Shown
+from roomcast.shared.names import fold
 from roomcast.shared.reliable import SendWindow
 
 #: Refusals that mean "not now": the request (or hello) is sent again after a pause.
@@ -102,6 +103,7 @@ class HubLink:
         self._replay: deque[Any] = deque()
         self._barrier = 0
         self._rejoined_at = -1e9
+        self._opened_at = -1e9
         self._next_id = 1
         self._hold_until = 0.0
         self._out: list[bytes] = []
@@ -232,6 +234,7 @@ class HubLink:
         if welcome.idle > 0:
             self._ping_interval = min(limits.PING_INTERVAL, welcome.idle / 3)
         self._ever_connected = True
+        self._opened_at = now
         self._rebuild(same_history, now)
         return [Connected(self.nick, reconnected)]
 
@@ -314,6 +317,11 @@ class HubLink:
             self.inbox.left(request.room)
         elif isinstance(request, events.Nick):
             self.nick = request.nick
+        elif isinstance(request, events.History) and request.until:  # a catch-up, answered
+            ready, again = self.inbox.caught_up(request, reply.seq)
+            shown += [Show(event) for event in ready]
+            if again is not None:
+                self.submit(again, now)
         elif reply.seq and isinstance(request, events.Say | events.Topic):
             shown += [Show(event) for event in self.inbox.own(request.room, reply.seq, now)]
         self._pump(now)
@@ -321,6 +329,8 @@ class HubLink:
 
     def _on_error(self, error: events.Error, now: float) -> list[LinkEvent]:
         if error.code == "unknown-session" and self.state is LinkState.OPEN:
+            if now - self._opened_at < limits.STALE_AFTER_WELCOME:
+                return []  # the answer to a datagram of the session before (delayed): not ours
             return self._lost("the hub restarted or forgot this session", now)
         if error.code == "too-slow" and self.state is LinkState.OPEN:
             if now - self._rejoined_at > limits.MIN_RTO * 20:  # else a late copy: rejoining already
@@ -365,7 +375,18 @@ class HubLink:
     # --- deliveries ---------------------------------------------------------------------------------
 
     def _on_room_event(self, event: Shown, now: float) -> list[LinkEvent]:
+        if event.history and self._asked_for_history(event.room):
+            return [Show(event)]  # the user asked to see these again: shown as they come
         return [Show(shown) for shown in self.inbox.receive(event, now)]
+
+    def _asked_for_history(self, room: str) -> bool:
+        """Is a history the user asked for (``/history N``, ``--history N``) on its way?"""
+        return any(
+            isinstance(r, events.History | events.Join)
+            and fold(r.room) == fold(room)
+            and (r.count if isinstance(r, events.History) else r.history)
+            for r in self._inflight.values()
+        )
 
     def _send_acks(self, now: float) -> None:
         for ack in self.inbox.acks_to_send():
