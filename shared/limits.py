@@ -109,7 +109,7 @@ ACK_EVERY: Final = 8
 #: batch before it reads again, so a busy room costs one wake-up per batch, not per line
 #: (2 ms: far below what a person notices, and a tenth of ACK_DELAY).
 CLIENT_RECV_BATCH: Final = 256
-CLIENT_COALESCE: Final = 0.01
+CLIENT_COALESCE: Final = ACK_DELAY
 #: The client's socket receive buffer: a whole in-flight window (MEMBER_IN_FLIGHT datagrams
 #: at about 1 KiB of kernel memory each) fits while the client waits for a CPU.
 CLIENT_RCVBUF: Final = 1024 * 1024

@@ -29,7 +29,7 @@ def run_hub(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Comp
 def hub_answering_on(port: int, *args: str, env: Mapping[str, str] | None = None) -> Iterator[LiveProcess]:
     """A hub started with ``args`` and ``env`` (no --port unless given), once it answers on ``port``."""
     with live_process([HUB, "--host", LOOPBACK, *args], env=env) as process:
-        wait_until_answering(LOOPBACK, port, timeout=5.0)
+        wait_until_answering(LOOPBACK, port, timeout=30.0)
         yield process
 
 
@@ -147,7 +147,7 @@ def test_sigterm_tells_members_and_exits_0(hub: HubProcess) -> None:
     with roomcast_client(hub.hub_arg, "alice", "lobby") as alice, netcat_client(*hub.address) as nc:
         nc.send("/live on")
         nc.wait_for("live mode on")
-        assert hub.stop(signal.SIGTERM, timeout=5.0) == 0
+        assert hub.stop(signal.SIGTERM, timeout=15.0) == 0
         alice.wait_for(screen.notice("the hub said: the hub is restarting; reconnecting.*"), "err")
         nc.wait_for(re.escape("hub: the hub is restarting"))
     log = hub.log()
@@ -159,7 +159,7 @@ def test_sigterm_tells_members_and_exits_0(hub: HubProcess) -> None:
 def test_sigint_exits_0(hub: HubProcess) -> None:
     with TextbookClient(*hub.address) as guest:
         assert guest.say("hello").endswith("sent to lobby")
-    assert hub.stop(signal.SIGINT, timeout=5.0) == 0
+    assert hub.stop(signal.SIGINT, timeout=15.0) == 0
     assert "SIGINT: draining" in hub.log()
     assert "Traceback" not in hub.log()
 
@@ -172,9 +172,9 @@ def test_procfile_runs_the_hub_under_honcho(signum: int) -> None:
     port = free_udp_port()
     with live_process([str(BIN / "honcho"), "start"], env={"ROOMCAST_PORT": str(port)}) as honcho:
         # honcho starts the hub in a session of its own: if honcho dies, the hub is still ended.
-        started = honcho.wait_for(r"system +\| hub\.1 started \(pid=(\d+)\)", timeout=8.0)
+        started = honcho.wait_for(r"system +\| hub\.1 started \(pid=(\d+)\)", timeout=30.0)
         processes.adopt(int(started.group(1)), honcho.proc)
-        wait_until_answering(LOOPBACK, port, timeout=8.0)
+        wait_until_answering(LOOPBACK, port, timeout=30.0)
         with TextbookClient(LOOPBACK, port) as guest:
             assert guest.say("hello honcho").endswith("sent to lobby")
         honcho.wait_for(rf"hub\.1 +\| .*listening on 127\.0\.0\.1 port {port} ")  # not honcho's $PORT

@@ -24,7 +24,7 @@ from tests.tools.processes import clean_env, end, run, spawn
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
 #: Every wait in this module gives up after this long.
-TIMEOUT = 10.0
+TIMEOUT = 20.0
 PROMPT = "[lobby] alice> "
 
 

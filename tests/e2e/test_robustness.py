@@ -62,7 +62,7 @@ def send_junk(
             time.sleep(0.003)
 
 
-def replies(sock: socket.socket, count: int, timeout: float = 3.0) -> list[bytes]:
+def replies(sock: socket.socket, count: int, timeout: float = 10.0) -> list[bytes]:
     """Up to ``count`` datagrams, each waited for at most ``timeout`` s."""
     sock.settimeout(timeout)
     got: list[bytes] = []

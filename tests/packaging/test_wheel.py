@@ -36,9 +36,11 @@ def installed(build: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory)
     env_dir = tmp_path_factory.mktemp("wheelvenv")
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
+    # Away from the repository (its roomcast.egg-info would pass for an installed roomcast).
     done = run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(build[0])], text=True, timeout=240
-    )
+        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(build[0])],
+        env={"PYTHONPATH": None}, text=True, timeout=240, cwd=env_dir,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     yield bin_dir
 

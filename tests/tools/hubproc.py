@@ -48,7 +48,7 @@ class HubProcess:
         return end(self.proc, sig, grace=timeout)
 
 
-def wait_until_answering(host: str, port: int, timeout: float = 10.0) -> None:
+def wait_until_answering(host: str, port: int, timeout: float = 30.0) -> None:
     """Poll with a padded hello (no cookie): the hub answers with a challenge once it is up,
     even to an untrusted address, and keeps no state for it."""
     probe = envelope.encode(events.Hello(nick="probe", pad=bytes(limits.HELLO_PAD_TO)))

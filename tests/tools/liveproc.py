@@ -75,7 +75,7 @@ class LiveProcess:
             return self._buffers[stream].splitlines()
 
     def wait_for(
-        self, pattern: str, stream: str = "out", timeout: float = 5.0, start: int = 0
+        self, pattern: str, stream: str = "out", timeout: float = 15.0, start: int = 0
     ) -> re.Match[str]:
         """The first match of ``pattern`` (a regex, MULTILINE) in ``stream`` ("out" or "err")
         after character ``start``; AssertionError with everything printed if none in time."""
@@ -114,14 +114,14 @@ class LiveProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signum)
 
-    def wait(self, timeout: float = 5.0) -> int:
+    def wait(self, timeout: float = 15.0) -> int:
         """The exit status, once the program and both readers are done (bounded)."""
         code = self.proc.wait(timeout=timeout)
         for reader in self._readers:
             reader.join(timeout=2.0)
         return code
 
-    def finish(self, timeout: float = 5.0) -> int:
+    def finish(self, timeout: float = 15.0) -> int:
         """Close stdin (end of input) and wait for the exit status."""
         self.close_stdin()
         return self.wait(timeout)

@@ -42,18 +42,25 @@ _owned: list[subprocess.Popen[Any]] = []
 _adopted: dict[int, subprocess.Popen[Any]] = {}
 
 
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def clean_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """The test's environment without ROOMCAST_*/PORT/NO_COLOR, with ``.venv/bin`` first on
-    PATH, unbuffered Python and the repository importable; then ``extra`` on top."""
+    PATH, unbuffered Python and the repository importable; then ``extra`` on top (a value of
+    None removes the variable)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED)}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = str(REPO)
-    env.update(extra or {})
+    for name, value in (extra or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None, **popen: Any) -> subprocess.Popen[Any]:
+def spawn(
+    argv: Sequence[str], env: Mapping[str, str | None] | None = None, **popen: Any
+) -> subprocess.Popen[Any]:
     """Start ``argv`` from :func:`clean_env` (plus ``env``) as a new process group's leader;
     the process is owned until :func:`end` (or the end of the test) stops it."""
     popen.setdefault("cwd", REPO)
@@ -66,18 +73,19 @@ def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None, **popen: An
 
 def run(
     argv: Sequence[str],
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     input: str | bytes | None = None,
     timeout: float = 30.0,
     capture_output: bool = True,
     text: bool = False,
+    cwd: Path = REPO,
 ) -> subprocess.CompletedProcess[Any]:
     """``subprocess.run`` from a clean environment, stdin empty unless ``input`` is given; on
     timeout the whole group is killed and ``TimeoutExpired`` raised."""
     pipe = subprocess.PIPE if capture_output else None
     proc = spawn(
         argv, env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-        stdout=pipe, stderr=pipe, text=text,
+        stdout=pipe, stderr=pipe, text=text, cwd=cwd,
     )  # fmt: skip
     try:
         out, err = proc.communicate(input, timeout=timeout)

@@ -35,7 +35,7 @@ class TextbookHang(AssertionError):
 class TextbookClient:
     """One textbook client: an unbound UDP socket (the first ``sendto`` picks its port)."""
 
-    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
         self.hub = (host, port)
         self.timeout = timeout
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
