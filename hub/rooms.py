@@ -4,25 +4,28 @@ Every refusal (nick taken, room full, too many rooms, ...) is a :class:`Refused`
 error code and the text the client is shown.
 
 Names are unique by their folded form (``shared.names.fold``), and no two nicks, nor two rooms,
-in use together look alike: each has a UTS #39 skeleton (``shared.lookalikes``) and a new
-name whose skeleton is taken is refused as ``name-confusable``, naming the one it looks like.
+in use together look alike: each has UTS #39 skeletons (``shared.lookalikes.looks``) and a
+new name that shares one with a name in use is refused as ``name-confusable``, naming the
+one it looks like.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 import attrs
 from roomcast.shared import events, limits
 from roomcast.shared.flood import TokenBucket
-from roomcast.shared.lookalikes import mixes_scripts, script_names, skeleton
+from roomcast.shared.lookalikes import looks, mixes_scripts, script_names
 from roomcast.shared.names import fold
 from roomcast.shared.outbox import Outbox
 
 Address = tuple[Any, ...]
 Kind = Literal["envelope", "text"]
 RoomEvent = events.RoomEvent
+_Named = TypeVar("_Named")
 
 
 class Refused(Exception):
@@ -103,6 +106,12 @@ class Room:
         return self.seq
 
 
+def _forget_looks(index: dict[str, str], name: str, key: str) -> None:
+    for look in looks(name):
+        if index.get(look) == key:
+            del index[look]
+
+
 def _refuse_mixed_scripts(what: str, name: str) -> None:
     if mixes_scripts(name):
         scripts = " and ".join(script_names(name))
@@ -123,7 +132,7 @@ class Registry:
     nicks: dict[str, Client] = attrs.Factory(dict)
     rooms: dict[str, Room] = attrs.Factory(dict)
     per_host: Counter[str] = attrs.Factory(Counter)
-    #: Skeleton of each nick in use, and of each room, to the folded name that holds it.
+    #: The looks (skeletons) of each nick in use, and of each room, to its folded name.
     nick_looks: dict[str, str] = attrs.Factory(dict)
     room_looks: dict[str, str] = attrs.Factory(dict)
 
@@ -133,8 +142,7 @@ class Registry:
         other = self.nicks.get(key)
         if other is not None and other is not client:
             raise Refused("nick-taken", f"nick {nick} is taken; choose another with --nick or /nick")
-        look = self.nick_looks.get(skeleton(key))
-        holder = self.nicks.get(look) if look is not None else None
+        holder = self._look_alike(self.nick_looks, self.nicks, nick)
         if holder is not None and holder is not client:
             raise Refused(
                 "name-confusable",
@@ -144,12 +152,20 @@ class Registry:
 
     def nick_free(self, nick: str) -> bool:
         """Whether a new client could take ``nick`` (neither it nor a look-alike in use)."""
-        return fold(nick) not in self.nicks and skeleton(fold(nick)) not in self.nick_looks
+        return fold(nick) not in self.nicks and self._look_alike(self.nick_looks, self.nicks, nick) is None
+
+    @staticmethod
+    def _look_alike(index: dict[str, str], holders: Mapping[str, _Named], name: str) -> _Named | None:
+        """The nick's client, or the room, in use whose looks ``name`` shares, if any."""
+        for look in looks(name):
+            key = index.get(look)
+            if key is not None and key in holders:
+                return holders[key]
+        return None
 
     def check_new_room(self, name: str) -> None:
         """Refuse to create room ``name`` if one like it exists (call when it does not)."""
-        look = self.room_looks.get(skeleton(fold(name)))
-        holder = self.rooms.get(look) if look is not None else None
+        holder = self._look_alike(self.room_looks, self.rooms, name)
         if holder is not None:
             raise Refused(
                 "name-confusable",
@@ -162,7 +178,8 @@ class Registry:
         """Keep ``room`` (new, or restored from a store) under its folded name."""
         key = fold(room.name)
         self.rooms[key] = room
-        self.room_looks.setdefault(skeleton(key), key)
+        for look in looks(room.name):
+            self.room_looks.setdefault(look, key)
 
     def add(self, client: Client) -> None:
         self.check_nick(client.nick)
@@ -181,14 +198,14 @@ class Registry:
     def _hold_nick(self, client: Client) -> None:
         key = fold(client.nick)
         self.nicks[key] = client
-        self.nick_looks[skeleton(key)] = key
+        for look in looks(client.nick):
+            self.nick_looks[look] = key
 
     def _release_nick(self, client: Client) -> None:
         key = fold(client.nick)
         if self.nicks.get(key) is client:
             del self.nicks[key]
-            if self.nick_looks.get(skeleton(key)) == key:
-                del self.nick_looks[skeleton(key)]
+            _forget_looks(self.nick_looks, client.nick, key)
 
     def leave_rooms(self, client: Client) -> list[Room]:
         """Take ``client`` out of every room; return them (already without it)."""
@@ -274,7 +291,5 @@ class Registry:
             if not room.members and not room.topic and now - room.last_active >= after
         ]
         for key in gone:
-            del self.rooms[key]
-            if self.room_looks.get(skeleton(key)) == key:
-                del self.room_looks[skeleton(key)]
+            _forget_looks(self.room_looks, self.rooms.pop(key).name, key)
         return gone

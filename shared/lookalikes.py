@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 import unicodedataplus
+from roomcast.shared.names import fold
 
 #: Unicode's confusables.txt (UTS #39 data), shipped unmodified.
 CONFUSABLES_FILE: Final = Path(__file__).parent / "data" / "confusables.txt"
@@ -76,6 +77,17 @@ def skeleton(text: str) -> str:
     table = _prototypes()
     mapped = "".join(table.get(ch, ch) for ch in unicodedataplus.normalize("NFD", text))
     return str(unicodedataplus.normalize("NFD", mapped))
+
+
+@functools.lru_cache(maxsize=8192)
+def looks(name: str) -> frozenset[str]:
+    """The keys under which ``name`` (as shown) may look like another name: two names look
+    alike when they share one.  A skeleton is case-sensitive (``I`` looks like ``l``, ``i``
+    does not), and names compare case-insensitively, so a name has two: the skeleton of its
+    shown form, case-folded (``aIice`` as ``alice``), and the skeleton of its folded form
+    (``аlice`` as ``ALICE``, whose folded form is ``alice``).  As in ergo (IRC)."""
+    shown = str(unicodedataplus.normalize("NFD", skeleton(name).casefold()))
+    return frozenset({shown, skeleton(fold(name))})
 
 
 def _scripts(ch: str) -> frozenset[str]:
