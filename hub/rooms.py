@@ -137,16 +137,18 @@ class Registry:
     room_looks: dict[str, str] = attrs.Factory(dict)
 
     def check_nick(self, nick: str, client: Client | None = None) -> None:
-        """Refuse ``nick`` if someone other than ``client`` has it or one like it."""
+        """Refuse ``nick`` if someone other than ``client`` (None: a newcomer) has it or one
+        like it, or if it mixes scripts."""
         key = fold(nick)
         other = self.nicks.get(key)
+        hint = "; choose another with --nick" if client is None else ""
         if other is not None and other is not client:
-            raise Refused("nick-taken", f"nick {nick} is taken; choose another with --nick or /nick")
+            raise Refused("nick-taken", f"nick {nick} is taken{hint}")
         holder = self._look_alike(self.nick_looks, self.nicks, nick)
         if holder is not None and holder is not client:
             raise Refused(
                 "name-confusable",
-                f"nick {nick} looks like {holder.nick}, who is here; choose another with --nick or /nick",
+                f"nick {nick} looks like {holder.nick}, who is here{hint or '; choose another'}",
             )
         _refuse_mixed_scripts("nick", nick)
 
