@@ -1,15 +1,19 @@
 """Names in any script, end to end: a real hub, textbook clients and netcat (each a process of
-its own), and ``roomcast`` clients with CJK nicks and rooms; a look-alike nick is refused."""
+its own), and ``roomcast`` clients with CJK nicks and rooms; a look-alike nick is refused; the
+monitor's JSON and the history kept on disk carry the names as written."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from tests.e2e.test_monitor import fetch, free_tcp_port
 from tests.tools import screen
-from tests.tools.hubproc import HubProcess
+from tests.tools.hubproc import LOOPBACK, HubProcess, running_hub
 from tests.tools.liveproc import LiveProcess, live_process, netcat_client, roomcast_argv, roomcast_client
 
 TIMEOUT = 10.0
@@ -86,3 +90,22 @@ def test_a_cjk_nick_and_room_work_from_the_command_line_and_look_alike_rooms_are
         )
         ming.send("/nick 小明明")
         ming.wait_for(r"-- you are now 小明明", "err", timeout=TIMEOUT)
+
+
+def test_cjk_names_reach_the_monitor_json_and_the_history_kept_on_disk(tmp_path: Path) -> None:
+    monitor, data = free_tcp_port(), tmp_path / "data"
+    with running_hub(tmp_path, "--monitor", f"{LOOPBACK}:{monitor}", "--data-dir", str(data)) as hub:
+        with roomcast_client(hub.hub_arg, "小明", "聊天") as ming:
+            ming.send("你好，历史")
+            ming.wait_for(screen.said("聊天", "小明", "你好，历史"), timeout=TIMEOUT)
+            status, headers, body = fetch(monitor, "/connz")
+            assert status == 200 and "charset=utf-8" in headers["Content-Type"]
+            assert '"nick": "小明"'.encode() in body, "names are written as they are, in UTF-8"
+            [client] = json.loads(body)["clients"]
+            assert client["nick"] == "小明" and client["rooms"] == ["聊天"]
+        port = hub.port
+    with (
+        running_hub(tmp_path, "--data-dir", str(data), port=port) as again,
+        live_process(roomcast_argv(again.hub_arg, "李雷", "聊天", extra=("--history", "5"))) as li,
+    ):
+        li.wait_for(r"^\d\d:\d\d \(history\) \[聊天\] <小明> 你好，历史$", timeout=TIMEOUT)
