@@ -182,3 +182,11 @@ def test_accepted_names_round_trip_through_the_text_dialect(nick: str, room: str
     assert parse_line(wire(f"/who {room}"), "") == events.Who(id=0, room=room)
     line = format_event(events.Deliver(room=room, seq=1, nick=nick, body="你好", ts=0.0))
     assert line == f"[{room}] {nick}: 你好"
+
+
+def test_subject_tokens_of_folded_names_join_case_and_width_variants_only() -> None:
+    token = lambda name: subject_token(fold(check_nick(name)))  # noqa: E731
+    assert token("Alice") == token("ＡＬＩＣＥ") == token("alice") == "alice"
+    assert token("Straße") == token("STRASSE")
+    assert token("小明") == "_5c0f__660e_" != token("小朋")
+    assert token("a.b") != token("a_b") != token("a-b")
