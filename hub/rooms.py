@@ -12,20 +12,19 @@ one it looks like.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import attrs
+from roomcast.hub.nameindex import LookIndex
 from roomcast.shared import events, limits
 from roomcast.shared.flood import TokenBucket
-from roomcast.shared.lookalikes import looks, mixes_scripts, script_names
+from roomcast.shared.lookalikes import mixed_scripts_error
 from roomcast.shared.names import fold
 from roomcast.shared.outbox import Outbox
 
 Address = tuple[Any, ...]
 Kind = Literal["envelope", "text"]
 RoomEvent = events.RoomEvent
-_Named = TypeVar("_Named")
 
 
 class Refused(Exception):
@@ -106,20 +105,10 @@ class Room:
         return self.seq
 
 
-def _forget_looks(index: dict[str, str], name: str, key: str) -> None:
-    for look in looks(name):
-        if index.get(look) == key:
-            del index[look]
-
-
 def _refuse_mixed_scripts(what: str, name: str) -> None:
-    if mixes_scripts(name):
-        scripts = " and ".join(script_names(name))
-        raise Refused(
-            "name-mixed-scripts",
-            f"{what} {name} mixes {scripts} letters, which lets a name pose as another; write it in "
-            "one script (Han with Hiragana and Katakana, with Hangul or Bopomofo, or with Latin is fine)",
-        )
+    error = mixed_scripts_error(what, name)
+    if error:
+        raise Refused("name-mixed-scripts", error)
 
 
 @attrs.define
@@ -132,9 +121,9 @@ class Registry:
     nicks: dict[str, Client] = attrs.Factory(dict)
     rooms: dict[str, Room] = attrs.Factory(dict)
     per_host: Counter[str] = attrs.Factory(Counter)
-    #: The looks (skeletons) of each nick in use, and of each room, to its folded name.
-    nick_looks: dict[str, str] = attrs.Factory(dict)
-    room_looks: dict[str, str] = attrs.Factory(dict)
+    #: The looks (UTS #39 skeletons) of the nicks in use, and of the rooms.
+    nick_looks: LookIndex = attrs.Factory(LookIndex)
+    room_looks: LookIndex = attrs.Factory(LookIndex)
 
     def check_nick(self, nick: str, client: Client | None = None) -> None:
         """Refuse ``nick`` if someone other than ``client`` (None: a newcomer) has it or one
@@ -144,7 +133,7 @@ class Registry:
         hint = "; choose another with --nick" if client is None else ""
         if other is not None and other is not client:
             raise Refused("nick-taken", f"nick {nick} is taken{hint}")
-        holder = self._look_alike(self.nick_looks, self.nicks, nick)
+        holder = self.nicks.get(self.nick_looks.holder(nick) or "")
         if holder is not None and holder is not client:
             raise Refused(
                 "name-confusable",
@@ -154,20 +143,11 @@ class Registry:
 
     def nick_free(self, nick: str) -> bool:
         """Whether a new client could take ``nick`` (neither it nor a look-alike in use)."""
-        return fold(nick) not in self.nicks and self._look_alike(self.nick_looks, self.nicks, nick) is None
-
-    @staticmethod
-    def _look_alike(index: dict[str, str], holders: Mapping[str, _Named], name: str) -> _Named | None:
-        """The nick's client, or the room, in use whose looks ``name`` shares, if any."""
-        for look in looks(name):
-            key = index.get(look)
-            if key is not None and key in holders:
-                return holders[key]
-        return None
+        return fold(nick) not in self.nicks and self.nick_looks.holder(nick) is None
 
     def check_new_room(self, name: str) -> None:
         """Refuse to create room ``name`` if one like it exists (call when it does not)."""
-        holder = self._look_alike(self.room_looks, self.rooms, name)
+        holder = self.rooms.get(self.room_looks.holder(name) or "")
         if holder is not None:
             raise Refused(
                 "name-confusable",
@@ -180,8 +160,7 @@ class Registry:
         """Keep ``room`` (new, or restored from a store) under its folded name."""
         key = fold(room.name)
         self.rooms[key] = room
-        for look in looks(room.name):
-            self.room_looks.setdefault(look, key)
+        self.room_looks.hold(room.name, key)
 
     def add(self, client: Client) -> None:
         self.check_nick(client.nick)
@@ -200,14 +179,13 @@ class Registry:
     def _hold_nick(self, client: Client) -> None:
         key = fold(client.nick)
         self.nicks[key] = client
-        for look in looks(client.nick):
-            self.nick_looks[look] = key
+        self.nick_looks.hold(client.nick, key)
 
     def _release_nick(self, client: Client) -> None:
         key = fold(client.nick)
         if self.nicks.get(key) is client:
             del self.nicks[key]
-            _forget_looks(self.nick_looks, client.nick, key)
+            self.nick_looks.release(client.nick, key)
 
     def leave_rooms(self, client: Client) -> list[Room]:
         """Take ``client`` out of every room; return them (already without it)."""
@@ -293,5 +271,5 @@ class Registry:
             if not room.members and not room.topic and now - room.last_active >= after
         ]
         for key in gone:
-            _forget_looks(self.room_looks, self.rooms.pop(key).name, key)
+            self.room_looks.release(self.rooms.pop(key).name, key)
         return gone

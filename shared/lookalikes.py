@@ -115,3 +115,14 @@ def mixes_scripts(text: str) -> bool:
     if not sets or frozenset.intersection(*sets):
         return False  # a single script (Common and Inherited go with any)
     return not any(all(codes & mix for codes in sets) for mix in _ALLOWED_MIXES)
+
+
+def mixed_scripts_error(what: str, name: str) -> str:
+    """Why ``name`` may not be used, if it mixes scripts confusably; else ""."""
+    if not mixes_scripts(name):
+        return ""
+    return (
+        f"{what} {name} mixes {' and '.join(script_names(name))} letters, which lets a name pose as "
+        "another; write it in one script (Han with Hiragana and Katakana, with Hangul or Bopomofo, "
+        "or with Latin is fine)"
+    )

@@ -195,7 +195,8 @@ class Registry_(RuleBasedStateMachine):
             assert len({skeleton(fold(n)) for n in names}) == len(names), names
             assert len(set().union(*map(looks, names))) == sum(len(looks(n)) for n in names), names
         assert set(self.registry.nicks) == {fold(n) for n in nicks}
-        assert set(self.registry.nick_looks.values()) == set(self.registry.nicks)
+        assert set(self.registry.nick_looks.holders.values()) == set(self.registry.nicks)
+        assert set(self.registry.room_looks.holders.values()) == set(self.registry.rooms)
 
 
 TestNoTwoLookAlikesInUse = Registry_.TestCase
