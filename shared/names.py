@@ -46,8 +46,10 @@ class BadName(ValueError):
 
 
 def describe(ch: str) -> str:
-    """``U+200B ZERO WIDTH SPACE``: a character named so that a person can find it."""
-    return f"U+{ord(ch):04X} {unicodedataplus.name(ch, '(unnamed)')}"
+    """``U+200B ZERO WIDTH SPACE``: a character named so that a person can find it (controls
+    have no name: ``U+0007``)."""
+    name = unicodedataplus.name(ch, "")
+    return f"U+{ord(ch):04X} {name}" if name else f"U+{ord(ch):04X}"
 
 
 def _refuse_unseen(name: str, what: str) -> None:
