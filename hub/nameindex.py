@@ -18,6 +18,11 @@ class LookIndex:
 
     holders: dict[str, str] = attrs.Factory(dict)
 
+    @staticmethod
+    def load() -> None:
+        """Read the look-alike data (once per process; about 0.1 s)."""
+        looks("")
+
     def holder(self, name: str) -> str | None:
         """The key of the name in use that ``name`` looks like, if any."""
         for look in looks(name):

@@ -125,6 +125,9 @@ class Registry:
     nick_looks: LookIndex = attrs.Factory(LookIndex)
     room_looks: LookIndex = attrs.Factory(LookIndex)
 
+    def __attrs_post_init__(self) -> None:
+        LookIndex.load()  # read confusables.txt now, not while the first hello waits
+
     def check_nick(self, nick: str, client: Client | None = None) -> None:
         """Refuse ``nick`` if someone other than ``client`` (None: a newcomer) has it or one
         like it, or if it mixes scripts."""
