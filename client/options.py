@@ -64,10 +64,9 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
     args = parser.parse_args(argv)
     raw_rooms = args.room or [environ.get("ROOMCAST_ROOM") or limits.DEFAULT_ROOM]
     rooms = tuple(r.strip() for spec in raw_rooms for r in spec.split(",") if r.strip())
-    try:
-        check_nick(args.nick)
-        for room in rooms:
-            check_room(room)
+    try:  # names as they are shown: full-width letters mapped, NFC
+        nick = check_nick(args.nick)
+        rooms = tuple(check_room(room) for room in rooms)
     except BadName as exc:
         parser.error(str(exc))
     source = "--history"
@@ -87,7 +86,7 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
         command=args.command,
         hub=args.hub,
         hub_address=hub_address,
-        nick=args.nick,
+        nick=nick,
         rooms=rooms,
         history=args.history,
         plain=args.plain,

@@ -12,6 +12,7 @@ import zlib
 
 from roomcast.shared import events, text
 from roomcast.shared.inbox import Shown
+from roomcast.shared.names import fold
 
 Fragments = list[tuple[str, str]]
 
@@ -23,8 +24,9 @@ NICK_COLOURS = (
 
 
 def nick_style(nick: str) -> str:
-    """The same colour for the same nick in every session (crc32 of the folded nick)."""
-    return "fg:" + NICK_COLOURS[zlib.crc32(nick.lower().encode()) % len(NICK_COLOURS)]
+    """The same colour for the same nick in every session and script (crc32 of the folded
+    nick, so ``Straße`` and ``STRASSE`` share one)."""
+    return "fg:" + NICK_COLOURS[zlib.crc32(fold(nick).encode()) % len(NICK_COLOURS)]
 
 
 def clock(ts: float) -> str:

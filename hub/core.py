@@ -114,7 +114,7 @@ class HubCore:
                 room.last_active = kept.history[-1].ts - self.wall_offset
             if kept.topic is not None:
                 room.topic, room.topic_by, room.topic_ts = kept.topic.text, kept.topic.by, kept.topic.ts
-            self.registry.rooms[fold(kept.name)] = room
+            self.registry.add_room(room)
 
     def keep(self, record: Record) -> None:
         """Queue ``record`` for the store, never waiting for it: past ``STORE_BACKLOG`` queued

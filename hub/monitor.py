@@ -76,7 +76,9 @@ class Response:
 
 
 def json_response(value: object, status: int = 200) -> Response:
-    return Response(status, json.dumps(value, indent=1).encode() + b"\n")
+    return Response(
+        status, json.dumps(value, indent=1, ensure_ascii=False).encode() + b"\n"
+    )  # names as written
 
 
 def error(status: int, text: str) -> Response:

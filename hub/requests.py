@@ -67,7 +67,10 @@ def _presence(
 def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Answer:
     if not hub.accepting:
         raise Refused("shutting-down", "the hub is shutting down; rejoin when it is back")
-    if fold(request.room) not in hub.registry.rooms and not client.room_bucket.take(now):
+    new_room = fold(request.room) not in hub.registry.rooms
+    if new_room:
+        hub.registry.check_new_room(request.room)  # a refused name costs no room creation
+    if new_room and not client.room_bucket.take(now):
         raise Refused(
             "too-many-rooms",
             f"you created {limits.ROOM_CREATE_BURST} rooms lately; join an existing one (/rooms) "

@@ -2,6 +2,11 @@
 
 Every refusal (nick taken, room full, too many rooms, ...) is a :class:`Refused` carrying the
 error code and the text the client is shown.
+
+Names are unique by their folded form (``shared.names.fold``), and no two nicks, nor two rooms,
+in use together look alike: each has UTS #39 skeletons (``shared.lookalikes.looks``) and a
+new name that shares one with a name in use is refused as ``name-confusable``, naming the
+one it looks like.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from collections import Counter, deque
 from typing import Any, Literal
 
 import attrs
+from roomcast.hub.nameindex import LookIndex
 from roomcast.shared import events, limits
 from roomcast.shared.flood import TokenBucket
+from roomcast.shared.lookalikes import mixed_scripts_error
 from roomcast.shared.names import fold
 from roomcast.shared.outbox import Outbox
 
@@ -101,19 +108,68 @@ class Room:
         return self.seq
 
 
+def _refuse_mixed_scripts(what: str, name: str) -> None:
+    error = mixed_scripts_error(what, name)
+    if error:
+        raise Refused("name-mixed-scripts", error)
+
+
 @attrs.define
 class Registry:
-    """Clients by address and nick, rooms by name; nicks and rooms compare case-insensitively."""
+    """Clients by address and nick, rooms by name; nicks and rooms compare by their folded
+    form, and look-alikes (same skeleton) are never in use together."""
 
     max_clients: int = limits.MAX_CLIENTS
     clients: dict[Address, Client] = attrs.Factory(dict)
     nicks: dict[str, Client] = attrs.Factory(dict)
     rooms: dict[str, Room] = attrs.Factory(dict)
     per_host: Counter[str] = attrs.Factory(Counter)
+    #: The looks (UTS #39 skeletons) of the nicks in use, and of the rooms.
+    nick_looks: LookIndex = attrs.Factory(LookIndex)
+    room_looks: LookIndex = attrs.Factory(LookIndex)
+
+    def __attrs_post_init__(self) -> None:
+        LookIndex.load()  # read confusables.txt now, not while the first hello waits
+
+    def check_nick(self, nick: str, client: Client | None = None) -> None:
+        """Refuse ``nick`` if someone other than ``client`` (None: a newcomer) has it or one
+        like it, or if it mixes scripts."""
+        key = fold(nick)
+        other = self.nicks.get(key)
+        hint = "; choose another with --nick" if client is None else ""
+        if other is not None and other is not client:
+            raise Refused("nick-taken", f"nick {nick} is taken{hint}")
+        holder = self.nicks.get(self.nick_looks.holder(nick) or "")
+        if holder is not None and holder is not client:
+            raise Refused(
+                "name-confusable",
+                f"nick {nick} looks like {holder.nick}, who is here{hint or '; choose another'}",
+            )
+        _refuse_mixed_scripts("nick", nick)
+
+    def nick_free(self, nick: str) -> bool:
+        """Whether a new client could take ``nick`` (neither it nor a look-alike in use)."""
+        return fold(nick) not in self.nicks and self.nick_looks.holder(nick) is None
+
+    def check_new_room(self, name: str) -> None:
+        """Refuse to create room ``name`` if one like it exists (call when it does not)."""
+        holder = self.rooms.get(self.room_looks.holder(name) or "")
+        if holder is not None:
+            raise Refused(
+                "name-confusable",
+                f"room name {name} looks like {holder.name}, which exists; /join {holder.name} "
+                "or choose another name",
+            )
+        _refuse_mixed_scripts("room name", name)
+
+    def add_room(self, room: Room) -> None:
+        """Keep ``room`` (new, or restored from a store) under its folded name."""
+        key = fold(room.name)
+        self.rooms[key] = room
+        self.room_looks.hold(room.name, key)
 
     def add(self, client: Client) -> None:
-        if fold(client.nick) in self.nicks:
-            raise Refused("nick-taken", f"nick {client.nick} is taken; choose another with --nick")
+        self.check_nick(client.nick)
         if len(self.clients) >= self.max_clients:
             raise Refused("hub-full", f"the hub is full ({self.max_clients} clients); try later")
         host = str(client.address[0])
@@ -123,8 +179,19 @@ class Registry:
                 f"{limits.MAX_CLIENTS_PER_ADDRESS_HOST} clients already come from {host}",
             )
         self.clients[client.address] = client
-        self.nicks[fold(client.nick)] = client
+        self._hold_nick(client)
         self.per_host[host] += 1
+
+    def _hold_nick(self, client: Client) -> None:
+        key = fold(client.nick)
+        self.nicks[key] = client
+        self.nick_looks.hold(client.nick, key)
+
+    def _release_nick(self, client: Client) -> None:
+        key = fold(client.nick)
+        if self.nicks.get(key) is client:
+            del self.nicks[key]
+            self.nick_looks.release(client.nick, key)
 
     def leave_rooms(self, client: Client) -> list[Room]:
         """Take ``client`` out of every room; return them (already without it)."""
@@ -139,7 +206,7 @@ class Registry:
         left = self.leave_rooms(client)
         if self.clients.get(client.address) is client:
             del self.clients[client.address]
-            self.nicks.pop(fold(client.nick), None)
+            self._release_nick(client)
             host = str(client.address[0])
             self.per_host[host] -= 1
             if self.per_host[host] <= 0:
@@ -174,7 +241,9 @@ class Registry:
         if room is None:
             if len(self.rooms) >= limits.MAX_ROOMS:
                 raise Refused("too-many-rooms", f"the hub has {limits.MAX_ROOMS} rooms, its limit")
-            room = self.rooms[key] = Room(name)
+            self.check_new_room(name)
+            room = Room(name)
+            self.add_room(room)
         elif len(room.members) >= limits.MAX_MEMBERS_PER_ROOM:
             raise Refused("room-full", f"{room.name} is full ({limits.MAX_MEMBERS_PER_ROOM} members)")
         room.members[client.address] = client
@@ -192,13 +261,11 @@ class Registry:
 
     def rename(self, client: Client, nick: str) -> str:
         """Give ``client`` the nick ``nick``; return the old one."""
-        other = self.nicks.get(fold(nick))
-        if other is not None and other is not client:
-            raise Refused("nick-taken", f"nick {nick} is taken")
+        self.check_nick(nick, client)
         old = client.nick
-        del self.nicks[fold(old)]
+        self._release_nick(client)
         client.nick = nick
-        self.nicks[fold(nick)] = client
+        self._hold_nick(client)
         return old
 
     def expire(self, now: float, after: float) -> list[str]:
@@ -210,5 +277,5 @@ class Registry:
             if not room.members and not room.topic and now - room.last_active >= after
         ]
         for key in gone:
-            del self.rooms[key]
+            self.room_looks.release(self.rooms.pop(key).name, key)
         return gone

@@ -2,7 +2,8 @@
 
 The envelope (``shared.envelope``) turns these into bytes and back; the field names are the
 wire keys, so this module is also the protocol's schema.  Fields that name a nick or a room
-are checked at construction, which is where input from the network enters.
+are checked at construction, which is where input from the network enters, and kept in the
+form they are shown in (full-width letters mapped, NFC; see shared/names.py).
 
 Client to hub requests carry ``id``, a per-session request number: the hub answers each one
 with exactly one :class:`Reply` or :class:`Error` carrying the same ``id``, and the client
@@ -16,20 +17,24 @@ from typing import Any, ClassVar
 
 import attrs
 from roomcast.shared import limits
-from roomcast.shared.names import check_nick, check_room
+from roomcast.shared.names import BadName, check_nick, check_room
 
 
-def _nick(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
-    check_nick(value)
+def _nick(value: Any) -> str:
+    """Converter: a nick in the form it is shown in (see shared/names.py), or BadName."""
+    if not isinstance(value, str):
+        raise BadName(f"nick must be text, not {type(value).__name__}")
+    return check_nick(value)
 
 
-def _room(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
-    check_room(value)
+def _room(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadName(f"room name must be text, not {type(value).__name__}")
+    return check_room(value)
 
 
-def _room_or_empty(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
-    if value:
-        check_room(value)
+def _room_or_empty(value: Any) -> str:
+    return _room(value) if value != "" else ""
 
 
 def _non_negative(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
@@ -63,7 +68,7 @@ class Hello(Event):
     """Opens a session.  Without a valid cookie the hub answers with a Challenge."""
 
     KIND: ClassVar[str] = "hello"
-    nick: str = attrs.field(validator=_nick)
+    nick: str = attrs.field(converter=_nick)
     cookie: bytes = b""
     pad: bytes = b""
 
@@ -72,7 +77,7 @@ class Hello(Event):
 class Join(Request):
     KIND: ClassVar[str] = "join"
     id: int = attrs.field(validator=_non_negative)
-    room: str = attrs.field(validator=_room)
+    room: str = attrs.field(converter=_room)
     #: How many recent room messages the client wants replayed.
     history: int = attrs.field(default=0, validator=_non_negative)
 
@@ -81,14 +86,14 @@ class Join(Request):
 class Part(Request):
     KIND: ClassVar[str] = "part"
     id: int = attrs.field(validator=_non_negative)
-    room: str = attrs.field(validator=_room)
+    room: str = attrs.field(converter=_room)
 
 
 @attrs.frozen
 class Nick(Request):
     KIND: ClassVar[str] = "nick"
     id: int = attrs.field(validator=_non_negative)
-    nick: str = attrs.field(validator=_nick)
+    nick: str = attrs.field(converter=_nick)
 
 
 @attrs.frozen
@@ -97,7 +102,7 @@ class Say(Request):
 
     KIND: ClassVar[str] = "say"
     id: int = attrs.field(validator=_non_negative)
-    room: str = attrs.field(validator=_room)
+    room: str = attrs.field(converter=_room)
     body: str = attrs.field(validator=_body)
     action: bool = False
 
@@ -108,7 +113,7 @@ class Msg(Request):
 
     KIND: ClassVar[str] = "msg"
     id: int = attrs.field(validator=_non_negative)
-    to: str = attrs.field(validator=_nick)
+    to: str = attrs.field(converter=_nick)
     body: str = attrs.field(validator=_body)
 
 
@@ -116,7 +121,7 @@ class Msg(Request):
 class Who(Request):
     KIND: ClassVar[str] = "who"
     id: int = attrs.field(validator=_non_negative)
-    room: str = attrs.field(validator=_room)
+    room: str = attrs.field(converter=_room)
 
 
 @attrs.frozen
@@ -131,7 +136,7 @@ class Topic(Request):
 
     KIND: ClassVar[str] = "topic"
     id: int = attrs.field(validator=_non_negative)
-    room: str = attrs.field(validator=_room)
+    room: str = attrs.field(converter=_room)
     text: str = attrs.field(default="", validator=_body)
     set: bool = False
 
@@ -143,7 +148,7 @@ class History(Request):
 
     KIND: ClassVar[str] = "history"
     id: int = attrs.field(validator=_non_negative)
-    room: str = attrs.field(validator=_room)
+    room: str = attrs.field(converter=_room)
     count: int = attrs.field(default=0, validator=_non_negative)
     since: int = attrs.field(default=0, validator=_non_negative)
     until: int = attrs.field(default=0, validator=_non_negative)
@@ -167,7 +172,7 @@ class Ack(Event):
     to ``upto``, plus the seqs in ``sack`` beyond it."""
 
     KIND: ClassVar[str] = "ack"
-    stream: str = attrs.field(validator=_room_or_empty)
+    stream: str = attrs.field(converter=_room_or_empty)
     upto: int = attrs.field(validator=_non_negative)
     sack: tuple[int, ...] = ()
 
@@ -200,7 +205,7 @@ class Welcome(Event):
     KIND: ClassVar[str] = "welcome"
     token: bytes
     hub: bytes
-    nick: str = attrs.field(validator=_nick)
+    nick: str = attrs.field(converter=_nick)
     #: Seconds of silence after which the hub evicts the client: it pings well before.
     idle: float = 0.0
 
@@ -211,9 +216,9 @@ class Deliver(Event):
     the client's own private stream).  ``history`` marks a replayed old message."""
 
     KIND: ClassVar[str] = "deliver"
-    room: str = attrs.field(validator=_room_or_empty)
+    room: str = attrs.field(converter=_room_or_empty)
     seq: int = attrs.field(validator=_non_negative)
-    nick: str = attrs.field(validator=_nick)
+    nick: str = attrs.field(converter=_nick)
     body: str = attrs.field(validator=_body)
     ts: float
     action: bool = False
@@ -226,9 +231,9 @@ class Presence(Event):
     or, with ``what`` "topic", set the topic to ``detail``."""
 
     KIND: ClassVar[str] = "presence"
-    room: str = attrs.field(validator=_room)
+    room: str = attrs.field(converter=_room)
     seq: int = attrs.field(validator=_non_negative)
-    nick: str = attrs.field(validator=_nick)
+    nick: str = attrs.field(converter=_nick)
     what: str
     detail: str = attrs.field(default="", validator=_body)
     ts: float = 0.0

@@ -7,7 +7,6 @@ bytes, times in seconds (floats, as trio's clock gives them).
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 # --- wire ---------------------------------------------------------------------------------
@@ -39,14 +38,19 @@ MAX_MAP: Final = 16
 
 # --- names ----------------------------------------------------------------------------------
 
-#: Nicks and room names: ASCII letters, digits, '-', '_' and '.', starting with a letter or
-#: digit.  ASCII only so that two names that look alike are alike; compared case-insensitively.
-NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: Nicks and room names: letters and digits of any script (PRECIS UsernameCaseMapped,
+#: RFC 8265), '.', '_' and '-', see shared/names.py.  Each has a limit in characters (what a
+#: person sees) and in bytes of UTF-8 (what the wire and the screen carry): 24 CJK
+#: characters are 72 bytes, so the byte limit, not the character one, bounds such a nick.
 MAX_NICK: Final = 24
+MAX_NICK_BYTES: Final = 64
 MAX_ROOM: Final = 32
+MAX_ROOM_BYTES: Final = 96
 NAME_RULE: Final = (
-    "letters, digits, '.', '_' or '-', starting with a letter or digit, "
-    f"at most {MAX_NICK} characters for a nick and {MAX_ROOM} for a room"
+    "letters and digits of any script, '.', '_' or '-', starting with a letter or digit "
+    "(a room name may start with '#'), no spaces; "
+    f"at most {MAX_NICK} characters and {MAX_NICK_BYTES} bytes for a nick, "
+    f"{MAX_ROOM} characters and {MAX_ROOM_BYTES} bytes for a room"
 )
 #: Room a plain-text client lands in.
 DEFAULT_ROOM: Final = "lobby"

@@ -24,7 +24,9 @@ from roomcast.shared.reliable import SendWindow
 #: Refusals that mean "not now": the request (or hello) is sent again after a pause.
 TRANSIENT = frozenset({"slow-down", "shutting-down"})
 #: Refusals of a hello that no retry can fix.
-FATAL_AT_HELLO = frozenset({"nick-taken", "hub-full", "too-many-clients"})
+FATAL_AT_HELLO = frozenset(
+    {"nick-taken", "name-confusable", "name-mixed-scripts", "hub-full", "too-many-clients"}
+)
 
 
 class LinkState(enum.Enum):

@@ -98,7 +98,8 @@ def _body(text: str) -> str:
 
 
 def _one_arg(rest: str, usage: str) -> str:
-    if not rest or " " in rest:
+    """The one name a command takes: all of ``rest`` (a space in it is the name's problem)."""
+    if not rest:
         raise TextCommandError(f"usage: {usage}")
     return rest
 

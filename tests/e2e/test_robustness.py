@@ -155,8 +155,8 @@ def test_text_errors_say_what_was_wrong(hub: HubProcess) -> None:
     with TextbookClient(*hub.address) as guest:
         assert guest.say("hello").endswith("sent to lobby")
         expected = {
-            "/join bad room!": "error: usage: /join ROOM",
-            "/join bad!room": "error: room name 'bad!room' is not allowed; use letters, digits",
+            "/join bad room!": "error: room name 'bad room!' contains a space (U+0020 SPACE)",
+            "/join bad!room": "error: room name 'bad!room' contains '!', which names may not hold; use letters",
             "/who nosuch": "error: there is no room nosuch",
             "/msg nobody hi": "error: nobody is called nobody here",
             "/nick " + "n" * 40: "error: nick 'nnnn",

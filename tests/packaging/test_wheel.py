@@ -54,6 +54,7 @@ def test_wheel_installs_only_the_roomcast_namespace(build: tuple[Path, str]) -> 
     with zipfile.ZipFile(build[0]) as wheel:
         names = set(wheel.namelist())
     assert {"roomcast/hub/cli.py", "roomcast/client/cli.py", "roomcast/shared/envelope.py"} <= names
+    assert "roomcast/shared/data/confusables.txt" in names, "the look-alike data ships"
     assert any(name.endswith("/licenses/LICENSE") for name in names), "the licence file ships"
 
 

@@ -23,6 +23,7 @@ import attrs
 from roomcast.hub.core import HubConfig, HubCore
 from roomcast.shared import envelope, events
 from roomcast.shared.link import HubLink, LinkEvent
+from roomcast.shared.names import fold
 
 Address = tuple[str, int]
 HOST = "127.0.0.1"
@@ -84,7 +85,7 @@ class Hub:
             self.mail[address].append(data)
 
     def members(self, room: str) -> set[str]:
-        found = self.core.registry.rooms.get(room.lower())
+        found = self.core.registry.rooms.get(fold(room))
         return set() if found is None else {client.nick for client in found.members.values()}
 
 
@@ -123,7 +124,7 @@ class Peer:
         """Like a real client, show a retransmitted room event only once."""
         if not isinstance(event, events.Deliver | events.Presence) or event.history:
             return True
-        key = (event.room.lower(), event.seq)
+        key = (fold(event.room), event.seq)
         if key in self._seen:
             return False
         self._seen.add(key)
