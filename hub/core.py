@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 from roomcast.hub import envelopefront, textfront
+from roomcast.hub.engine import Engine, MemoryEngine, Pending
 from roomcast.hub.records import Record, RoomGone, SavedHistory
 from roomcast.hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
 from roomcast.hub.stats import Counters
@@ -44,6 +45,8 @@ class HubConfig:
     #: Silence after which an envelope client, or a text client, is evicted.
     session_timeout: float = limits.SESSION_TIMEOUT
     text_session_timeout: float = limits.TEXT_SESSION_TIMEOUT
+    #: Cluster mode: while NATS is unreachable, requests are held this long between tries.
+    unavailable_after: float = limits.CLUSTER_RETRY_AFTER
 
 
 class HubCore:
@@ -55,8 +58,14 @@ class HubCore:
         now: float,
         wall_offset: float = 0.0,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        engine: Engine | None = None,
     ) -> None:
         self.config = config
+        #: Orders room events: the hub itself standalone, JetStream in cluster mode.
+        self.engine: Engine = engine or MemoryEngine()
+        #: The proposal the request being carried out made (cluster mode), so its answer can
+        #: wait for the commit; the fronts reset it before each request.
+        self.proposed: Pending | None = None
         self.registry = Registry(max_clients=config.max_clients)
         self.counters = Counters()
         self.random_bytes = random_bytes
@@ -135,7 +144,9 @@ class HubCore:
     def on_timer(self, now: float) -> None:
         if now >= self._next_sweep:
             self._next_sweep = now + limits.ROOM_SWEEP_INTERVAL
-            for name in self.registry.expire(now, limits.ROOM_EXPIRY):
+            # In cluster mode a room lives in its stream: it stays, so its seq is never lost.
+            expired = self.registry.expire(now, limits.ROOM_EXPIRY) if self.standalone else []
+            for name in expired:
                 self.counters.inc("rooms_expired")
                 self.keep(RoomGone(name))
                 log.info("room %s expired: no members, no topic, quiet for %.0f s", name, limits.ROOM_EXPIRY)
@@ -156,6 +167,15 @@ class HubCore:
                 self.send(bye, client.address)
             elif client.text is not None and client.text.live:
                 self.send(f"hub: {reason}".encode(), client.address)
+
+    def take_proposed(self) -> Pending | None:
+        """The proposal the last request made (cluster mode), and forget it."""
+        proposed, self.proposed = self.proposed, None
+        return proposed
+
+    @property
+    def standalone(self) -> bool:
+        return isinstance(self.engine, MemoryEngine)
 
     def wall(self, now: float) -> float:
         """Wall-clock time (seconds since the epoch) for the monotonic ``now``: message stamps."""
@@ -261,15 +281,20 @@ class HubCore:
     # --- rooms and delivery ----------------------------------------------------------------------
 
     def publish(self, room: Room, make: Callable[[int], RoomEvent], origin: Client | None, now: float) -> int:
-        """Give the room's next seq to the event ``make`` builds, keep it, and send it to every
-        member but ``origin``.  The event is encoded once; all members get the same bytes."""
-        seq = room.next_seq()
+        """The one entry through which a request makes a room event: the engine gives the
+        event ``make`` builds the room's next seq and it is committed (:meth:`commit`).
+        Standalone, that happens now and the seq is returned; in cluster mode the event is
+        proposed, 0 is returned, and ``self.proposed`` says what to wait for."""
         room.last_active = now
-        event = make(seq)
+        return self.engine.publish(self, room, make, origin, now)
+
+    def commit(self, room: Room, event: RoomEvent, origin: Client | None, now: float) -> None:
+        """The one path by which a committed room event (its seq fixed) enters the room's
+        history, the store and the live fan-out to this hub's members but ``origin``.  The
+        event is encoded once; all members get the same bytes."""
         room.history.append(event)
         self.keep(event)
-        self.deliver(room.members.values(), (fold(room.name), seq), event, origin, now)
-        return seq
+        self.deliver(room.members.values(), (fold(room.name), event.seq), event, origin, now)
 
     def deliver(
         self,

@@ -154,25 +154,74 @@ def carry_out_waiting(hub: HubCore, client: Client, now: float) -> None:
         return
     while link.next_id in link.waiting:
         pending, arrived = link.waiting[link.next_id]
-        if not hub.allow(client, now):
-            after = max(client.bucket.wait_time(), 0.05)
-            link.held_until = now + after
-            slow = events.Error(code="slow-down", text=hub.slow_down_text(client), id=pending.id, after=after)
-            hub.send(envelope.encode(slow), client.address)
+        held = _hold(hub, client, pending.id, now)
+        if held is not None:
+            link.held_until = now + held.after
+            hub.send(envelope.encode(held), client.address)
             hub.schedule(client, link.held_until)  # the held requests go on then, unasked
             return
         del link.waiting[link.next_id]
+        link.next_id += 1
+        hub.proposed = None
         if isinstance(pending, Unparsable):
             outcome: events.Reply | events.Error = pending.error
         else:
             outcome = requests.carry_out(hub, client, pending, now)
-        if isinstance(outcome, events.Reply) and now - arrived > 0.001:
-            outcome = attrs.evolve(outcome, delay=round(now - arrived, 4))
-        answer = envelope.encode(outcome)
-        link.answers[pending.id] = answer
-        link.answers.pop(pending.id - 2 * limits.CLIENT_WINDOW, None)
-        link.next_id += 1
-        hub.send(answer, client.address)
+        proposed = hub.take_proposed()
+        if proposed is not None and isinstance(outcome, events.Reply) and not outcome.seq:
+            # Cluster mode: the answer carries the seq the cluster gives the event.
+            proposed.on_done = lambda seq, o=outcome, a=arrived: _answer_committed(hub, client, o, a, seq)
+            continue
+        _send_answer(hub, client, outcome, arrived, now)
+
+
+def _hold(hub: HubCore, client: Client, request_id: int, now: float) -> events.Error | None:
+    """Why the next request must wait (the cluster is unavailable, or flood control), or None.
+    The client holds its requests for ``after`` and the hub carries them out then."""
+    engine = hub.engine
+    if not engine.available:
+        hub.counters.inc("errors.unavailable")
+        after = hub.config.unavailable_after
+        text = (
+            f"the cluster is unavailable ({engine.reason}); your request is kept and retried in {after:g} s"
+        )
+        return events.Error(code="unavailable", text=text, id=request_id, after=after)
+    if not hub.allow(client, now):
+        after = max(client.bucket.wait_time(), 0.05)
+        return events.Error(code="slow-down", text=hub.slow_down_text(client), id=request_id, after=after)
+    return None
+
+
+def _send_answer(
+    hub: HubCore, client: Client, outcome: events.Reply | events.Error, arrived: float, now: float
+) -> None:
+    link = client.link
+    assert link is not None
+    if isinstance(outcome, events.Reply) and now - arrived > 0.001:
+        outcome = attrs.evolve(outcome, delay=round(now - arrived, 4))
+    answer = envelope.encode(outcome)
+    link.answers[outcome.id] = answer
+    link.answers.pop(outcome.id - 2 * limits.CLIENT_WINDOW, None)
+    hub.send(answer, client.address)
+
+
+def _answer_committed(
+    hub: HubCore, client: Client, reply: events.Reply, arrived: float, seq: int | None
+) -> None:
+    """The event of ``reply``'s request came back committed (``seq``), or failed (None)."""
+    if hub.registry.clients.get(client.address) is not client:
+        return  # the client left meanwhile
+    outcome: events.Reply | events.Error = (
+        attrs.evolve(reply, seq=seq)
+        if seq
+        else events.Error(
+            code="not-confirmed",
+            text="the cluster did not confirm this in time; it may not have been carried out",
+            id=reply.id,
+        )
+    )
+    # Delay is for the client's RTT sample: the time waiting for the cluster is not network time.
+    _send_answer(hub, client, outcome, arrived, arrived)
 
 
 def _ack(hub: HubCore, client: Client, ack: events.Ack, now: float) -> None:

@@ -175,12 +175,11 @@ def _replay(hub: HubCore, client: Client, name: str, ask: events.History) -> tup
     (envelope clients get them as datagrams before the reply).  Return how many, and whether
     some that were asked for are no longer kept."""
     room = hub.registry.room(name)
-    kept = [e for e in room.history if e.seq > ask.since and (not ask.until or e.seq <= ask.until)]
+    kept, oldest = hub.engine.history(room, ask.since, ask.until)
     if ask.count:
         kept = kept[-ask.count :]
     for event in kept:
         hub.send_history(client, attrs.evolve(event, history=True))
-    oldest = room.history[0].seq if room.history else room.seq + 1
     gone = oldest > ask.since + 1 and (ask.since > 0 or ask.count == 0) and room.seq > 0
     return len(kept), gone
 

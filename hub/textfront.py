@@ -73,9 +73,24 @@ def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
             _reply(hub, address, client, greeting, received)
             return  # the line was the code
     client.last_seen = now
+    hub.proposed = None
     answer = _command(hub, client, line, now)
-    if answer is not None:
-        _reply(hub, address, client, greeting + answer, received)
+    if answer is None:
+        return
+    proposed, lines = hub.take_proposed(), greeting + answer
+    if proposed is not None:
+        # Cluster mode: the one reply goes when the line is committed (with what came meanwhile).
+        proposed.on_done = lambda seq: _reply_committed(hub, client, lines, received, seq)
+        return
+    _reply(hub, address, client, lines, received)
+
+
+def _reply_committed(hub: HubCore, client: Client, lines: list[str], received: int, seq: int | None) -> None:
+    if hub.registry.clients.get(client.address) is not client:
+        return
+    if seq is None:
+        lines = ["error: the cluster did not confirm this in time; it may not have been carried out"]
+    _reply(hub, client.address, client, lines, received)
 
 
 def _reply(hub: HubCore, address: Address, client: Client | None, answer: list[str], received: int) -> None:
@@ -98,6 +113,9 @@ def _command(hub: HubCore, client: Client, line: str, now: float) -> list[str] |
     """The answer lines for ``line``; None when the client left (it got ``bye`` already)."""
     mode = client.text
     assert mode is not None
+    if line != text.BYE and not hub.engine.available:
+        hub.counters.inc("errors.unavailable")
+        return [f"error: the cluster is unavailable ({hub.engine.reason}); try again in a few seconds"]
     if line != text.BYE and not hub.allow(client, now):
         return [f"error: {hub.slow_down_text(client)}"]
     if not line.strip():

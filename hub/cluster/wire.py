@@ -1,0 +1,93 @@
+"""What goes over NATS, as pure functions: names of streams and subjects, the message format.
+
+- Rooms map to one of ``shards`` streams ``<cluster>_rooms_<i>`` by a stable hash (CRC-32) of
+  the folded room name; stream ``i`` holds the subjects ``<cluster>.room.<i>.*``, one per room:
+  ``<cluster>.room.<i>.<token>`` with ``token = shared.names.subject_token(folded name)``.
+- A message body is a msgpack map: ``hub`` (the publishing hub's name) and ``ev`` (the room
+  event as a Roomcast envelope, ``shared.envelope``, with its room seq).  Headers:
+  ``Nats-Msg-Id`` (dedupe) and ``Nats-Expected-Last-Subject-Sequence`` (order).
+- Anything else found on a room subject is bad data: counted and skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Any
+
+import attrs
+import msgpack
+from roomcast.shared import envelope, events
+from roomcast.shared.names import fold, subject_token
+
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+class BadClusterData(ValueError):
+    """A message on a room subject that is not a room event of that room."""
+
+
+def check_cluster_name(name: str) -> str:
+    if not CLUSTER_NAME.fullmatch(name):
+        raise ValueError(f"cluster name {name!r} must be 1-32 letters, digits, '_' or '-'")
+    return name
+
+
+def shard_of(room: str, shards: int) -> int:
+    """The stream a room lives in: stable across hubs, runs and Python versions."""
+    return zlib.crc32(fold(room).encode()) % shards
+
+
+@attrs.frozen
+class Names:
+    """Every stream and subject name of one roomcast cluster on a NATS system."""
+
+    cluster: str = "roomcast"
+    shards: int = 1
+
+    def stream(self, shard: int) -> str:
+        return f"{self.cluster}_rooms_{shard}"
+
+    def stream_subjects(self, shard: int) -> str:
+        return f"{self.cluster}.room.{shard}.*"
+
+    def subject(self, room: str) -> str:
+        return f"{self.cluster}.room.{shard_of(room, self.shards)}.{subject_token(fold(room))}"
+
+    def description(self) -> str:
+        """Written on every room stream: a hub started with other shards refuses to run."""
+        return f"roomcast cluster {self.cluster}: room events, stream-shards={self.shards}"
+
+    @staticmethod
+    def shards_in(description: str) -> int | None:
+        found = re.search(r"stream-shards=(\d+)", description or "")
+        return int(found.group(1)) if found else None
+
+
+def encode_message(hub: str, event: events.RoomEvent) -> bytes:
+    packed: bytes = msgpack.packb({"hub": hub, "ev": envelope.encode(event)}, use_bin_type=True)
+    return packed
+
+
+def decode_message(data: bytes, token: str) -> tuple[events.RoomEvent, str]:
+    """The room event and publishing hub of a message found on the subject ending in
+    ``token``; raise :class:`BadClusterData` for anything else."""
+    try:
+        body: Any = msgpack.unpackb(data, raw=False, max_bin_len=4096, max_str_len=256, max_map_len=8)
+    except Exception as exc:  # msgpack raises several unrelated types for junk
+        raise BadClusterData(f"not msgpack: {exc}") from None
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("hub"), str)
+        or not isinstance(body.get("ev"), bytes)
+    ):
+        raise BadClusterData("not a map with hub (str) and ev (bytes)")
+    try:
+        event = envelope.decode(body["ev"]).event
+    except envelope.RemoteProtocolError as exc:
+        raise BadClusterData(f"ev is not an envelope: {exc.text}") from None
+    if not isinstance(event, events.Deliver | events.Presence) or not event.room:
+        raise BadClusterData(f"ev is a {type(event).__name__}, not a room event")
+    if subject_token(fold(event.room)) != token or event.seq <= 0 or event.history:
+        raise BadClusterData(f"ev is for room {event.room} seq {event.seq}, not this subject")
+    return event, body["hub"]

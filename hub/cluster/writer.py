@@ -1,0 +1,193 @@
+"""Publishes proposed room events to JetStream, one room subject at a time, by compare-and-set.
+
+Runs on the NATS thread's asyncio loop.  Each room subject has a queue of this hub's
+proposals; the head is published with ``Nats-Expected-Last-Subject-Sequence`` set to the
+stream sequence of the subject's last message and the room seq one beyond that message's, so
+JetStream stores it only if nobody else got that seq first: a partitioned or zombie hub can
+never publish under a used seq.  On a conflict (10071 "wrong last sequence: N") the writer
+waits until the consumer has seen message N (or reads it directly) and tries again with the
+new seq.  Every publish carries ``Nats-Msg-Id`` (the proposal's id), so a publish retried
+after a timeout is stored once.  On a single non-clustered server the expected-sequence check
+runs before dedupe, so a retried publish that had in fact been stored gets 10071: it is
+recognised because the consumer has seen its id.
+
+A first step: one publish in flight per room per hub (about 1,000 events/s per room); a
+room lease in a KV bucket would let one writer pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import deque
+from collections.abc import Callable
+
+import attrs
+from nats.errors import ConnectionClosedError, NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.client import JetStreamContext
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
+from roomcast.hub.cluster.wire import BadClusterData, decode_message, encode_message
+from roomcast.hub.engine import Proposal
+from roomcast.shared import limits
+
+WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
+#: Transient JetStream conditions: no quorum or a write in progress (replicated stream),
+#: temporarily unavailable.
+TRANSIENT_CODES = frozenset({10164, 10163, 10008})
+UNREACHABLE = (asyncio.TimeoutError, NatsTimeoutError, NoStreamResponseError, NoRespondersError,
+               ConnectionClosedError)  # fmt: skip
+
+
+@attrs.define(eq=False)
+class SubjectState:
+    """What this hub knows of one room subject: its last message and the room seq it holds."""
+
+    last_sseq: int = 0
+    room_seq: int = 0
+    queue: deque[Proposal] = attrs.Factory(deque)
+    busy: bool = False
+    progress: asyncio.Event = attrs.Factory(asyncio.Event)
+
+    def advance(self, sseq: int, room_seq: int | None) -> None:
+        if sseq > self.last_sseq:
+            self.last_sseq = sseq
+            if room_seq is not None:
+                self.room_seq = max(self.room_seq, room_seq)
+            self.progress.set()
+
+
+@attrs.define
+class WriterStats:
+    published: int = 0
+    conflicts: int = 0
+    retries: int = 0
+    latencies: deque[float] = attrs.Factory(lambda: deque(maxlen=1000))
+
+
+class RoomWriter:
+    """This hub's publishes, per room subject in proposal order."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        hub_name: str,
+        stream_of: Callable[[str], str],
+        on_done: Callable[[Proposal, bool], None],
+        on_unreachable: Callable[[str], None],
+        on_reached: Callable[[], None],
+    ) -> None:
+        self.js = js
+        self.hub_name = hub_name
+        self.stream_of = stream_of
+        self.on_done = on_done
+        self.on_unreachable = on_unreachable
+        self.on_reached = on_reached
+        self.subjects: dict[str, SubjectState] = {}
+        #: Ids of this hub's proposals not yet settled, and those the consumer saw stored.
+        self.inflight: set[str] = set()
+        self.seen: set[str] = set()
+        self.stats = WriterStats()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def state(self, subject: str) -> SubjectState:
+        st = self.subjects.get(subject)
+        if st is None:
+            st = self.subjects[subject] = SubjectState()
+        return st
+
+    def consumed(self, subject: str, sseq: int, room_seq: int | None, msg_id: str) -> None:
+        """The consumer saw message ``sseq`` on ``subject`` (``room_seq`` None: bad data)."""
+        self.state(subject).advance(sseq, room_seq)
+        if msg_id in self.inflight:
+            self.seen.add(msg_id)
+
+    def submit(self, subject: str, proposal: Proposal) -> None:
+        st = self.state(subject)
+        st.queue.append(proposal)
+        self.inflight.add(proposal.msg_id)
+        if not st.busy:
+            st.busy = True
+            task = asyncio.get_running_loop().create_task(self._drain(subject, st))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, subject: str, st: SubjectState) -> None:
+        try:
+            while st.queue:
+                proposal = st.queue[0]
+                ok = await self._publish(subject, st, proposal)
+                st.queue.popleft()
+                self.inflight.discard(proposal.msg_id)
+                self.seen.discard(proposal.msg_id)
+                self.on_done(proposal, ok)
+        finally:
+            st.busy = False
+
+    async def _publish(self, subject: str, st: SubjectState, proposal: Proposal) -> bool:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + limits.CLUSTER_PUBLISH_GIVE_UP
+        first = True
+        while loop.time() < give_up:
+            if proposal.msg_id in self.seen:
+                return True  # stored by an earlier try whose answer we missed
+            if not first:
+                self.stats.retries += 1
+            first = False
+            seq, expected = st.room_seq + 1, st.last_sseq
+            body = encode_message(self.hub_name, attrs.evolve(proposal.event, seq=seq))
+            headers = {"Nats-Msg-Id": proposal.msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
+            started = loop.time()
+            try:
+                ack = await self.js.publish(subject, body, timeout=limits.NATS_API_TIMEOUT, headers=headers)
+            except BadRequestError as exc:
+                await self._conflict(subject, st, exc)
+                continue
+            except APIError as exc:
+                if exc.err_code not in TRANSIENT_CODES and exc.code != 503:
+                    self.on_unreachable(f"JetStream refused a publish: {exc.description}")
+                await asyncio.sleep(0.1)
+                continue
+            except UNREACHABLE:
+                self.on_unreachable("JetStream does not answer")
+                await asyncio.sleep(0.2)
+                continue
+            self.stats.latencies.append(loop.time() - started)
+            self.on_reached()
+            if not ack.duplicate:
+                self.stats.published += 1
+                st.advance(ack.seq, seq)
+            return True
+        return False
+
+    async def _conflict(self, subject: str, st: SubjectState, exc: BadRequestError) -> None:
+        """Someone else took the seq (or our own earlier try did): learn the subject's last
+        message, from the consumer if it comes soon, else by asking the stream."""
+        found = WRONG_LAST.search(exc.description or "")
+        if found is None:
+            await asyncio.sleep(0.05)  # 10164-like: a replicated write in progress
+            return
+        self.stats.conflicts += 1
+        last = int(found.group(1))
+        try:
+            async with asyncio.timeout(0.5):
+                while st.last_sseq < last:
+                    st.progress.clear()
+                    await st.progress.wait()
+            return
+        except TimeoutError:
+            pass
+        try:
+            msg = await self.js.get_last_msg(self.stream_of(subject), subject)
+        except (APIError, *UNREACHABLE):
+            return
+        try:
+            event, _ = decode_message(msg.data or b"", subject.rsplit(".", 1)[1])
+            st.advance(msg.seq or last, event.seq)
+        except BadClusterData:
+            st.advance(msg.seq or last, None)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
