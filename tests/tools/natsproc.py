@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,8 @@ class NatsNode:
             return
         self.proc.send_signal(signal.SIGCONT)
         self.proc.kill()
-        try:
+        with suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
     def varz(self, page: str = "varz", query: str = "") -> Any:
         url = f"http://{LOOPBACK}:{self.monitor_port}/{page}{query}"
@@ -82,7 +80,9 @@ class NatsNode:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.monitor_port}/healthz", timeout=1) as response:
+            with urllib.request.urlopen(
+                f"http://{LOOPBACK}:{self.monitor_port}/healthz", timeout=1
+            ) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -102,7 +102,9 @@ def wait_healthy(nodes: list[NatsNode], timeout: float = 20.0) -> None:
             if node.proc is not None and node.proc.poll() is not None:
                 raise RuntimeError(f"nats-server {node.name} exited:\n{node.log()[-2000:]}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nats-server {node.name} not healthy within {timeout} s:\n{node.log()[-2000:]}")
+                raise TimeoutError(
+                    f"nats-server {node.name} not healthy within {timeout} s:\n{node.log()[-2000:]}"
+                )
             time.sleep(0.05)
 
 
