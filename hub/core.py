@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 from roomcast.hub import envelopefront, textfront
-from roomcast.hub.engine import Engine, MemoryEngine, Pending
+from roomcast.hub.engine import Deferred, Engine, MemoryEngine
 from roomcast.hub.records import Record, RoomGone, SavedHistory
 from roomcast.hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
 from roomcast.hub.stats import Counters
@@ -65,7 +65,9 @@ class HubCore:
         self.engine: Engine = engine or MemoryEngine()
         #: The proposal the request being carried out made (cluster mode), so its answer can
         #: wait for the commit; the fronts reset it before each request.
-        self.proposed: Pending | None = None
+        self.proposed: Deferred | None = None
+        #: The ``mid`` of the line being carried out (cluster dedupe across a failover).
+        self.request_mid = 0
         self.registry = Registry(max_clients=config.max_clients)
         self.counters = Counters()
         self.random_bytes = random_bytes
@@ -139,9 +141,12 @@ class HubCore:
         self._records.append(record)
 
     def next_deadline(self) -> float | None:
-        return min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
+        deadline = min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
+        engine = self.engine.next_deadline()
+        return deadline if engine is None else min(deadline, engine)
 
     def on_timer(self, now: float) -> None:
+        self.engine.on_timer(self, now)
         if now >= self._next_sweep:
             self._next_sweep = now + limits.ROOM_SWEEP_INTERVAL
             # In cluster mode a room lives in its stream: it stays, so its seq is never lost.
@@ -168,7 +173,7 @@ class HubCore:
             elif client.text is not None and client.text.live:
                 self.send(f"hub: {reason}".encode(), client.address)
 
-    def take_proposed(self) -> Pending | None:
+    def take_proposed(self) -> Deferred | None:
         """The proposal the last request made (cluster mode), and forget it."""
         proposed, self.proposed = self.proposed, None
         return proposed
@@ -259,6 +264,18 @@ class HubCore:
         log.info("%s client %s joined the hub from %s", client.kind, nick, address)
         self.schedule(client, now + client.timeout)
         return client
+
+    def welcome(self, client: Client) -> None:
+        """Tell an envelope client its session is open."""
+        assert client.link is not None
+        welcome = events.Welcome(
+            token=client.link.token,
+            hub=self.hub_id,
+            nick=client.nick,
+            idle=self.config.session_timeout,
+            resume=client.link.resume,
+        )
+        self.send(envelope.encode(welcome), client.address)
 
     def allow(self, client: Client, now: float) -> bool:
         """Flood control: one token from the session's bucket and its address's bucket."""
@@ -352,6 +369,7 @@ class HubCore:
     def leave(self, client: Client, reason: str, now: float) -> None:
         """Remove ``client`` from the hub and tell its rooms why it left."""
         rooms = self.registry.remove(client)
+        self.engine.gone(self, client)
         host = str(client.address[0])
         if host not in self.registry.per_host:
             self._address_buckets.pop(host, None)  # kept only while the address has clients

@@ -103,21 +103,15 @@ def _hello(hub: HubCore, hello: events.Hello, address: Address, received: int, n
         return
     existing = hub.registry.clients.get(address)
     if existing is not None and existing.link is not None and fold(existing.nick) == fold(hello.nick):
-        _welcome(hub, existing)  # our welcome was lost: say it again
+        hub.welcome(existing)  # our welcome was lost: say it again
         return
+    if hub.engine.hello(hub, address, hello, now):
+        return  # cluster mode: the nick is claimed across the cluster first
     if existing is not None:
         hub.leave(existing, "reconnected", now)
     client = hub.new_client(address, hello.nick, now, link=Link(token=hub.random_bytes(limits.TOKEN_BYTES)))
     if client is not None:
-        _welcome(hub, client)
-
-
-def _welcome(hub: HubCore, client: Client) -> None:
-    assert client.link is not None
-    welcome = events.Welcome(
-        token=client.link.token, hub=hub.hub_id, nick=client.nick, idle=hub.config.session_timeout
-    )
-    hub.send(envelope.encode(welcome), client.address)
+        hub.welcome(client)
 
 
 def _request(hub: HubCore, client: Client, request: Any, now: float) -> None:
@@ -170,7 +164,7 @@ def carry_out_waiting(hub: HubCore, client: Client, now: float) -> None:
         proposed = hub.take_proposed()
         if proposed is not None and isinstance(outcome, events.Reply) and not outcome.seq:
             # Cluster mode: the answer carries the seq the cluster gives the event.
-            proposed.on_done = lambda seq, o=outcome, a=arrived: _answer_committed(hub, client, o, a, seq)
+            proposed.on_done = lambda result, o=outcome, a=arrived: _answer_later(hub, client, o, a, result)
             continue
         _send_answer(hub, client, outcome, arrived, now)
 
@@ -205,22 +199,16 @@ def _send_answer(
     hub.send(answer, client.address)
 
 
-def _answer_committed(
-    hub: HubCore, client: Client, reply: events.Reply, arrived: float, seq: int | None
+def _answer_later(
+    hub: HubCore, client: Client, reply: events.Reply, arrived: float, result: int | events.Error
 ) -> None:
-    """The event of ``reply``'s request came back committed (``seq``), or failed (None)."""
+    """The cluster settled ``reply``'s request: its event's seq, or the Error to answer."""
     if hub.registry.clients.get(client.address) is not client:
         return  # the client left meanwhile
-    outcome: events.Reply | events.Error = (
-        attrs.evolve(reply, seq=seq)
-        if seq
-        else events.Error(
-            code="not-confirmed",
-            text="the cluster did not confirm this in time; it may not have been carried out",
-            id=reply.id,
-        )
-    )
-    # Delay is for the client's RTT sample: the time waiting for the cluster is not network time.
+    outcome = attrs.evolve(result, id=reply.id) if isinstance(result, events.Error) else reply
+    if isinstance(result, int) and result:
+        outcome = attrs.evolve(reply, seq=result)
+    # No delay reported: waiting for the cluster is part of the round trip the client sees.
     _send_answer(hub, client, outcome, arrived, arrived)
 
 

@@ -79,7 +79,7 @@ def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Ans
     seq = room.seq
     if new:
         seq = hub.publish(room, _presence(hub, room.name, client.nick, "joined", "", now), client, now)
-    count = len(room.members)
+    count = len(hub.engine.members(hub, room))
     text = f"joined {room.name} ({count} member{'s' if count != 1 else ''})"
     if room.topic:
         text += f"; topic: {room.topic}"
@@ -110,6 +110,7 @@ def _member_room(hub: HubCore, client: Client, name: str) -> Any:
 def _say(hub: HubCore, client: Client, request: events.Say, now: float) -> Answer:
     room = _member_room(hub, client, request.room)
     nick, body, action = client.nick, request.body, request.action
+    hub.request_mid = request.mid
     seq = hub.publish(
         room,
         lambda seq: events.Deliver(
@@ -118,12 +119,20 @@ def _say(hub: HubCore, client: Client, request: events.Say, now: float) -> Answe
         client,
         now,
     )
+    hub.request_mid = 0
     hub.counters.inc("messages")
     return reply(request, f"sent to {room.name}", seq=seq)
 
 
 def _msg(hub: HubCore, client: Client, request: events.Msg, now: float) -> Answer:
-    target = hub.registry.find(request.to)
+    try:
+        target = hub.registry.find(request.to)
+    except Refused:
+        found = hub.engine.direct_elsewhere(hub, request.to, client.nick, request.body, now)
+        if found is None:
+            raise
+        hub.counters.inc("private_messages")
+        return reply(request, f"sent privately to {found}")  # once the other hub has it
     hub.direct(target, client.nick, request.body, now)
     hub.counters.inc("private_messages")
     return reply(request, f"sent privately to {target.nick}")
@@ -131,15 +140,15 @@ def _msg(hub: HubCore, client: Client, request: events.Msg, now: float) -> Answe
 
 def _who(hub: HubCore, client: Client, request: events.Who, now: float) -> Answer:
     room = hub.registry.room(request.room)
-    nicks = tuple(sorted((m.nick for m in room.members.values()), key=fold))
+    nicks = tuple(hub.engine.members(hub, room))
     return reply(request, f"{len(nicks)} in {room.name}: " + " ".join(nicks), items=nicks)
 
 
 def _rooms(hub: HubCore, client: Client, request: events.Rooms, now: float) -> Answer:
-    rooms = sorted(hub.registry.rooms.values(), key=lambda r: fold(r.name))
-    items = tuple(
-        f"{room.name} ({len(room.members)})" + (f" {room.topic}" if room.topic else "") for room in rooms
-    )[: limits.MAX_ARRAY]
+    rooms = sorted(hub.engine.room_list(hub), key=lambda r: fold(r[0]))
+    items = tuple(f"{name} ({count})" + (f" {topic}" if topic else "") for name, count, topic in rooms)[
+        : limits.MAX_ARRAY
+    ]
     return reply(request, f"{len(rooms)} room{'s' if len(rooms) != 1 else ''}", items=items)
 
 
@@ -197,6 +206,7 @@ def _stats(hub: HubCore, client: Client, request: events.Stats, now: float) -> A
         f"evictions {counters['evictions']}",
         f"unvalidated bytes in {counters['unvalidated_bytes_in']}, out {counters['unvalidated_bytes_out']} "
         f"(amplification {gauges['amplification']})",
+        *hub.engine.totals(hub, now),
     )
     return reply(request, "hub stats", items=items)
 

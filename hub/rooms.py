@@ -45,6 +45,8 @@ class Link:
     #: Encoded answers to recent requests, resent when a request arrives twice.
     answers: dict[int, bytes] = attrs.Factory(dict)
     direct_seq: int = 0
+    #: Cluster mode: the secret that lets this session move to another hub (Welcome.resume).
+    resume: bytes = b""
 
 
 @attrs.define(eq=False)

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 from roomcast.hub.batch import BatchSender, open_batch_sender
+from roomcast.hub.cluster.engine import ClusterEngine
 from roomcast.hub.cluster.options import ClusterOptions
+from roomcast.hub.cluster.peers import Peers
 from roomcast.hub.core import HubConfig, HubCore
-from roomcast.hub.engine import ClusterEngine
 from roomcast.hub.monitor import serve_monitor
 from roomcast.hub.rooms import Address
 from roomcast.hub.stats import rss_kib
@@ -80,7 +81,8 @@ class HubServer:
         #: Cluster mode: the NATS thread, started by serve().
         self.bridge: NatsBridge | None = None
         if options.cluster is not None:
-            self.core.engine = ClusterEngine(hub_name=options.cluster.hub_name or self.core.hub_id.hex())
+            name = options.cluster.hub_name or self.core.hub_id.hex()
+            self.core.engine = ClusterEngine(name, Peers(name, trio.current_time()))
         #: Where room history is kept (``--data-dir``); None: in memory only.  The caller closes it.
         self.store = store
         if store is not None:
@@ -108,7 +110,9 @@ class HubServer:
         if self.options.cluster is not None:
             from roomcast.hub.cluster.bridge import NatsBridge  # nats-py: only in cluster mode
 
-            self.bridge = NatsBridge(self.options.cluster, self._wake)
+            assert isinstance(self.core.engine, ClusterEngine)
+            cluster = attrs.evolve(self.options.cluster, hub_name=self.core.engine.hub_name)
+            self.bridge = NatsBridge(cluster, self._wake)
             try:
                 await self.bridge.start()
             except BaseException:
@@ -210,11 +214,11 @@ class HubServer:
             self.core.engine.receive(self.core, items, now)
 
     def _cross_out(self, bridge: NatsBridge) -> None:
-        """Cluster mode: this turn's proposals, in one batch."""
+        """Cluster mode: this turn's proposals, claims, heartbeats..., in one batch."""
         assert isinstance(self.core.engine, ClusterEngine)
-        proposals = self.core.engine.proposals_to_send()
-        if proposals:
-            bridge.submit(proposals)
+        outputs = self.core.engine.outputs()
+        if outputs:
+            bridge.submit(outputs)
 
     def _drain_socket(self, now: float) -> None:
         receive, recvfrom = self.core.receive_datagram, self.sock.recvfrom

@@ -80,16 +80,18 @@ def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
     proposed, lines = hub.take_proposed(), greeting + answer
     if proposed is not None:
         # Cluster mode: the one reply goes when the line is committed (with what came meanwhile).
-        proposed.on_done = lambda seq: _reply_committed(hub, client, lines, received, seq)
+        proposed.on_done = lambda result: _reply_later(hub, client, lines, received, result)
         return
     _reply(hub, address, client, lines, received)
 
 
-def _reply_committed(hub: HubCore, client: Client, lines: list[str], received: int, seq: int | None) -> None:
+def _reply_later(
+    hub: HubCore, client: Client, lines: list[str], received: int, result: int | events.Error
+) -> None:
     if hub.registry.clients.get(client.address) is not client:
         return
-    if seq is None:
-        lines = ["error: the cluster did not confirm this in time; it may not have been carried out"]
+    if isinstance(result, events.Error):
+        lines = [f"error: {result.text}"]
     _reply(hub, client.address, client, lines, received)
 
 

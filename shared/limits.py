@@ -187,3 +187,8 @@ CLUSTER_PUBLISH_GIVE_UP: Final = 20.0
 NATS_DUPLICATE_WINDOW: Final = 120.0
 #: Events crossing between the NATS thread and the hub loop in one batch, at most.
 CLUSTER_BATCH: Final = 256
+#: Every hub publishes a heartbeat (its members per room) this often; a hub silent for
+#: HUB_DEAD_AFTER is taken as dead (its members are announced as left after the session
+#: timeout unless they come back through another hub).
+HUB_HEARTBEAT: Final = 1.0
+HUB_DEAD_AFTER: Final = 3.5

@@ -17,9 +17,9 @@ from collections import deque
 from collections.abc import Callable
 
 import trio
+from roomcast.hub.cluster.messages import Input, Output
 from roomcast.hub.cluster.nats import NatsSide
 from roomcast.hub.cluster.options import ClusterError, ClusterOptions
-from roomcast.hub.engine import EngineInput, Proposal
 
 log = logging.getLogger("roomcast.hub.cluster")
 
@@ -33,7 +33,7 @@ class NatsBridge:
         self.side = NatsSide(options, self._emit)
         self._wake = wake
         self._token = trio.lowlevel.current_trio_token()
-        self._inbox: deque[EngineInput] = deque()
+        self._inbox: deque[Input] = deque()
         self._lock = threading.Lock()
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -70,7 +70,7 @@ class NatsBridge:
 
     # --- asyncio thread -> trio --------------------------------------------------------------
 
-    def _emit(self, item: EngineInput) -> None:
+    def _emit(self, item: Input) -> None:
         with self._lock:
             self._inbox.append(item)
             if self._scheduled:
@@ -79,7 +79,7 @@ class NatsBridge:
         with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(self._wake)
 
-    def take(self) -> list[EngineInput]:
+    def take(self) -> list[Input]:
         """(trio thread) Everything the NATS side brought since the last call."""
         with self._lock:
             items = list(self._inbox)
@@ -89,9 +89,9 @@ class NatsBridge:
 
     # --- trio -> asyncio thread --------------------------------------------------------------
 
-    def submit(self, proposals: list[Proposal]) -> None:
+    def submit(self, outputs: list[Output]) -> None:
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.side.submit, proposals)
+            self._loop.call_soon_threadsafe(self.side.submit, outputs)
 
     def call(self, function: Callable[[], object]) -> None:
         """Run ``function`` on the NATS thread (fire and forget)."""

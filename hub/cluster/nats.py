@@ -13,16 +13,19 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.errors import APIError, NotFoundError
+from roomcast.hub.cluster import messages as m
+from roomcast.hub.cluster import wire
+from roomcast.hub.cluster.nicks import NickBook, open_bucket
 from roomcast.hub.cluster.options import ClusterError, ClusterOptions
 from roomcast.hub.cluster.wire import BadClusterData, Names, decode_message
 from roomcast.hub.cluster.writer import UNREACHABLE, RoomWriter
-from roomcast.hub.engine import BadData, Committed, EngineInput, Failed, Proposal, Status
 from roomcast.shared import limits
 
 log = logging.getLogger("roomcast.hub.cluster")
@@ -31,7 +34,7 @@ log = logging.getLogger("roomcast.hub.cluster")
 class NatsSide:
     """One hub's NATS connection, streams, consumers and writer."""
 
-    def __init__(self, options: ClusterOptions, emit: Callable[[EngineInput], None]) -> None:
+    def __init__(self, options: ClusterOptions, emit: Callable[[m.Input], None]) -> None:
         self.options = options
         self.names = Names(options.cluster, options.shards)
         self.emit = emit
@@ -43,6 +46,9 @@ class NatsSide:
         #: Stream sequence each stream had at start: the hub is ready when its consumers got there.
         self._catch_up: dict[int, int] = {}
         self._probe: asyncio.Task[None] | None = None
+        self.nicks: NickBook | None = None
+        self._subs: list[Any] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         try:
@@ -64,12 +70,16 @@ class NatsSide:
                 self.epoch = hashlib.sha256(f"{self.options.cluster}:{created}".encode()).digest()[:8]
         self.writer = RoomWriter(js, self.options.hub_name, self._stream_of, self._done,
                                  self._unreachable, self._reached)  # fmt: skip
+        kv = await open_bucket(js, self.names.nicks_bucket(), self.replicas)
+        self.nicks = NickBook(kv, self.options.hub_name, self.emit)
+        await self.nc.subscribe(self.names.heartbeats(), cb=self._on_heartbeat)
+        await self.nc.subscribe(self.names.private(self.options.hub_name), cb=self._on_private)
         for shard in range(self.options.shards):
-            await js.subscribe(
+            self._subs.append(await js.subscribe(
                 self.names.stream_subjects(shard), stream=self.names.stream(shard), cb=self._on_msg,
                 ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL, idle_heartbeat=1.0,
                 pending_msgs_limit=1_000_000,
-            )  # fmt: skip
+            ))  # fmt: skip
         self._check_ready()
 
     async def _ensure_stream(self, shard: int) -> api.StreamInfo:
@@ -116,10 +126,10 @@ class NatsSide:
             event, hub = decode_message(msg.data, subject.rsplit(".", 1)[-1])
         except BadClusterData as exc:
             self.writer.consumed(subject, sseq, None, msg_id)
-            self.emit(BadData(f"{subject} #{sseq}: {exc}"))
+            self.emit(m.BadData(f"{subject} #{sseq}: {exc}"))
         else:
             self.writer.consumed(subject, sseq, event.seq, msg_id)
-            self.emit(Committed(event, msg_id, hub))
+            self.emit(m.Committed(event, msg_id, hub))
         shard = int(subject.split(".")[-2]) if subject.count(".") >= 3 else 0
         if shard in self._catch_up and sseq >= self._catch_up[shard]:
             del self._catch_up[shard]
@@ -137,13 +147,13 @@ class NatsSide:
     def _reached(self) -> None:
         if not self.available and not self._catch_up:
             self.available = True
-            self.emit(Status(True))
+            self.emit(m.Status(True, server=self.connected_url()))
             log.info("NATS JetStream available")
 
     def _unreachable(self, reason: str) -> None:
         if self.available:
             self.available = False
-            self.emit(Status(False, reason))
+            self.emit(m.Status(False, reason, self.connected_url()))
             log.warning("NATS unavailable: %s", reason)
         if self._probe is None or self._probe.done():
             self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
@@ -175,14 +185,84 @@ class NatsSide:
 
     # --- publishing ------------------------------------------------------------------------------
 
-    def submit(self, proposals: list[Proposal]) -> None:
-        assert self.writer is not None
-        for proposal in proposals:
-            self.writer.submit(self.names.subject(proposal.room), proposal)
+    def submit(self, outputs: list[m.Output]) -> None:
+        """(NATS thread) What the hub handed over in one loop turn."""
+        assert self.writer is not None and self.nicks is not None
+        for item in outputs:
+            if isinstance(item, m.Proposal):
+                self.writer.submit(self.names.subject(item.room), item)
+            elif isinstance(item, m.ClaimNick | m.ReleaseNick):
+                self.nicks.submit(item)
+            elif isinstance(item, m.Beat):
+                self._spawn(self._beat(item.snapshot))
+            elif isinstance(item, m.PrivateOut):
+                self._spawn(self._send_private(item))
+            else:
+                self._spawn(self._answer_private(item))
 
-    def _done(self, proposal: Proposal, ok: bool) -> None:
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _beat(self, snapshot: m.Snapshot) -> None:
+        assert self.nc is not None and self.writer is not None
+        if self.nc.is_connected:
+            try:
+                await self.nc.publish(
+                    self.names.heartbeat(self.options.hub_name), wire.encode_snapshot(snapshot)
+                )
+            except Exception as exc:  # a heartbeat lost while reconnecting: the next one goes
+                log.debug("heartbeat: %r", exc)
+        stats = self.writer.stats
+        times = sorted(stats.latencies)
+        lag = sum(int(getattr(sub, "pending_msgs", 0)) for sub in self._subs)
+        self.emit(m.Figures(
+            publish_p50_ms=round(1000 * times[len(times) // 2], 3) if times else 0.0,
+            publish_p99_ms=round(1000 * times[int(len(times) * 0.99)], 3) if times else 0.0,
+            published=stats.published, conflicts=stats.conflicts, retries=stats.retries, consumer_lag=lag,
+        ))  # fmt: skip
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        try:
+            snapshot = wire.decode_snapshot(msg.data)
+        except BadClusterData as exc:
+            self.emit(m.BadData(str(exc)))
+            return
+        if snapshot.hub != self.options.hub_name:
+            self.emit(m.Seen(snapshot))
+
+    async def _on_private(self, msg: Msg) -> None:
+        try:
+            to, sender, body, ts = wire.decode_private(msg.data)
+        except BadClusterData as exc:
+            self.emit(m.BadData(str(exc)))
+            return
+        if msg.reply:
+            self.emit(m.PrivateIn(msg.reply, to, sender, body, ts))
+
+    async def _send_private(self, out: m.PrivateOut) -> None:
+        assert self.nc is not None
+        data = wire.encode_private(out.to, out.sender, out.body, out.ts)
+        try:
+            answer = await self.nc.request(
+                self.names.private(out.hub), data, timeout=2 * limits.NATS_API_TIMEOUT
+            )
+            ok, text = wire.decode_answer(answer.data)
+        except (BadClusterData, *UNREACHABLE) as exc:
+            ok, text = False, f"the hub of {out.to} did not answer ({type(exc).__name__}); try again"
+        self.emit(m.PrivateDone(out.ref, ok, text))
+
+    async def _answer_private(self, answer: m.PrivateAnswer) -> None:
+        assert self.nc is not None
+        try:
+            await self.nc.publish(answer.reply, wire.encode_answer(answer.ok, answer.text))
+        except Exception as exc:  # the asker times out and says so
+            log.debug("private answer: %r", exc)
+
+    def _done(self, proposal: m.Proposal, ok: bool) -> None:
         if not ok:
-            self.emit(Failed(proposal.msg_id, "not confirmed in time"))
+            self.emit(m.Failed(proposal.msg_id, "not confirmed in time"))
 
     def connected_url(self) -> str:
         url = self.nc.connected_url if self.nc is not None else None
@@ -191,6 +271,10 @@ class NatsSide:
     async def close(self) -> None:
         if self.writer is not None:
             await self.writer.close()
+        if self.nicks is not None:
+            self.nicks.close()
+        for task in list(self._tasks):
+            task.cancel()
         if self._probe is not None:
             self._probe.cancel()
         if self.nc is not None and not self.nc.is_closed:

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import msgpack
+from roomcast.hub.cluster.messages import Snapshot
 from roomcast.shared import envelope, events
 from roomcast.shared.names import fold, subject_token
 
@@ -53,6 +54,18 @@ class Names:
 
     def subject(self, room: str) -> str:
         return f"{self.cluster}.room.{shard_of(room, self.shards)}.{subject_token(fold(room))}"
+
+    def heartbeat(self, hub: str) -> str:
+        return f"{self.cluster}.hub.{hub}"
+
+    def heartbeats(self) -> str:
+        return f"{self.cluster}.hub.*"
+
+    def private(self, hub: str) -> str:
+        return f"{self.cluster}.msg.{hub}"
+
+    def nicks_bucket(self) -> str:
+        return f"{self.cluster}_nicks"
 
     def description(self) -> str:
         """Written on every room stream: a hub started with other shards refuses to run."""
@@ -91,3 +104,65 @@ def decode_message(data: bytes, token: str) -> tuple[events.RoomEvent, str]:
     if subject_token(fold(event.room)) != token or event.seq <= 0 or event.history:
         raise BadClusterData(f"ev is for room {event.room} seq {event.seq}, not this subject")
     return event, body["hub"]
+
+
+# --- heartbeats and private lines (core NATS, not stored) -------------------------------------------
+#
+# ``<cluster>.hub.<hub>``: a hub's heartbeat, msgpack {hub, rooms: {room: [nick...]}, nicks: [...],
+# clients}.  ``<cluster>.msg.<hub>``: a request carrying a private line, msgpack {to, from, body,
+# ts}, answered with msgpack {ok, text}.
+
+LIMITS: dict[str, Any] = {
+    "max_str_len": 1024,
+    "max_bin_len": 64,
+    "max_array_len": 100_000,
+    "max_map_len": 100_000,
+}
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    body = {"hub": snapshot.hub, "rooms": {room: list(nicks) for room, nicks in snapshot.rooms},
+            "nicks": list(snapshot.nicks), "clients": snapshot.clients}  # fmt: skip
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
+
+
+def decode_snapshot(data: bytes) -> Snapshot:
+    try:
+        body = msgpack.unpackb(data, raw=False, **LIMITS)
+        rooms = tuple((str(room), tuple(str(n) for n in nicks)) for room, nicks in body["rooms"].items())
+        return Snapshot(str(body["hub"]), rooms, tuple(str(n) for n in body["nicks"]), int(body["clients"]))
+    except Exception as exc:  # junk from the network: one bad heartbeat, counted by the caller
+        raise BadClusterData(f"bad heartbeat: {exc!r}") from None
+
+
+def encode_private(to: str, sender: str, body: str, ts: float) -> bytes:
+    packed: bytes = msgpack.packb({"to": to, "from": sender, "body": body, "ts": ts}, use_bin_type=True)
+    return packed
+
+
+def decode_private(data: bytes) -> tuple[str, str, str, float]:
+    try:
+        body = msgpack.unpackb(data, raw=False, **LIMITS)
+        to, sender, text = (
+            events.Msg(id=0, to=body["to"], body=body["body"]).to,
+            str(body["from"]),
+            body["body"],
+        )
+        events.Deliver(room="", seq=1, nick=sender, body=text, ts=float(body["ts"]))  # validates the fields
+        return to, sender, text, float(body["ts"])
+    except Exception as exc:
+        raise BadClusterData(f"bad private line: {exc!r}") from None
+
+
+def encode_answer(ok: bool, text: str) -> bytes:
+    packed: bytes = msgpack.packb({"ok": ok, "text": text}, use_bin_type=True)
+    return packed
+
+
+def decode_answer(data: bytes) -> tuple[bool, str]:
+    try:
+        body = msgpack.unpackb(data, raw=False, **LIMITS)
+        return bool(body["ok"]), str(body.get("text", ""))
+    except Exception as exc:
+        raise BadClusterData(f"bad answer: {exc!r}") from None

@@ -27,8 +27,8 @@ from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
+from roomcast.hub.cluster.messages import Proposal
 from roomcast.hub.cluster.wire import BadClusterData, decode_message, encode_message
-from roomcast.hub.engine import Proposal
 from roomcast.shared import limits
 
 WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
