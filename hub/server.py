@@ -82,7 +82,8 @@ class HubServer:
         self.bridge: NatsBridge | None = None
         if options.cluster is not None:
             name = options.cluster.hub_name or self.core.hub_id.hex()
-            self.core.engine = ClusterEngine(name, Peers(name, trio.current_time()))
+            peers = Peers(name, trio.current_time(), timeout=options.core.session_timeout)
+            self.core.engine = ClusterEngine(name, peers)
         #: Where room history is kept (``--data-dir``); None: in memory only.  The caller closes it.
         self.store = store
         if store is not None:

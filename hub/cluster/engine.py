@@ -123,6 +123,11 @@ class ClusterEngine:
                 self._private_in(hub, item, now)
             elif isinstance(item, m.PrivateDone):
                 self._settle(self.asks.pop(item.ref, None), 0 if item.ok else _not_delivered(item.text))
+            elif isinstance(item, m.Duplicate):
+                hub.counters.inc("cluster.duplicates")
+                pending = self.pending.pop(item.msg_id, None)
+                if pending is not None:
+                    pending.deferred.settle(item.seq)
             elif isinstance(item, m.Failed):
                 hub.counters.inc("cluster.publish-failed")
                 pending = self.pending.pop(item.msg_id, None)
@@ -161,7 +166,7 @@ class ClusterEngine:
         if isinstance(event, events.Presence):
             if event.what == "topic":
                 room.topic, room.topic_by, room.topic_ts = event.detail, event.nick, event.ts
-            self.peers.presence(item.hub, event)
+            self.peers.presence(item.hub, event, now)
         hub.counters.inc("cluster.committed")
         hub.commit(room, event, origin, now)
         if pending is not None:
@@ -242,7 +247,7 @@ class ClusterEngine:
         self._out.append(m.Beat(snapshot(hub, self.hub_name)))
         here = set(hub.registry.nicks)
         leader = self.peers.leader(now)
-        for dead, nick, rooms in self.peers.lost(now, hub.config.session_timeout, here):
+        for dead, nick, rooms in self.peers.lost(now, here):
             if not leader:
                 continue
             log.info("%s was on hub %s, which is lost: announcing it left %s", nick, dead, rooms)
@@ -261,7 +266,7 @@ def snapshot(hub: HubCore, name: str) -> m.Snapshot:
         if room.members
     )
     nicks = tuple(c.nick for c in hub.registry.clients.values())
-    return m.Snapshot(name, rooms, nicks, len(hub.registry.clients))
+    return m.Snapshot(name, rooms, nicks, len(hub.registry.clients), hub.config.session_timeout)
 
 
 def _not_delivered(text: str) -> events.Error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import attrs
 from roomcast.hub.rooms import RoomEvent
+from roomcast.shared import limits
 
 # --- core -> NATS side -----------------------------------------------------------------------------
 
@@ -51,6 +52,8 @@ class Snapshot:
     rooms: tuple[tuple[str, tuple[str, ...]], ...] = ()
     nicks: tuple[str, ...] = ()
     clients: int = 0
+    #: The hub's session timeout: how long its members have to come back if it is lost.
+    timeout: float = limits.SESSION_TIMEOUT
 
 
 @attrs.frozen
@@ -101,6 +104,15 @@ class Failed:
 
     msg_id: str
     reason: str
+
+
+@attrs.frozen
+class Duplicate:
+    """A proposal of this hub that JetStream had stored already under its ``Nats-Msg-Id`` (a
+    line resent through another hub after a failover): it holds room seq ``seq``."""
+
+    msg_id: str
+    seq: int
 
 
 @attrs.frozen
@@ -163,4 +175,6 @@ class Figures:
     consumer_lag: int = 0
 
 
-Input = Committed | Failed | Status | BadData | NickResult | Seen | PrivateIn | PrivateDone | Figures
+Input = (
+    Committed | Duplicate | Failed | Status | BadData | NickResult | Seen | PrivateIn | PrivateDone | Figures
+)

@@ -260,9 +260,11 @@ class NatsSide:
         except Exception as exc:  # the asker times out and says so
             log.debug("private answer: %r", exc)
 
-    def _done(self, proposal: m.Proposal, ok: bool) -> None:
-        if not ok:
+    def _done(self, proposal: m.Proposal, result: int | None) -> None:
+        if result is None:
             self.emit(m.Failed(proposal.msg_id, "not confirmed in time"))
+        elif result:
+            self.emit(m.Duplicate(proposal.msg_id, result))
 
     def connected_url(self) -> str:
         url = self.nc.connected_url if self.nc is not None else None

@@ -26,6 +26,7 @@ class PeerView:
     names: dict[str, str] = attrs.Factory(dict)  # room key -> display name
     nicks: dict[str, str] = attrs.Factory(dict)
     clients: int = 0
+    timeout: float = limits.SESSION_TIMEOUT
     dead_since: float | None = None
 
 
@@ -33,6 +34,8 @@ class PeerView:
 class Peers:
     me: str
     started: float
+    #: Session timeout for hubs known only from their events so far (this hub's own).
+    timeout: float = limits.SESSION_TIMEOUT
     views: dict[str, PeerView] = attrs.Factory(dict)
 
     def seen(self, snapshot: Snapshot, now: float) -> None:
@@ -40,16 +43,21 @@ class Peers:
             return
         view = self.views.get(snapshot.hub) or PeerView(snapshot.hub, now)
         view.last_seen, view.dead_since, view.clients = now, None, snapshot.clients
+        view.timeout = snapshot.timeout
         view.rooms = {fold(room): {fold(n): n for n in nicks} for room, nicks in snapshot.rooms}
         view.names = {fold(room): room for room, _ in snapshot.rooms}
         view.nicks = {fold(n): n for n in snapshot.nicks}
         self.views[snapshot.hub] = view
 
-    def presence(self, hub: str, event: events.Presence) -> None:
-        """A presence event committed by ``hub``: keep its view current between heartbeats."""
-        view = self.views.get(hub)
-        if view is None or hub == self.me:
+    def presence(self, hub: str, event: events.Presence, now: float) -> None:
+        """A presence event committed by ``hub``: keep its view current between heartbeats (a
+        hub not heard from yet counts as heard from now: if it is dead, its members are
+        announced as left in their turn)."""
+        if not hub or hub == self.me:
             return
+        view = self.views.get(hub)
+        if view is None:
+            view = self.views[hub] = PeerView(hub, now, timeout=self.timeout)
         key, nick = fold(event.room), event.nick
         members = view.rooms.setdefault(key, {})
         view.names.setdefault(key, event.room)
@@ -97,14 +105,15 @@ class Peers:
     def clients(self) -> int:
         return sum(view.clients for view in self.views.values() if view.dead_since is None)
 
-    def lost(self, now: float, timeout: float, here: set[str]) -> list[tuple[str, str, list[str]]]:
-        """Dead hubs whose members' time to come back is over: (hub, nick, rooms) for each
-        member not back anywhere (``here``: folded nicks of this hub); those hubs are forgotten."""
+    def lost(self, now: float, here: set[str]) -> list[tuple[str, str, list[str]]]:
+        """Dead hubs whose members' time to come back (the dead hub's session timeout) is
+        over: (hub, nick, rooms) for each member not back anywhere (``here``: folded nicks of
+        this hub); those hubs are forgotten."""
         out: list[tuple[str, str, list[str]]] = []
         for name, view in list(self.views.items()):
             if view.dead_since is None and now - view.last_seen >= limits.HUB_DEAD_AFTER:
                 view.dead_since = now
-            if view.dead_since is None or now - view.last_seen < timeout:
+            if view.dead_since is None or now - view.last_seen < view.timeout:
                 continue
             elsewhere = set(here)
             for other in self.views.values():

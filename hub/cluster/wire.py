@@ -122,7 +122,7 @@ LIMITS: dict[str, Any] = {
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:
     body = {"hub": snapshot.hub, "rooms": {room: list(nicks) for room, nicks in snapshot.rooms},
-            "nicks": list(snapshot.nicks), "clients": snapshot.clients}  # fmt: skip
+            "nicks": list(snapshot.nicks), "clients": snapshot.clients, "timeout": snapshot.timeout}  # fmt: skip
     packed: bytes = msgpack.packb(body, use_bin_type=True)
     return packed
 
@@ -131,7 +131,8 @@ def decode_snapshot(data: bytes) -> Snapshot:
     try:
         body = msgpack.unpackb(data, raw=False, **LIMITS)
         rooms = tuple((str(room), tuple(str(n) for n in nicks)) for room, nicks in body["rooms"].items())
-        return Snapshot(str(body["hub"]), rooms, tuple(str(n) for n in body["nicks"]), int(body["clients"]))
+        nicks = tuple(str(n) for n in body["nicks"])
+        return Snapshot(str(body["hub"]), rooms, nicks, int(body["clients"]), float(body["timeout"]))
     except Exception as exc:  # junk from the network: one bad heartbeat, counted by the caller
         raise BadClusterData(f"bad heartbeat: {exc!r}") from None
 

@@ -73,7 +73,7 @@ class RoomWriter:
         js: JetStreamContext,
         hub_name: str,
         stream_of: Callable[[str], str],
-        on_done: Callable[[Proposal, bool], None],
+        on_done: Callable[[Proposal, int | None], None],
         on_unreachable: Callable[[str], None],
         on_reached: Callable[[], None],
     ) -> None:
@@ -116,21 +116,23 @@ class RoomWriter:
         try:
             while st.queue:
                 proposal = st.queue[0]
-                ok = await self._publish(subject, st, proposal)
+                result = await self._publish(subject, st, proposal)
                 st.queue.popleft()
                 self.inflight.discard(proposal.msg_id)
                 self.seen.discard(proposal.msg_id)
-                self.on_done(proposal, ok)
+                self.on_done(proposal, result)
         finally:
             st.busy = False
 
-    async def _publish(self, subject: str, st: SubjectState, proposal: Proposal) -> bool:
+    async def _publish(self, subject: str, st: SubjectState, proposal: Proposal) -> int | None:
+        """Publish until stored: 0 when stored now (the consumer brings it), the room seq it
+        got when it had been stored before (a duplicate), None when given up."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + limits.CLUSTER_PUBLISH_GIVE_UP
         first = True
         while loop.time() < give_up:
             if proposal.msg_id in self.seen:
-                return True  # stored by an earlier try whose answer we missed
+                return 0  # stored by an earlier try whose answer we missed
             if not first:
                 self.stats.retries += 1
             first = False
@@ -154,21 +156,30 @@ class RoomWriter:
                 continue
             self.stats.latencies.append(loop.time() - started)
             self.on_reached()
-            if not ack.duplicate:
-                self.stats.published += 1
-                st.advance(ack.seq, seq)
-            return True
-        return False
+            if ack.duplicate:
+                return await self._stored_seq(subject, ack.seq)
+            self.stats.published += 1
+            st.advance(ack.seq, seq)
+            return 0
+        return None
+
+    async def _stored_seq(self, subject: str, sseq: int) -> int:
+        """The room seq of the message stored at stream sequence ``sseq`` (0 if unreadable:
+        the consumer will bring it)."""
+        try:
+            msg = await self.js.get_msg(self.stream_of(subject), sseq)
+            event, _ = decode_message(msg.data or b"", subject.rsplit(".", 1)[1])
+        except (APIError, BadClusterData, *UNREACHABLE):
+            return 0
+        return event.seq
 
     async def _conflict(self, subject: str, st: SubjectState, exc: BadRequestError) -> None:
         """Someone else took the seq (or our own earlier try did): learn the subject's last
         message, from the consumer if it comes soon, else by asking the stream."""
         found = WRONG_LAST.search(exc.description or "")
-        if found is None:
-            await asyncio.sleep(0.05)  # 10164-like: a replicated write in progress
-            return
         self.stats.conflicts += 1
-        last = int(found.group(1))
+        # 10164 (a replicated stream) does not say which: at least one more than we know of.
+        last = int(found.group(1)) if found else st.last_sseq + 1
         try:
             async with asyncio.timeout(0.5):
                 while st.last_sseq < last:

@@ -9,34 +9,44 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from roomcast.shared import events
 
-from tests.tools.chatclient import ChatClient
+from tests.tools.chatclient import ChatClient, HelloRefused
 from tests.tools.hubproc import BIN, HubProcess, free_udp_port, running_hub
 from tests.tools.liveproc import clean_env, netcat_client
-from tests.tools.natsproc import NatsNode, nats_nodes
+from tests.tools.natsproc import NatsNode, cluster_hubs, nats_nodes
 from tests.tools.textbook import TextbookClient
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def nats1(tmp_path: Path) -> Iterator[NatsNode]:
-    with nats_nodes(tmp_path, 1) as nodes:
+# One NATS node and three hubs for the whole module (starting them is most of the time these
+# tests take): each test uses its own nicks and rooms.
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cluster")
+
+
+@pytest.fixture(scope="module")
+def nats1(module_tmp: Path) -> Iterator[NatsNode]:
+    with nats_nodes(module_tmp, 1) as nodes:
         yield nodes[0]
 
 
-@pytest.fixture
-def hubs(tmp_path: Path, nats1: NatsNode) -> Iterator[list[HubProcess]]:
-    with ExitStack() as stack:
-        yield [stack.enter_context(running_hub(tmp_path, "--nats", nats1.url)) for _ in range(3)]
+@pytest.fixture(scope="module")
+def hubs(module_tmp: Path, nats1: NatsNode) -> Iterator[list[HubProcess]]:
+    with cluster_hubs(module_tmp, nats1.url, 3, "--stats-interval", "1") as started:
+        yield started
 
 
 def timeline(events_seen: list[events.RoomEvent]) -> list[tuple[int, str, str]]:
@@ -134,17 +144,21 @@ def test_bad_data_on_a_room_subject_is_counted_and_skipped(hubs: list[HubProcess
     alice = ChatClient(hubs[0].address, "alice")
     bob = ChatClient(hubs[1].address, "bob")
     try:
-        alice.join("lobby")
-        bob.join("lobby")
-        asyncio.run(_publish_junk(nats1.url, "roomcast.room.0.lobby"))
-        after = alice.say("lobby", "still here")
+        alice.join("junkyard")
+        bob.join("junkyard")
+        asyncio.run(_publish_junk(nats1.url, "roomcast.room.0.junkyard"))
+        after = alice.say("junkyard", "still here")
         assert isinstance(after, events.Reply) and after.seq > 0, after
-        bob.wait_for(lambda: any(getattr(e, "body", "") == "still here" for e in bob.seen("lobby")), "line")
+        bob.wait_for(
+            lambda: any(getattr(e, "body", "") == "still here" for e in bob.seen("junkyard")), "line"
+        )
     finally:
         alice.close()
         bob.close()
-    hubs[1].stop()
-    assert re.search(r"cluster\.bad-data=[1-9]", hubs[1].log()), hubs[1].log()[-2000:]
+    deadline = time.monotonic() + 20  # the stats line comes every second
+    while not re.search(r"cluster\.bad-data=2\b", hubs[1].log()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert re.search(r"cluster\.bad-data=2\b", hubs[1].log()), hubs[1].log()[-2000:]
 
 
 async def _publish_junk(url: str, subject: str) -> None:
@@ -171,3 +185,166 @@ def test_a_hub_refuses_other_stream_shards_than_the_cluster_was_created_with(
     )  # fmt: skip
     assert result.returncode == 1, result
     assert "--stream-shards 1" in result.stderr, result.stderr
+
+
+# --- nicks, presence and private lines across hubs ----------------------------------------------------
+
+
+def test_a_nick_race_across_hubs_has_one_winner(hubs: list[HubProcess]) -> None:
+    results: list[ChatClient | HelloRefused] = []
+
+    def hello(hub: HubProcess) -> None:
+        try:
+            results.append(ChatClient(hub.address, "racer"))
+        except HelloRefused as refused:
+            results.append(refused)
+
+    threads = [threading.Thread(target=hello, args=(hub,)) for hub in hubs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    winners = [r for r in results if isinstance(r, ChatClient)]
+    losers = [r for r in results if isinstance(r, HelloRefused)]
+    try:
+        assert len(winners) == 1 and len(losers) == 2, results
+        assert all(r.error.code == "nick-taken" for r in losers)
+    finally:
+        for winner in winners:
+            winner.close()
+
+
+def test_a_nick_is_released_on_quit_and_kept_by_a_resumed_session(hubs: list[HubProcess]) -> None:
+    first = ChatClient(hubs[0].address, "dana")
+    assert len(first.welcome.resume) == 16
+    with pytest.raises(HelloRefused):
+        ChatClient(hubs[1].address, "dana")  # held by a live session on hub 0
+    moved = ChatClient(hubs[1].address, "dana", resume=first.welcome.resume)  # the same session, moving
+    assert moved.welcome.nick == "dana"
+    moved.close()
+    first.close(bye=False)
+    again = ChatClient(hubs[2].address, "dana")  # released on quit
+    again.close()
+
+
+def test_who_rooms_and_stats_see_every_hub(hubs: list[HubProcess]) -> None:
+    clients = [ChatClient(hub.address, f"member{n}") for n, hub in enumerate(hubs)]
+    try:
+        for client in clients:
+            client.join("hall")
+        topic = clients[2].request(events.Topic(id=0, room="hall", text="all hands", set=True))
+        assert isinstance(topic, events.Reply)
+        who = clients[0].request(events.Who(id=0, room="hall"))
+        assert isinstance(who, events.Reply) and who.items == ("member0", "member1", "member2"), who
+        rooms = clients[1].request(events.Rooms(id=0))
+        assert isinstance(rooms, events.Reply) and "hall (3) all hands" in rooms.items, rooms
+        shown = clients[0].request(events.Topic(id=0, room="hall"))
+        assert isinstance(shown, events.Reply) and "all hands" in shown.text
+        seen = clients[0].seen("hall")
+        assert any(getattr(e, "what", "") == "joined" and e.nick == "member2" for e in seen)
+        # Client counts of other hubs come with their heartbeats (every second).  Other tests'
+        # text clients may still be on the hubs: at least these three.
+        deadline, cluster = time.monotonic() + 10, ""
+        while (
+            not re.match(r"cluster: 3 hubs, ([3-9]|\d\d) clients, \d+ rooms", cluster)
+            and time.monotonic() < deadline
+        ):
+            stats = clients[0].request(events.Stats(id=0))
+            assert isinstance(stats, events.Reply)
+            cluster = next(item for item in stats.items if item.startswith("cluster:"))
+            time.sleep(0.1)
+        assert re.match(r"cluster: 3 hubs, ([3-9]|\d\d) clients, \d+ rooms", cluster), cluster
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_private_message_reaches_a_nick_on_another_hub(hubs: list[HubProcess]) -> None:
+    alice, bob = ChatClient(hubs[0].address, "alice"), ChatClient(hubs[2].address, "bob")
+    try:
+        bob.wait_for(lambda: True, "nothing")
+        answer = _until_sent(alice, "bob", "psst")
+        assert isinstance(answer, events.Reply) and answer.text == "sent privately to bob", answer
+        bob.wait_for(lambda: [p.body for p in bob.private] == ["psst"], "the private line")
+        assert bob.private[0].nick == "alice"
+        missing = alice.request(events.Msg(id=0, to="nobody", body="hello?"))
+        assert isinstance(missing, events.Error) and missing.code == "no-such-nick"
+    finally:
+        alice.close()
+        bob.close()
+
+
+def _until_sent(client: ChatClient, to: str, body: str) -> events.Reply | events.Error:
+    """Hubs learn of each other's clients by heartbeat (every second): ask until bob is known."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = client.request(events.Msg(id=0, to=to, body=body))
+        if isinstance(answer, events.Reply) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
+# --- a hub lost --------------------------------------------------------------------------------------
+
+SESSION_TIMEOUT = "4"
+
+
+@pytest.fixture
+def two_hubs(tmp_path: Path, nats1: NatsNode) -> Iterator[list[HubProcess]]:
+    with cluster_hubs(tmp_path, nats1.url, 2, "--idle-timeout", SESSION_TIMEOUT) as started:
+        yield started
+
+
+def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
+    two_hubs: list[HubProcess],
+) -> None:
+    doomed, survivor = two_hubs
+    watcher = ChatClient(survivor.address, "watcher")
+    before = _cluster_clients(watcher)
+    carol, erin = ChatClient(doomed.address, "carol"), ChatClient(doomed.address, "erin")
+    try:
+        # Wait until the doomed hub's heartbeat told the others who is on it (and its timeout).
+        watcher.wait_for(lambda: _cluster_clients(watcher) >= before + 2, "the doomed hub's heartbeat")
+        for client in (watcher, carol, erin):
+            client.join("ops")
+        said = erin.request(events.Say(id=0, room="ops", body="before the crash", mid=7))
+        assert isinstance(said, events.Reply) and said.seq > 0
+        watcher.wait_for(
+            lambda: any(getattr(e, "body", "") == "before the crash" for e in watcher.seen("ops")), "line"
+        )
+        doomed.stop(signal.SIGKILL)
+        # erin moves to the survivor, keeps her nick, and resends her line: carried out once.
+        moved = ChatClient(survivor.address, "erin", resume=erin.welcome.resume)
+        try:
+            assert moved.welcome.nick == "erin" and moved.welcome.hub == erin.welcome.hub
+            rejoined = moved.join("ops")
+            assert isinstance(rejoined, events.Reply)
+            again = moved.request(events.Say(id=0, room="ops", body="before the crash", mid=7))
+            assert isinstance(again, events.Reply) and again.seq == said.seq, (again, said)
+            watcher.wait_for(
+                lambda: any(
+                    e.nick == "carol" and getattr(e, "detail", "") == "hub lost" for e in watcher.seen("ops")
+                ),
+                "carol announced as left (hub lost)",
+                timeout=30,
+            )
+            lines = [e for e in watcher.seen("ops") if getattr(e, "body", "") == "before the crash"]
+            assert len(lines) == 1, lines
+            assert not any(e.nick == "erin" and getattr(e, "what", "") == "left" for e in watcher.seen("ops"))
+            who = watcher.request(events.Who(id=0, room="ops"))
+            assert isinstance(who, events.Reply) and who.items == ("erin", "watcher"), who
+            ChatClient(survivor.address, "carol").close()  # carol's nick was released
+        finally:
+            moved.close()
+    finally:
+        for client in (watcher, carol, erin):
+            client.close(bye=False)
+
+
+def _cluster_clients(client: ChatClient) -> int:
+    stats = client.request(events.Stats(id=0))
+    assert isinstance(stats, events.Reply)
+    line = next(item for item in stats.items if item.startswith("cluster:"))
+    found = re.search(r"(\d+) clients", line)
+    assert found, line
+    return int(found.group(1))

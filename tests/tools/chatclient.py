@@ -14,25 +14,37 @@ import attrs
 from roomcast.shared import envelope, events, limits
 
 RESEND = 0.5
+PING = 1.0
+
+
+class HelloRefused(RuntimeError):
+    def __init__(self, error: events.Error) -> None:
+        super().__init__(f"hello refused: {error.code}: {error.text}")
+        self.error = error
 
 
 class ChatClient:
     """Handshake, then a reader thread: answers by request id, room events by (room, seq),
     private messages in arrival order; every delivery acknowledged at once."""
 
-    def __init__(self, hub: tuple[str, int], nick: str, timeout: float = 10.0) -> None:
+    def __init__(self, hub: tuple[str, int], nick: str, timeout: float = 10.0, resume: bytes = b"") -> None:
         self.hub = hub
         self.nick = nick
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.settimeout(0.2)
         self.token = b""
+        self.resume = resume
         self.next_id = 1
         self.answers: dict[int, events.Reply | events.Error] = {}
         self.rooms: dict[str, dict[int, events.RoomEvent]] = {}
         self.history: list[events.RoomEvent] = []
         self.private: list[events.Deliver] = []
         self.errors: list[events.Error] = []
-        self.welcome = self._handshake(timeout)
+        try:
+            self.welcome = self._handshake(timeout)
+        except BaseException:
+            self.sock.close()
+            raise
         self._lock = threading.Condition()
         self._closed = False
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -42,7 +54,9 @@ class ChatClient:
         deadline = time.monotonic() + timeout
         cookie = b""
         while time.monotonic() < deadline:
-            hello = events.Hello(nick=self.nick, cookie=cookie, pad=bytes(limits.HELLO_PAD_TO))
+            hello = events.Hello(
+                nick=self.nick, cookie=cookie, pad=bytes(limits.HELLO_PAD_TO), resume=self.resume
+            )
             self.sock.sendto(envelope.encode(hello), self.hub)
             try:
                 event = envelope.decode(self.sock.recv(65535)).event
@@ -51,14 +65,18 @@ class ChatClient:
             if isinstance(event, events.Challenge):
                 cookie = event.cookie
             elif isinstance(event, events.Welcome):
-                self.token = event.token
+                self.token, self.resume = event.token, event.resume
                 return event
             elif isinstance(event, events.Error):
-                raise RuntimeError(f"hello refused: {event.code}: {event.text}")
+                raise HelloRefused(event)
         raise TimeoutError(f"{self.nick}: no welcome from {self.hub}")
 
     def _read(self) -> None:
+        next_ping = time.monotonic() + PING
         while not self._closed:
+            if time.monotonic() >= next_ping:  # keeps the session alive under short --idle-timeout
+                self._send(events.Ping())
+                next_ping = time.monotonic() + PING
             try:
                 data = self.sock.recv(65535)
             except TimeoutError:

@@ -23,6 +23,8 @@ from typing import Any
 
 import attrs
 
+from tests.tools.hubproc import HubProcess, free_udp_port, wait_until_answering
+
 LOOPBACK = "127.0.0.1"
 BIN = Path(sys.executable).parent
 NATS_SERVER = BIN / "nats-server"
@@ -166,3 +168,34 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"not within {timeout} s: {what}")
         time.sleep(0.05)
+
+
+@contextmanager
+def cluster_hubs(tmp_path: Path, nats_url: str, count: int, *args: str) -> Iterator[list[HubProcess]]:
+    """``count`` hubs in cluster mode on ``nats_url``, started together (start-up is mostly
+    Python's imports), each stopped with SIGTERM, else killed, at the end."""
+    hubs: list[HubProcess] = []
+    env = _clean_env()
+    env["PYTHONUNBUFFERED"] = "1"
+    try:
+        for _ in range(count):
+            port = free_udp_port()
+            log_path = tmp_path / f"hub-{port}.log"
+            argv = [str(BIN / "roomcast-hub"), "--host", LOOPBACK, "--port", str(port), "--log-level", "DEBUG",
+                    "--nats", nats_url, *args]  # fmt: skip
+            with log_path.open("wb") as log_file:
+                proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+            hubs.append(HubProcess(proc, LOOPBACK, port, log_path))
+        for hub in hubs:
+            wait_until_answering(hub.host, hub.port, timeout=30)
+        yield hubs
+    finally:
+        for hub in hubs:
+            if hub.proc.poll() is None:
+                hub.proc.send_signal(signal.SIGTERM)
+        for hub in hubs:
+            try:
+                hub.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                hub.proc.kill()
+                hub.proc.wait()
