@@ -198,6 +198,7 @@ class HubCore:
             "amplification": round(
                 self.counters["unvalidated_bytes_out"] / max(1, self.counters["unvalidated_bytes_in"]), 3
             ),
+            **self.engine.gauges(),
         }
 
     # --- sending ---------------------------------------------------------------------------------

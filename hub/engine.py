@@ -18,7 +18,7 @@ Both are sans-I/O: plain data in, plain data out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 from roomcast.hub.rooms import Address, Client, Room, RoomEvent
@@ -71,6 +71,14 @@ class Engine(Protocol):
 
     def totals(self, hub: HubCore, now: float) -> list[str]:
         """Lines for /stats about the whole cluster (none standalone)."""
+        ...
+
+    def gauges(self) -> dict[str, int | float]:
+        """The engine's own figures for the stats line (``cluster.*``)."""
+        ...
+
+    def report(self, hub: HubCore, now: float) -> dict[str, Any] | None:
+        """The /varz ``cluster`` section (None standalone)."""
         ...
 
     def direct_elsewhere(self, hub: HubCore, nick: str, sender: str, body: str, now: float) -> str | None:
@@ -136,6 +144,12 @@ class MemoryEngine:
 
     def totals(self, hub: HubCore, now: float) -> list[str]:
         return []
+
+    def gauges(self) -> dict[str, int | float]:
+        return {}
+
+    def report(self, hub: HubCore, now: float) -> dict[str, Any] | None:
+        return None
 
     def direct_elsewhere(self, hub: HubCore, nick: str, sender: str, body: str, now: float) -> str | None:
         return None

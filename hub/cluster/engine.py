@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from roomcast.hub.cluster import messages as m
@@ -65,6 +65,8 @@ class ClusterEngine:
     claims: dict[str, Claim] = attrs.Factory(dict)
     asks: dict[str, Deferred] = attrs.Factory(dict)
     next_beat: float = 0.0
+    #: The time of the last timer run (gauges have no clock of their own).
+    now: float = 0.0
     _out: list[m.Output] = attrs.Factory(list)
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
 
@@ -142,8 +144,9 @@ class ClusterEngine:
             elif isinstance(item, m.Figures):
                 self.figures = item
             else:
+                if self.available and not item.available:
+                    hub.counters.inc("cluster.outages")
                 self.available, self.reason, self.server = item.available, item.reason, item.server
-                hub.counters.inc("cluster.available" if item.available else "cluster.unavailable")
 
     @staticmethod
     def _settle(deferred: Deferred | None, result: int | events.Error) -> None:
@@ -214,6 +217,29 @@ class ClusterEngine:
         return [f"cluster: {len(alive)} hub{'s' if len(alive) != 1 else ''}, {clients} clients, "
                 f"{len(self.room_list(hub))} rooms (NATS {self.server or 'not connected'})"]  # fmt: skip
 
+    def gauges(self) -> dict[str, int | float]:
+        f = self.figures
+        return {
+            "cluster.available": int(self.available), "cluster.hubs": len(self.peers.alive(self.now)),
+            "cluster.published": f.published, "cluster.conflicts": f.conflicts, "cluster.retries": f.retries,
+            "cluster.consumer_lag": f.consumer_lag, "cluster.publish_p50_ms": f.publish_p50_ms,
+            "cluster.publish_p99_ms": f.publish_p99_ms, "cluster.pending": len(self.pending),
+        }  # fmt: skip
+
+    def report(self, hub: HubCore, now: float) -> dict[str, Any] | None:
+        f = self.figures
+        alive = self.peers.alive(now)
+        return {
+            "hub": self.hub_name, "nats_server": self.server, "available": self.available,
+            "unavailable_reason": "" if self.available else self.reason,
+            "publish_latency_ms": {"p50": f.publish_p50_ms, "p99": f.publish_p99_ms},
+            "published": f.published, "conflicts": f.conflicts, "retries": f.retries,
+            "consumer_lag": f.consumer_lag, "pending_proposals": len(self.pending),
+            "hubs_alive": sorted(alive),
+            "clients_total": len(hub.registry.clients) + self.peers.clients(),
+            "rooms_total": len(self.room_list(hub)),
+        }  # fmt: skip
+
     # --- private lines -----------------------------------------------------------------------------
 
     def direct_elsewhere(self, hub: HubCore, nick: str, sender: str, body: str, now: float) -> str | None:
@@ -241,6 +267,7 @@ class ClusterEngine:
         return self.next_beat
 
     def on_timer(self, hub: HubCore, now: float) -> None:
+        self.now = now
         if now < self.next_beat:
             return
         self.next_beat = now + limits.HUB_HEARTBEAT
