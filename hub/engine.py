@@ -69,6 +69,11 @@ class Engine(Protocol):
         """``client`` left the hub."""
         ...
 
+    def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
+        """Cluster mode: claim ``nick`` for ``client`` first and rename it then (True; the
+        answer waits through ``hub.proposed``); standalone: False, rename now."""
+        ...
+
     def totals(self, hub: HubCore, now: float) -> list[str]:
         """Lines for /stats about the whole cluster (none standalone)."""
         ...
@@ -141,6 +146,9 @@ class MemoryEngine:
 
     def gone(self, hub: HubCore, client: Client) -> None:
         return None
+
+    def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
+        return False
 
     def totals(self, hub: HubCore, now: float) -> list[str]:
         return []

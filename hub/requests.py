@@ -93,12 +93,22 @@ def _part(hub: HubCore, client: Client, request: events.Part, now: float) -> Ans
 
 
 def _nick(hub: HubCore, client: Client, request: events.Nick, now: float) -> Answer:
-    old = hub.registry.rename(client, request.nick)
+    other = hub.registry.nicks.get(fold(request.nick))
+    if other is not None and other is not client:
+        raise Refused("nick-taken", f"nick {request.nick} is taken")
+    if hub.engine.claim_rename(hub, client, request.nick, now):
+        return reply(request, f"you are now {request.nick}")  # once the cluster agrees
+    rename(hub, client, request.nick, now)
+    return reply(request, f"you are now {client.nick}")
+
+
+def rename(hub: HubCore, client: Client, nick: str, now: float) -> None:
+    """Give ``client`` its new nick and tell its rooms."""
+    old = hub.registry.rename(client, nick)
     for key in client.rooms:
         room = hub.registry.rooms[key]
         # The renamer gets its own notice too: it has no other way to learn these seqs.
-        hub.publish(room, _presence(hub, room.name, old, "renamed", request.nick, now), None, now)
-    return reply(request, f"you are now {client.nick}")
+        hub.publish(room, _presence(hub, room.name, old, "renamed", nick, now), None, now)
 
 
 def _member_room(hub: HubCore, client: Client, name: str) -> Any:

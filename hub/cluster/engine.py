@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from roomcast.hub import requests
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster.peers import Peers
 from roomcast.hub.engine import Deferred, Make, kept_history, local_members
@@ -40,11 +41,13 @@ class Pending:
 
 @attrs.define(eq=False)
 class Claim:
-    """A hello waiting for its nick claim."""
+    """A hello (or, with ``client``, a rename) waiting for its nick claim."""
 
     address: Address
     nick: str
     secret: bytes
+    client: Client | None = None
+    deferred: Deferred | None = None
 
 
 def resume_hash(secret: bytes) -> bytes:
@@ -178,7 +181,7 @@ class ClusterEngine:
     # --- sessions and nicks ------------------------------------------------------------------------
 
     def hello(self, hub: HubCore, address: Address, hello: events.Hello, now: float) -> bool:
-        if any(claim.address == address for claim in self.claims.values()):
+        if any(claim.address == address and claim.client is None for claim in self.claims.values()):
             return True  # a resent hello: its claim is on its way
         if fold(hello.nick) in hub.registry.nicks:
             hub.refuse(address, "nick-taken", f"nick {hello.nick} is taken; choose another with --nick")
@@ -190,9 +193,42 @@ class ClusterEngine:
         self._out.append(m.ClaimNick(ref, hello.nick, resume_hash(secret), alive, self.peers.sure(now)))
         return True
 
+    def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
+        secret = client.link.resume if client.link is not None else b""
+        ref = f"claim.{next(self._ids)}"
+        deferred = Deferred()
+        self.claims[ref] = Claim(client.address, nick, secret, client, deferred)
+        alive = self.peers.alive(now)
+        resume = resume_hash(secret) if secret else resume_hash(hub.random_bytes(16))
+        self._out.append(m.ClaimNick(ref, nick, resume, alive, self.peers.sure(now)))
+        hub.proposed = deferred
+        return True
+
+    def _renamed(self, hub: HubCore, claim: Claim, result: m.NickResult, now: float) -> None:
+        client, deferred = claim.client, claim.deferred
+        assert client is not None and deferred is not None
+        if hub.registry.clients.get(client.address) is not client:
+            if result.ok:
+                self._out.append(m.ReleaseNick(claim.nick, self.hub_name))
+            return
+        other = hub.registry.nicks.get(fold(claim.nick))
+        if not result.ok or (other is not None and other is not client):
+            deferred.settle(
+                events.Error(code="nick-taken", text=result.text or f"nick {claim.nick} is taken")
+            )
+            return
+        old = client.nick
+        requests.rename(hub, client, claim.nick, now)
+        if fold(old) != fold(claim.nick):
+            self._out.append(m.ReleaseNick(old, self.hub_name))
+        deferred.settle(0)
+
     def _claimed(self, hub: HubCore, result: m.NickResult, now: float) -> None:
         claim = self.claims.pop(result.ref, None)
         if claim is None:
+            return
+        if claim.client is not None:
+            self._renamed(hub, claim, result, now)
             return
         if not result.ok:
             hub.refuse(claim.address, "nick-taken", result.text)

@@ -348,3 +348,21 @@ def _cluster_clients(client: ChatClient) -> int:
     found = re.search(r"(\d+) clients", line)
     assert found, line
     return int(found.group(1))
+
+
+def test_a_rename_claims_the_new_nick_across_hubs(hubs: list[HubProcess]) -> None:
+    gina, hank = ChatClient(hubs[0].address, "gina"), ChatClient(hubs[1].address, "hank")
+    try:
+        gina.join("names")
+        taken = gina.request(events.Nick(id=0, nick="HANK"))
+        assert isinstance(taken, events.Error) and taken.code == "nick-taken", taken
+        renamed = gina.request(events.Nick(id=0, nick="ginny"))
+        assert isinstance(renamed, events.Reply) and renamed.text == "you are now ginny", renamed
+        with pytest.raises(HelloRefused):
+            ChatClient(hubs[2].address, "ginny")
+        ChatClient(hubs[2].address, "gina").close()  # the old nick was released
+        who = hank.request(events.Who(id=0, room="names"))
+        assert isinstance(who, events.Reply) and who.items == ("ginny",), who
+    finally:
+        gina.close()
+        hank.close()
