@@ -5,6 +5,7 @@ The real thing, with nats-server, is in tests/e2e/test_cluster*.py."""
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 
 import attrs
@@ -167,10 +168,8 @@ def test_who_and_rooms_count_members_on_every_hub() -> None:
 
 @given(st.binary(max_size=300))
 def test_junk_on_a_room_subject_is_refused_never_raised(data: bytes) -> None:
-    try:
+    with contextlib.suppress(wire.BadClusterData):
         wire.decode_message(data, "lobby")
-    except wire.BadClusterData:
-        pass
 
 
 def test_a_room_event_survives_the_wire_and_a_wrong_subject_is_refused() -> None:
