@@ -64,7 +64,7 @@ class NatsSide:
         self.replicas = self.options.replicas or (3 if servers >= 3 else 1)
         for shard in range(self.options.shards):
             info = await self._ensure_stream(shard)
-            self._catch_up[shard] = info.state.last_seq
+            self._catch_up[shard] = info.state.last_seq if info.state.messages else 0
             if shard == 0:
                 created = str(info.created or info.config.description)
                 self.epoch = hashlib.sha256(f"{self.options.cluster}:{created}".encode()).digest()[:8]

@@ -33,7 +33,8 @@ def healthz(port: int) -> tuple[int, dict[str, str]]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
+        with error:
+            return error.code, json.load(error)
 
 
 def varz(port: int) -> dict[str, object]:
