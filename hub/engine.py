@@ -98,8 +98,12 @@ class Deferred:
     request made no room event) or the Error to answer instead."""
 
     on_done: Callable[[int | events.Error], None] | None = None
+    #: Called with the committed seq before the answer (e.g. the history a join asked for).
+    first: Callable[[int], object] | None = None
 
     def settle(self, result: int | events.Error) -> None:
+        if self.first is not None and isinstance(result, int) and result:
+            self.first(result)
         if self.on_done is not None:
             self.on_done(result)
 

@@ -74,11 +74,15 @@ def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Ans
             f"or wait {client.room_bucket.wait_time():.0f} s",
         )
     room, new = hub.registry.join(client, request.room)
-    if request.history:
-        _replay(hub, client, room.name, events.History(id=0, room=room.name, count=request.history))
+    ask = events.History(id=0, room=room.name, count=request.history)
+    if request.history and (not new or hub.standalone):
+        _replay(hub, client, room.name, ask)
     seq = room.seq
     if new:
         seq = hub.publish(room, _presence(hub, room.name, client.nick, "joined", "", now), client, now)
+    if request.history and new and hub.proposed is not None:
+        # Cluster mode: what came before the join is known once the join is committed.
+        hub.proposed.first = lambda s: _replay(hub, client, room.name, attrs.evolve(ask, until=s - 1))
     count = len(hub.engine.members(hub, room))
     text = f"joined {room.name} ({count} member{'s' if count != 1 else ''})"
     if room.topic:

@@ -10,17 +10,16 @@ nick.  Heartbeats tell each hub who is on the others (``hub.cluster.peers``): /w
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from roomcast.hub import requests
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster.peers import Peers
+from roomcast.hub.cluster.sessions import Sessions, resume_hash
 from roomcast.hub.engine import Deferred, Make, kept_history, local_members
-from roomcast.hub.rooms import Address, Client, Link, Room, RoomEvent
+from roomcast.hub.rooms import Address, Client, Room, RoomEvent
 from roomcast.shared import events, limits
 from roomcast.shared.names import fold
 
@@ -39,21 +38,6 @@ class Pending:
     deferred: Deferred
 
 
-@attrs.define(eq=False)
-class Claim:
-    """A hello (or, with ``client``, a rename) waiting for its nick claim."""
-
-    address: Address
-    nick: str
-    secret: bytes
-    client: Client | None = None
-    deferred: Deferred | None = None
-
-
-def resume_hash(secret: bytes) -> bytes:
-    return hashlib.sha256(b"roomcast-resume:" + secret).digest()[:16]
-
-
 @attrs.define
 class ClusterEngine:
     """Proposals, claims, heartbeats and private lines out; commits and answers in."""
@@ -65,16 +49,20 @@ class ClusterEngine:
     server: str = ""
     figures: m.Figures = attrs.Factory(m.Figures)
     pending: dict[str, Pending] = attrs.Factory(dict)
-    claims: dict[str, Claim] = attrs.Factory(dict)
     asks: dict[str, Deferred] = attrs.Factory(dict)
     next_beat: float = 0.0
     #: The time of the last timer run (gauges have no clock of their own).
     now: float = 0.0
     _out: list[m.Output] = attrs.Factory(list)
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
+    sessions: Sessions = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.sessions = Sessions(self.hub_name, self.peers, self._out, self._ids)
 
     def outputs(self) -> list[m.Output]:
-        out, self._out = self._out, []
+        out = list(self._out)
+        self._out.clear()  # in place: the sessions append to the same list
         return out
 
     # --- rooms -----------------------------------------------------------------------------------
@@ -123,7 +111,7 @@ class ClusterEngine:
             elif isinstance(item, m.Seen):
                 self.peers.seen(item.snapshot, now)
             elif isinstance(item, m.NickResult):
-                self._claimed(hub, item, now)
+                self.sessions.claimed(hub, item, now)
             elif isinstance(item, m.PrivateIn):
                 self._private_in(hub, item, now)
             elif isinstance(item, m.PrivateDone):
@@ -178,70 +166,13 @@ class ClusterEngine:
         if pending is not None:
             pending.deferred.settle(event.seq)
 
-    # --- sessions and nicks ------------------------------------------------------------------------
+    # --- sessions and nicks (hub.cluster.sessions) ---------------------------------------------------
 
     def hello(self, hub: HubCore, address: Address, hello: events.Hello, now: float) -> bool:
-        if any(claim.address == address and claim.client is None for claim in self.claims.values()):
-            return True  # a resent hello: its claim is on its way
-        if fold(hello.nick) in hub.registry.nicks:
-            hub.refuse(address, "nick-taken", f"nick {hello.nick} is taken; choose another with --nick")
-            return True
-        secret = hello.resume if len(hello.resume) == 16 else hub.random_bytes(16)
-        ref = f"claim.{next(self._ids)}"
-        self.claims[ref] = Claim(address, hello.nick, secret)
-        alive = self.peers.alive(now)
-        self._out.append(m.ClaimNick(ref, hello.nick, resume_hash(secret), alive, self.peers.sure(now)))
-        return True
+        return self.sessions.hello(hub, address, hello, now)
 
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
-        secret = client.link.resume if client.link is not None else b""
-        ref = f"claim.{next(self._ids)}"
-        deferred = Deferred()
-        self.claims[ref] = Claim(client.address, nick, secret, client, deferred)
-        alive = self.peers.alive(now)
-        resume = resume_hash(secret) if secret else resume_hash(hub.random_bytes(16))
-        self._out.append(m.ClaimNick(ref, nick, resume, alive, self.peers.sure(now)))
-        hub.proposed = deferred
-        return True
-
-    def _renamed(self, hub: HubCore, claim: Claim, result: m.NickResult, now: float) -> None:
-        client, deferred = claim.client, claim.deferred
-        assert client is not None and deferred is not None
-        if hub.registry.clients.get(client.address) is not client:
-            if result.ok:
-                self._out.append(m.ReleaseNick(claim.nick, self.hub_name))
-            return
-        other = hub.registry.nicks.get(fold(claim.nick))
-        if not result.ok or (other is not None and other is not client):
-            deferred.settle(
-                events.Error(code="nick-taken", text=result.text or f"nick {claim.nick} is taken")
-            )
-            return
-        old = client.nick
-        requests.rename(hub, client, claim.nick, now)
-        if fold(old) != fold(claim.nick):
-            self._out.append(m.ReleaseNick(old, self.hub_name))
-        deferred.settle(0)
-
-    def _claimed(self, hub: HubCore, result: m.NickResult, now: float) -> None:
-        claim = self.claims.pop(result.ref, None)
-        if claim is None:
-            return
-        if claim.client is not None:
-            self._renamed(hub, claim, result, now)
-            return
-        if not result.ok:
-            hub.refuse(claim.address, "nick-taken", result.text)
-            return
-        existing = hub.registry.clients.get(claim.address)
-        if existing is not None:
-            hub.leave(existing, "reconnected", now)
-        link = Link(token=hub.random_bytes(limits.TOKEN_BYTES), resume=claim.secret)
-        client = hub.new_client(claim.address, claim.nick, now, link=link)
-        if client is None:
-            self._out.append(m.ReleaseNick(claim.nick, self.hub_name))
-            return
-        hub.welcome(client)
+        return self.sessions.claim_rename(hub, client, nick, now)
 
     def gone(self, hub: HubCore, client: Client) -> None:
         if client.link is not None:

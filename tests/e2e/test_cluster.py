@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -234,9 +234,10 @@ def test_who_rooms_and_stats_see_every_hub(hubs: list[HubProcess]) -> None:
             client.join("hall")
         topic = clients[2].request(events.Topic(id=0, room="hall", text="all hands", set=True))
         assert isinstance(topic, events.Reply)
-        who = clients[0].request(events.Who(id=0, room="hall"))
+        # Each hub learns of the others' events a moment after their own members are answered.
+        who = eventually(clients[0], events.Who(id=0, room="hall"), lambda r: len(r.items) == 3)
         assert isinstance(who, events.Reply) and who.items == ("member0", "member1", "member2"), who
-        rooms = clients[1].request(events.Rooms(id=0))
+        rooms = eventually(clients[1], events.Rooms(id=0), lambda r: "hall (3) all hands" in r.items)
         assert isinstance(rooms, events.Reply) and "hall (3) all hands" in rooms.items, rooms
         shown = clients[0].request(events.Topic(id=0, room="hall"))
         assert isinstance(shown, events.Reply) and "all hands" in shown.text
@@ -366,3 +367,15 @@ def test_a_rename_claims_the_new_nick_across_hubs(hubs: list[HubProcess]) -> Non
     finally:
         gina.close()
         hank.close()
+
+
+def eventually(
+    client: ChatClient, request: events.Request, done: Callable[[events.Reply], bool], timeout: float = 10.0
+) -> events.Reply | events.Error:
+    """Ask until the answer satisfies ``done`` (or the time is up): return the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.request(request)
+        if (isinstance(answer, events.Reply) and done(answer)) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
