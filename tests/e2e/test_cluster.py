@@ -314,6 +314,8 @@ def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
             lambda: any(getattr(e, "body", "") == "before the crash" for e in watcher.seen("ops")), "line"
         )
         doomed.stop(signal.SIGKILL)
+        missed = watcher.say("ops", "while erin moves")
+        assert isinstance(missed, events.Reply)
         # erin moves to the survivor, keeps her nick, and resends her line: carried out once.
         moved = ChatClient(survivor.address, "erin", resume=erin.welcome.resume)
         try:
@@ -322,6 +324,10 @@ def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
             assert isinstance(rejoined, events.Reply)
             again = moved.request(events.Say(id=0, room="ops", body="before the crash", mid=7))
             assert isinstance(again, events.Reply) and again.seq == said.seq, (again, said)
+            # She catches up from her last seq through the survivor: what she missed, once.
+            caught = moved.request(events.History(id=0, room="ops", since=said.seq, until=rejoined.seq - 1))
+            assert isinstance(caught, events.Reply), caught
+            assert [e.body for e in moved.history if isinstance(e, events.Deliver)] == ["while erin moves"]
             watcher.wait_for(
                 lambda: any(
                     e.nick == "carol" and getattr(e, "detail", "") == "hub lost" for e in watcher.seen("ops")
