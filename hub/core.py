@@ -370,11 +370,12 @@ class HubCore:
     def leave(self, client: Client, reason: str, now: float) -> None:
         """Remove ``client`` from the hub and tell its rooms why it left."""
         rooms = self.registry.remove(client)
-        self.engine.gone(self, client)
+        moved = self.engine.gone(self, client, now)
         host = str(client.address[0])
         if host not in self.registry.per_host:
             self._address_buckets.pop(host, None)  # kept only while the address has clients
-        self._tell_rooms_left(rooms, client, reason, now)
+        if not moved:  # cluster mode: a session that moved to another hub has not left its rooms
+            self._tell_rooms_left(rooms, client, reason, now)
         client.wake = float("inf")
         self.counters.inc(f"departures.{reason.replace(' ', '-')}")
         log.info("%s left the hub (%s)", client.nick, reason)

@@ -65,8 +65,8 @@ class Engine(Protocol):
         """Open the session (True), or leave it to the core (False)."""
         ...
 
-    def gone(self, hub: HubCore, client: Client) -> None:
-        """``client`` left the hub."""
+    def gone(self, hub: HubCore, client: Client, now: float) -> bool:
+        """``client`` left this hub; True when its session lives on through another hub."""
         ...
 
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
@@ -148,8 +148,8 @@ class MemoryEngine:
     def hello(self, hub: HubCore, address: Address, hello: events.Hello, now: float) -> bool:
         return False
 
-    def gone(self, hub: HubCore, client: Client) -> None:
-        return None
+    def gone(self, hub: HubCore, client: Client, now: float) -> bool:
+        return False
 
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
         return False

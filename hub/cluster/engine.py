@@ -174,9 +174,12 @@ class ClusterEngine:
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
         return self.sessions.claim_rename(hub, client, nick, now)
 
-    def gone(self, hub: HubCore, client: Client) -> None:
+    def gone(self, hub: HubCore, client: Client, now: float) -> bool:
+        if self.peers.hub_of(client.nick, now) is not None:
+            return True  # it moved (resumed on another hub, which holds its nick now)
         if client.link is not None:
             self._out.append(m.ReleaseNick(client.nick, self.hub_name))
+        return False
 
     def totals(self, hub: HubCore, now: float) -> list[str]:
         alive = self.peers.alive(now)

@@ -188,3 +188,16 @@ def test_rooms_map_to_shards_by_a_stable_hash_of_the_folded_name() -> None:
     assert names.subject("Lobby") == f"rc.room.{wire.shard_of('lobby', 4)}.lobby"
     assert {wire.shard_of(f"room{n}", 4) for n in range(50)} == {0, 1, 2, 3}
     assert wire.Names.shards_in(names.description()) == 4
+
+
+def test_a_session_that_moved_to_another_hub_leaves_this_one_silently() -> None:
+    one = cluster_hub("a", 1)
+    cluster = Sequencer([one])
+    watcher = joined(one, 5000, "watcher", cluster, "ops")
+    erin = joined(one, 5001, "erin", cluster, "ops")
+    watcher.received()
+    deliver(one, [m.Seen(m.Snapshot("b", (("ops", ("erin",)),), ("erin",), 1))])  # she resumed on b
+    erin.send(events.Bye())
+    outputs = cluster.run()
+    assert not of(events.Presence, watcher.received()), "no 'left' while she is in the room through b"
+    assert not [o for o in outputs if isinstance(o, m.ReleaseNick)], "b holds her nick now"
