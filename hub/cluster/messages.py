@@ -136,6 +136,8 @@ class NickResult:
     ref: str
     ok: bool
     text: str = ""
+    #: Why not: "nick-taken", or "unavailable" when the bucket could not be asked.
+    code: str = "nick-taken"
 
 
 @attrs.frozen

@@ -63,7 +63,12 @@ class NickBook:
                 log.warning("nicks bucket: %r", exc)
                 if isinstance(item, m.ClaimNick):
                     self.emit(
-                        m.NickResult(item.ref, False, "the cluster cannot check nicks now; try again shortly")
+                        m.NickResult(
+                            item.ref,
+                            False,
+                            "the cluster cannot check nicks now; try again shortly",
+                            code="unavailable",
+                        )
                     )
 
     async def _claim(self, claim: m.ClaimNick) -> tuple[bool, str]:

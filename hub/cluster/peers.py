@@ -64,11 +64,12 @@ class Peers:
         if event.what == "joined":
             members[fold(nick)] = nick
             view.nicks[fold(nick)] = nick
-        elif event.what == "left":
-            members.pop(fold(nick), None)
-        elif event.what == "renamed" and fold(nick) in members:
-            del members[fold(nick)]
-            members[fold(event.detail)] = event.detail
+        elif event.what in ("left", "renamed"):
+            # One nick is in a room once: whoever announced it (e.g. "hub lost" by another hub).
+            for other in self.views.values():
+                inside = other.rooms.get(key, {})
+                if inside.pop(fold(nick), None) is not None and event.what == "renamed":
+                    inside[fold(event.detail)] = event.detail
 
     def alive(self, now: float) -> frozenset[str]:
         return frozenset(

@@ -81,9 +81,7 @@ class Sessions:
             return
         other = hub.registry.nicks.get(fold(claim.nick))
         if not result.ok or (other is not None and other is not client):
-            deferred.settle(
-                events.Error(code="nick-taken", text=result.text or f"nick {claim.nick} is taken")
-            )
+            deferred.settle(events.Error(code=result.code, text=result.text or f"nick {claim.nick} is taken"))
             return
         old = client.nick
         requests.rename(hub, client, claim.nick, now)
@@ -99,7 +97,7 @@ class Sessions:
             self._renamed(hub, claim, result, now)
             return
         if not result.ok:
-            hub.refuse(claim.address, "nick-taken", result.text)
+            hub.refuse(claim.address, result.code, result.text)  # "unavailable": the hello goes again
             return
         existing = hub.registry.clients.get(claim.address)
         if existing is not None:
