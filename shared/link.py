@@ -21,7 +21,7 @@ from roomcast.shared.inbox import Inbox, Shown
 from roomcast.shared.reliable import SendWindow
 
 #: Refusals that mean "not now": the request (or hello) is sent again after a pause.
-TRANSIENT = frozenset({"slow-down", "shutting-down"})
+TRANSIENT = frozenset({"slow-down", "shutting-down", "unavailable"})
 #: Refusals of a hello that no retry can fix.
 FATAL_AT_HELLO = frozenset({"nick-taken", "hub-full", "too-many-clients"})
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from roomcast.shared import events
 
+from tests.tools import screen
 from tests.tools.chatclient import ChatClient, HelloRefused
 from tests.tools.hubproc import BIN, HubProcess, free_udp_port, running_hub
-from tests.tools.liveproc import clean_env, netcat_client
+from tests.tools.liveproc import clean_env, netcat_client, roomcast_client
 from tests.tools.natsproc import NatsNode, cluster_hubs, nats_nodes
 from tests.tools.textbook import TextbookClient
 
@@ -385,3 +386,18 @@ def eventually(
         if (isinstance(answer, events.Reply) and done(answer)) or time.monotonic() > deadline:
             return answer
         time.sleep(0.1)
+
+
+def test_roomcast_clients_on_two_hubs_chat_and_see_each_other(hubs: list[HubProcess]) -> None:
+    with (
+        roomcast_client(hubs[0].hub_arg, "ivy", "porch") as ivy,
+        roomcast_client(hubs[1].hub_arg, "jon", "porch") as jon,
+    ):
+        ivy.wait_for(screen.presence("porch", "jon", "joined"), "err", timeout=20)
+        ivy.send("hi jon, from hub one")
+        jon.wait_for(screen.said("porch", "ivy", "hi jon, from hub one"), timeout=20)
+        jon.send("/msg ivy a secret across hubs")
+        ivy.wait_for(screen.private("jon", "a secret across hubs"), timeout=20)
+        jon.send("hello ivy")
+        ivy.wait_for(screen.said("porch", "jon", "hello ivy"), timeout=20)
+        jon.wait_for(screen.said("porch", "jon", "hello ivy"), timeout=20)  # confirmed by the cluster
