@@ -119,8 +119,8 @@ def render(results: dict[str, dict[str, Any]], standalone_cpu_us: float | None) 
         f"| paced {PACED_RATE:,} lines/s, room of 10 split 5/5 | loss {100 * paced['loss']:.2f}%, "
         f"p50 {paced['p50_us']:.0f} µs, p99 {paced['p99_us']:.0f} µs (goal: no loss, p99 ≤ 5 ms) |",
         f"| saturated, one room, sender on hub A, 10 receivers on hub B | {sat['messages_per_s']:,.0f} "
-        f"lines/s, {sat['deliveries_per_s']:,.0f} deliveries/s (one sender: compare-and-set, one publish "
-        "in flight per room per hub) |",
+        f"lines/s, {sat['deliveries_per_s']:,.0f} deliveries/s (one publish in flight per room per hub, "
+        "what queued meanwhile batched under one compare-and-set) |",
         f"| hub B CPU per delivery of a line that came through NATS | {sat['cpu_us_per_delivery_b']:.1f} µs "
         f"({ratio:.2f}× standalone; goal ≤ 1.5×) |",
         "",

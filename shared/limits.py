@@ -192,3 +192,6 @@ CLUSTER_BATCH: Final = 256
 #: timeout unless they come back through another hub).
 HUB_HEARTBEAT: Final = 1.0
 HUB_DEAD_AFTER: Final = 3.5
+#: Client line numbers (``Say.mid``) remembered per hub, so a line resent through another hub
+#: after a failover is carried out once (a few minutes of a busy cluster).
+CLUSTER_MIDS_KEPT: Final = 100_000

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -51,6 +52,9 @@ class ClusterEngine:
     pending: dict[str, Pending] = attrs.Factory(dict)
     asks: dict[str, Deferred] = attrs.Factory(dict)
     next_beat: float = 0.0
+    #: Room seqs of recent lines that carried a client's ``mid`` (by proposal id): a line
+    #: resent through another hub after a failover is answered from here, not published again.
+    mids: OrderedDict[str, int] = attrs.Factory(OrderedDict)
     #: The time of the last timer run (gauges have no clock of their own).
     now: float = 0.0
     _out: list[m.Output] = attrs.Factory(list)
@@ -74,6 +78,10 @@ class ClusterEngine:
         if isinstance(event, events.Deliver) and link is not None and link.resume and hub.request_mid:
             # The client numbers its lines across hubs: a line resent after a failover is stored once.
             msg_id = f"c.{resume_hash(link.resume).hex()}.{hub.request_mid}"
+            stored = self.mids.get(msg_id)
+            if stored is not None:  # resent through this hub after a failover: carried out once
+                hub.counters.inc("cluster.duplicates")
+                return stored
         self.propose(m.Proposal(room.name, event, msg_id), origin)
         hub.proposed = self.pending[msg_id].deferred
         return 0
@@ -162,6 +170,10 @@ class ClusterEngine:
                 room.topic, room.topic_by, room.topic_ts = event.detail, event.nick, event.ts
             self.peers.presence(item.hub, event, now)
         hub.counters.inc("cluster.committed")
+        if item.msg_id.startswith("c."):
+            self.mids[item.msg_id] = event.seq
+            if len(self.mids) > limits.CLUSTER_MIDS_KEPT:
+                self.mids.popitem(last=False)
         hub.commit(room, event, origin, now)
         if pending is not None:
             pending.deferred.settle(event.seq)

@@ -123,13 +123,14 @@ class NatsSide:
         msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
         assert self.writer is not None
         try:
-            event, hub = decode_message(msg.data, subject.rsplit(".", 1)[-1])
+            batch, hub = decode_message(msg.data, subject.rsplit(".", 1)[-1])
         except BadClusterData as exc:
-            self.writer.consumed(subject, sseq, None, msg_id)
+            self.writer.consumed(subject, sseq, None, [msg_id])
             self.emit(m.BadData(f"{subject} #{sseq}: {exc}"))
         else:
-            self.writer.consumed(subject, sseq, event.seq, msg_id)
-            self.emit(m.Committed(event, msg_id, hub))
+            self.writer.consumed(subject, sseq, batch[-1][0].seq, [i for _, i in batch])
+            for event, event_id in batch:
+                self.emit(m.Committed(event, event_id, hub))
         shard = int(subject.split(".")[-2]) if subject.count(".") >= 3 else 0
         if shard in self._catch_up and sseq >= self._catch_up[shard]:
             del self._catch_up[shard]

@@ -3,14 +3,16 @@
 - Rooms map to one of ``shards`` streams ``<cluster>_rooms_<i>`` by a stable hash (CRC-32) of
   the folded room name; stream ``i`` holds the subjects ``<cluster>.room.<i>.*``, one per room:
   ``<cluster>.room.<i>.<token>`` with ``token = shared.names.subject_token(folded name)``.
-- A message body is a msgpack map: ``hub`` (the publishing hub's name) and ``ev`` (the room
-  event as a Roomcast envelope, ``shared.envelope``, with its room seq).  Headers:
-  ``Nats-Msg-Id`` (dedupe) and ``Nats-Expected-Last-Subject-Sequence`` (order).
+- A message body is a msgpack map: ``hub`` (the publishing hub's name), ``evs`` (1 to
+  ``MAX_BATCH`` room events of the room, contiguous seqs, each a Roomcast envelope, see
+  ``shared.envelope``) and ``ids`` (each event's proposal id).  Headers: ``Nats-Msg-Id``
+  (dedupe) and ``Nats-Expected-Last-Subject-Sequence`` (order).
 - Anything else found on a room subject is bad data: counted and skipped.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from typing import Any
@@ -20,6 +22,9 @@ import msgpack
 from roomcast.hub.cluster.messages import Snapshot
 from roomcast.shared import envelope, events
 from roomcast.shared.names import fold, subject_token
+
+#: Room events one stored message may carry (published under one compare-and-set).
+MAX_BATCH = 64
 
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
@@ -77,33 +82,50 @@ class Names:
         return int(found.group(1)) if found else None
 
 
-def encode_message(hub: str, event: events.RoomEvent) -> bytes:
-    packed: bytes = msgpack.packb({"hub": hub, "ev": envelope.encode(event)}, use_bin_type=True)
+#: One stored message: the room events it carries (contiguous seqs), each with its proposal id.
+Batch = list[tuple[events.RoomEvent, str]]
+
+
+def encode_message(hub: str, batch: Batch) -> bytes:
+    body = {"hub": hub, "evs": [envelope.encode(event) for event, _ in batch], "ids": [i for _, i in batch]}
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
     return packed
 
 
-def decode_message(data: bytes, token: str) -> tuple[events.RoomEvent, str]:
-    """The room event and publishing hub of a message found on the subject ending in
-    ``token``; raise :class:`BadClusterData` for anything else."""
+def decode_message(data: bytes, token: str) -> tuple[Batch, str]:
+    """The room events (with their proposal ids) and the publishing hub of a message found on
+    the subject ending in ``token``; raise :class:`BadClusterData` for anything else."""
     try:
-        body: Any = msgpack.unpackb(data, raw=False, max_bin_len=4096, max_str_len=256, max_map_len=8)
+        body: Any = msgpack.unpackb(
+            data, raw=False, max_bin_len=4096, max_str_len=256, max_array_len=MAX_BATCH
+        )
     except Exception as exc:  # msgpack raises several unrelated types for junk
         raise BadClusterData(f"not msgpack: {exc}") from None
-    if (
-        not isinstance(body, dict)
-        or not isinstance(body.get("hub"), str)
-        or not isinstance(body.get("ev"), bytes)
-    ):
-        raise BadClusterData("not a map with hub (str) and ev (bytes)")
+    if not isinstance(body, dict) or not isinstance(body.get("hub"), str):
+        raise BadClusterData("not a map with hub (str)")
+    evs, ids = body.get("evs"), body.get("ids")
+    if not isinstance(evs, list) or not isinstance(ids, list) or not evs or len(evs) != len(ids):
+        raise BadClusterData("evs and ids are not two lists of the same length")
+    batch = [(_room_event(ev, token), i) for ev, i in zip(evs, ids, strict=True)]
+    if not all(isinstance(i, str) for _, i in batch):
+        raise BadClusterData("ids are not strings")
+    if any(b[0].seq != a[0].seq + 1 for a, b in itertools.pairwise(batch)):
+        raise BadClusterData("the events' seqs are not contiguous")
+    return batch, body["hub"]
+
+
+def _room_event(ev: object, token: str) -> events.RoomEvent:
+    if not isinstance(ev, bytes):
+        raise BadClusterData("an event is not bytes")
     try:
-        event = envelope.decode(body["ev"]).event
+        event = envelope.decode(ev).event
     except envelope.RemoteProtocolError as exc:
-        raise BadClusterData(f"ev is not an envelope: {exc.text}") from None
+        raise BadClusterData(f"an event is not an envelope: {exc.text}") from None
     if not isinstance(event, events.Deliver | events.Presence) or not event.room:
-        raise BadClusterData(f"ev is a {type(event).__name__}, not a room event")
+        raise BadClusterData(f"an event is a {type(event).__name__}, not a room event")
     if subject_token(fold(event.room)) != token or event.seq <= 0 or event.history:
-        raise BadClusterData(f"ev is for room {event.room} seq {event.seq}, not this subject")
-    return event, body["hub"]
+        raise BadClusterData(f"an event is for room {event.room} seq {event.seq}, not this subject")
+    return event
 
 
 # --- heartbeats and private lines (core NATS, not stored) -------------------------------------------

@@ -11,8 +11,10 @@ after a timeout is stored once.  On a single non-clustered server the expected-s
 runs before dedupe, so a retried publish that had in fact been stored gets 10071: it is
 recognised because the consumer has seen its id.
 
-A first step: one publish in flight per room per hub (about 1,000 events/s per room); a
-room lease in a KV bucket would let one writer pipeline.
+One publish is in flight per room per hub (about 1,000 publishes/s per room); what queues
+up meanwhile goes as one message of up to ``MAX_BATCH`` events under one compare-and-set, so
+a busy room carries many more events than publishes.  (A room lease in a KV bucket that let
+one writer pipeline is not done.)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
 from roomcast.hub.cluster.messages import Proposal
-from roomcast.hub.cluster.wire import BadClusterData, decode_message, encode_message
+from roomcast.hub.cluster.wire import MAX_BATCH, BadClusterData, decode_message, encode_message
 from roomcast.shared import limits
 
 WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
@@ -96,11 +98,10 @@ class RoomWriter:
             st = self.subjects[subject] = SubjectState()
         return st
 
-    def consumed(self, subject: str, sseq: int, room_seq: int | None, msg_id: str) -> None:
+    def consumed(self, subject: str, sseq: int, room_seq: int | None, msg_ids: list[str]) -> None:
         """The consumer saw message ``sseq`` on ``subject`` (``room_seq`` None: bad data)."""
         self.state(subject).advance(sseq, room_seq)
-        if msg_id in self.inflight:
-            self.seen.add(msg_id)
+        self.seen.update(i for i in msg_ids if i in self.inflight)
 
     def submit(self, subject: str, proposal: Proposal) -> None:
         st = self.state(subject)
@@ -113,32 +114,36 @@ class RoomWriter:
             task.add_done_callback(self._tasks.discard)
 
     async def _drain(self, subject: str, st: SubjectState) -> None:
+        """Publish the queue in order: what queued up while one publish was in flight goes as
+        one message (up to MAX_BATCH events) under one compare-and-set."""
         try:
             while st.queue:
-                proposal = st.queue[0]
-                result = await self._publish(subject, st, proposal)
-                st.queue.popleft()
-                self.inflight.discard(proposal.msg_id)
-                self.seen.discard(proposal.msg_id)
-                self.on_done(proposal, result)
+                batch = [st.queue.popleft() for _ in range(min(len(st.queue), MAX_BATCH))]
+                result = await self._publish(subject, st, batch)
+                for proposal in batch:
+                    self.inflight.discard(proposal.msg_id)
+                    self.seen.discard(proposal.msg_id)
+                    self.on_done(proposal, None if result is None else result.get(proposal.msg_id, 0))
         finally:
             st.busy = False
 
-    async def _publish(self, subject: str, st: SubjectState, proposal: Proposal) -> int | None:
-        """Publish until stored: 0 when stored now (the consumer brings it), the room seq it
-        got when it had been stored before (a duplicate), None when given up."""
+    async def _publish(self, subject: str, st: SubjectState, batch: list[Proposal]) -> dict[str, int] | None:
+        """Publish until stored: {} when stored now (the consumer brings it), the room seqs
+        it got when it had been stored before (a duplicate), None when given up."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + limits.CLUSTER_PUBLISH_GIVE_UP
+        msg_id = batch[0].msg_id if len(batch) == 1 else f"b.{batch[0].msg_id}.{len(batch)}"
         first = True
         while loop.time() < give_up:
-            if proposal.msg_id in self.seen:
-                return 0  # stored by an earlier try whose answer we missed
+            if batch[0].msg_id in self.seen:
+                return {}  # stored by an earlier try whose answer we missed
             if not first:
                 self.stats.retries += 1
             first = False
             seq, expected = st.room_seq + 1, st.last_sseq
-            body = encode_message(self.hub_name, attrs.evolve(proposal.event, seq=seq))
-            headers = {"Nats-Msg-Id": proposal.msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
+            events = [(attrs.evolve(p.event, seq=seq + n), p.msg_id) for n, p in enumerate(batch)]
+            body = encode_message(self.hub_name, events)
+            headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
             started = loop.time()
             try:
                 ack = await self.js.publish(subject, body, timeout=limits.NATS_API_TIMEOUT, headers=headers)
@@ -157,21 +162,21 @@ class RoomWriter:
             self.stats.latencies.append(loop.time() - started)
             self.on_reached()
             if ack.duplicate:
-                return await self._stored_seq(subject, ack.seq)
-            self.stats.published += 1
-            st.advance(ack.seq, seq)
-            return 0
+                return await self._stored_seqs(subject, ack.seq)
+            self.stats.published += len(batch)
+            st.advance(ack.seq, seq + len(batch) - 1)
+            return {}
         return None
 
-    async def _stored_seq(self, subject: str, sseq: int) -> int:
-        """The room seq of the message stored at stream sequence ``sseq`` (0 if unreadable:
-        the consumer will bring it)."""
+    async def _stored_seqs(self, subject: str, sseq: int) -> dict[str, int]:
+        """The room seqs of the events stored at stream sequence ``sseq``, by proposal id
+        (empty if unreadable: the consumer brings them)."""
         try:
             msg = await self.js.get_msg(self.stream_of(subject), sseq)
-            event, _ = decode_message(msg.data or b"", subject.rsplit(".", 1)[1])
+            batch, _ = decode_message(msg.data or b"", subject.rsplit(".", 1)[1])
         except (APIError, BadClusterData, *UNREACHABLE):
-            return 0
-        return event.seq
+            return {}
+        return {msg_id: event.seq for event, msg_id in batch}
 
     async def _conflict(self, subject: str, st: SubjectState, exc: BadRequestError) -> None:
         """Someone else took the seq (or our own earlier try did): learn the subject's last
@@ -193,8 +198,8 @@ class RoomWriter:
         except (APIError, *UNREACHABLE):
             return
         try:
-            event, _ = decode_message(msg.data or b"", subject.rsplit(".", 1)[1])
-            st.advance(msg.seq or last, event.seq)
+            batch, _ = decode_message(msg.data or b"", subject.rsplit(".", 1)[1])
+            st.advance(msg.seq or last, batch[-1][0].seq)
         except BadClusterData:
             st.advance(msg.seq or last, None)
 

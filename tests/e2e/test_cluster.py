@@ -169,7 +169,7 @@ async def _publish_junk(url: str, subject: str) -> None:
     try:
         js = nc.jetstream(timeout=2.0)
         await js.publish(subject, b"\xc1not msgpack")
-        await js.publish(subject, b"\x81\xa3hub\xa1x")  # a map without ev
+        await js.publish(subject, b"\x81\xa3hub\xa1x")  # a map without evs
     finally:
         await nc.close()
 
