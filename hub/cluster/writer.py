@@ -118,7 +118,11 @@ class RoomWriter:
         one message (up to MAX_BATCH events) under one compare-and-set."""
         try:
             while st.queue:
-                batch = [st.queue.popleft() for _ in range(min(len(st.queue), MAX_BATCH))]
+                batch = [st.queue.popleft()]
+                while (
+                    st.queue and len(batch) < MAX_BATCH and _batchable(batch[0]) and _batchable(st.queue[0])
+                ):
+                    batch.append(st.queue.popleft())
                 result = await self._publish(subject, st, batch)
                 for proposal in batch:
                     self.inflight.discard(proposal.msg_id)
@@ -207,3 +211,9 @@ class RoomWriter:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _batchable(proposal: Proposal) -> bool:
+    """ "left (hub lost)" goes alone: other hubs may announce it too, under the same id, and
+    JetStream's dedupe works per message."""
+    return not proposal.msg_id.startswith("lost.")
