@@ -370,7 +370,7 @@ class HubCore:
     def leave(self, client: Client, reason: str, now: float) -> None:
         """Remove ``client`` from the hub and tell its rooms why it left."""
         rooms = self.registry.remove(client)
-        moved = self.engine.gone(self, client, now)
+        moved = self.engine.gone(self, client, reason, now)
         host = str(client.address[0])
         if host not in self.registry.per_host:
             self._address_buckets.pop(host, None)  # kept only while the address has clients

@@ -65,8 +65,9 @@ class Engine(Protocol):
         """Open the session (True), or leave it to the core (False)."""
         ...
 
-    def gone(self, hub: HubCore, client: Client, now: float) -> bool:
-        """``client`` left this hub; True when its session lives on through another hub."""
+    def gone(self, hub: HubCore, client: Client, reason: str, now: float) -> bool:
+        """``client`` left this hub (``reason``); True when its session lives on through
+        another hub (it did not quit: it went silent here and resumed there)."""
         ...
 
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
@@ -148,7 +149,7 @@ class MemoryEngine:
     def hello(self, hub: HubCore, address: Address, hello: events.Hello, now: float) -> bool:
         return False
 
-    def gone(self, hub: HubCore, client: Client, now: float) -> bool:
+    def gone(self, hub: HubCore, client: Client, reason: str, now: float) -> bool:
         return False
 
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:

@@ -186,8 +186,8 @@ class ClusterEngine:
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
         return self.sessions.claim_rename(hub, client, nick, now)
 
-    def gone(self, hub: HubCore, client: Client, now: float) -> bool:
-        if self.peers.hub_of(client.nick, now) is not None:
+    def gone(self, hub: HubCore, client: Client, reason: str, now: float) -> bool:
+        if reason == "timeout" and self.peers.hub_of(client.nick, now) is not None:
             return True  # it moved (resumed on another hub, which holds its nick now)
         if client.link is not None:
             self._out.append(m.ReleaseNick(client.nick, self.hub_name))

@@ -198,10 +198,33 @@ def test_a_session_that_moved_to_another_hub_leaves_this_one_silently() -> None:
     one = cluster_hub("a", 1)
     cluster = Sequencer([one])
     watcher = joined(one, 5000, "watcher", cluster, "ops")
-    erin = joined(one, 5001, "erin", cluster, "ops")
+    joined(one, 5001, "erin", cluster, "ops")
     watcher.received()
     deliver(one, [m.Seen(m.Snapshot("b", (("ops", ("erin",)),), ("erin",), 1))])  # she resumed on b
-    erin.send(events.Bye())
+    watcher_keeps_talking(one, watcher, seconds=31.0)  # erin's old session here times out
+    assert "erin" not in one.core.registry.nicks
     outputs = cluster.run()
     assert not of(events.Presence, watcher.received()), "no 'left' while she is in the room through b"
     assert not [o for o in outputs if isinstance(o, m.ReleaseNick)], "b holds her nick now"
+
+
+def watcher_keeps_talking(hub: Hub, peer: Peer, seconds: float) -> None:
+    """Let time pass in steps, ``peer`` pinging (so only the silent sessions time out), the
+    other hub's heartbeats still coming."""
+    for _ in range(int(seconds)):
+        hub.advance(1.0)
+        peer.send(events.Ping())
+        deliver(hub, [m.Seen(m.Snapshot("b", (("ops", ("erin",)),), ("erin",), 1))])
+
+
+def test_a_session_that_quits_is_announced_and_released_even_if_another_hub_lists_it() -> None:
+    one = cluster_hub("a", 1)
+    cluster = Sequencer([one])
+    watcher = joined(one, 5000, "watcher", cluster, "ops")
+    erin = joined(one, 5001, "erin", cluster, "ops")
+    watcher.received()
+    deliver(one, [m.Seen(m.Snapshot("b", (("ops", ("erin",)),), ("erin",), 1))])  # a stale view
+    erin.send(events.Bye())
+    outputs = cluster.run()
+    assert [(p.nick, p.what) for p in of(events.Presence, watcher.received())] == [("erin", "left")]
+    assert m.ReleaseNick("erin", "a") in outputs
