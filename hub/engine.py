@@ -70,6 +70,11 @@ class Engine(Protocol):
         another hub (it did not quit: it went silent here and resumed there)."""
         ...
 
+    def reserve(self, hub: HubCore, nick: str, now: float) -> bool:
+        """A text client's guest nick: False if another hub is known to have it; else it is
+        claimed for this hub (cluster mode: in the background)."""
+        ...
+
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
         """Cluster mode: claim ``nick`` for ``client`` first and rename it then (True; the
         answer waits through ``hub.proposed``); standalone: False, rename now."""
@@ -151,6 +156,9 @@ class MemoryEngine:
 
     def gone(self, hub: HubCore, client: Client, reason: str, now: float) -> bool:
         return False
+
+    def reserve(self, hub: HubCore, nick: str, now: float) -> bool:
+        return True
 
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
         return False

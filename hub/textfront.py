@@ -169,7 +169,7 @@ def _new_guest(hub: HubCore, address: Address, now: float) -> Client | None:
     base = f"{limits.GUEST_PREFIX}{address[1]}"
     nick = base
     for n in range(2, 100):
-        if nick.lower() not in hub.registry.nicks:
+        if nick.lower() not in hub.registry.nicks and hub.engine.reserve(hub, nick, now):
             break
         nick = f"{base}-{n}"
     client = hub.new_client(address, nick, now)

@@ -186,11 +186,20 @@ class ClusterEngine:
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
         return self.sessions.claim_rename(hub, client, nick, now)
 
+    def reserve(self, hub: HubCore, nick: str, now: float) -> bool:
+        if self.peers.hub_of(nick, now) is not None:
+            return False
+        # Claimed in the background (a text client gets its one reply now): envelope clients
+        # elsewhere then find the nick taken.
+        secret = resume_hash(hub.random_bytes(16))
+        alive, sure = self.peers.alive(now), self.peers.sure(now)
+        self._out.append(m.ClaimNick(f"guest.{next(self._ids)}", nick, secret, alive, sure))
+        return True
+
     def gone(self, hub: HubCore, client: Client, reason: str, now: float) -> bool:
         if reason == "timeout" and self.peers.hub_of(client.nick, now) is not None:
             return True  # it moved (resumed on another hub, which holds its nick now)
-        if client.link is not None:
-            self._out.append(m.ReleaseNick(client.nick, self.hub_name))
+        self._out.append(m.ReleaseNick(client.nick, self.hub_name))
         return False
 
     def totals(self, hub: HubCore, now: float) -> list[str]:
