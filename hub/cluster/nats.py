@@ -30,6 +30,9 @@ from roomcast.shared import limits
 
 log = logging.getLogger("roomcast.hub.cluster")
 
+#: Tries per server at start: a hub whose NATS is not there says so and exits 1.
+START_ATTEMPTS = 3
+
 
 class NatsSide:
     """One hub's NATS connection, streams, consumers and writer."""
@@ -54,11 +57,17 @@ class NatsSide:
         try:
             self.nc = await nats.connect(
                 servers=list(self.options.servers), name=self.options.hub_name, connect_timeout=2,
-                reconnect_time_wait=0.5, max_reconnect_attempts=-1, ping_interval=2, max_outstanding_pings=2,
-                disconnected_cb=self._disconnected, reconnected_cb=self._reconnected, error_cb=self._error,
+                reconnect_time_wait=0.5, max_reconnect_attempts=START_ATTEMPTS, ping_interval=2,
+                max_outstanding_pings=2, disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
+                error_cb=self._error,
             )  # fmt: skip
         except Exception as exc:
-            raise ClusterError(f"cannot reach NATS at {','.join(self.options.servers)}: {exc}") from None
+            raise ClusterError(
+                f"cannot reach NATS at {','.join(self.options.servers)} ({exc or type(exc).__name__}); "
+                "is nats-server running (with -js)? check --nats"
+            ) from None
+        # Connected once: from now on, never stop reconnecting (requests wait, "unavailable").
+        self.nc.options["max_reconnect_attempts"] = -1
         js = self.nc.jetstream(timeout=limits.NATS_API_TIMEOUT)
         servers = len(self.nc._server_info.get("connect_urls") or []) or 1
         self.replicas = self.options.replicas or (3 if servers >= 3 else 1)

@@ -23,7 +23,7 @@ from tests.tools import screen
 from tests.tools.chatclient import ChatClient, HelloRefused
 from tests.tools.hubproc import BIN, HubProcess, free_udp_port, running_hub
 from tests.tools.liveproc import clean_env, netcat_client, roomcast_client
-from tests.tools.natsproc import NatsNode, cluster_hubs, nats_nodes
+from tests.tools.natsproc import NatsNode, cluster_hubs, free_tcp_port, nats_nodes
 from tests.tools.textbook import TextbookClient
 
 pytestmark = pytest.mark.timeout(120)
@@ -419,3 +419,13 @@ def hello_once_free(hub: HubProcess, nick: str, timeout: float = 10.0) -> ChatCl
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_a_hub_whose_nats_is_not_there_says_so_and_exits_1() -> None:
+    nowhere = f"nats://127.0.0.1:{free_tcp_port()}"  # nothing listens there
+    result = subprocess.run(
+        [str(BIN / "roomcast-hub"), "--port", str(free_udp_port()), "--nats", nowhere],
+        capture_output=True, text=True, timeout=60, env=clean_env(), check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result
+    assert f"cannot reach NATS at {nowhere}" in result.stderr, result.stderr
