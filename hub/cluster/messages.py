@@ -54,6 +54,9 @@ class Snapshot:
     clients: int = 0
     #: The hub's session timeout: how long its members have to come back if it is lost.
     timeout: float = limits.SESSION_TIMEOUT
+    #: Only a sign of life: the member lists were too large for one NATS message (the others
+    #: keep what they know, kept current by presence events).
+    partial: bool = False
 
 
 @attrs.frozen

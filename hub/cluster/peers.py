@@ -44,6 +44,9 @@ class Peers:
         view = self.views.get(snapshot.hub) or PeerView(snapshot.hub, now)
         view.last_seen, view.dead_since, view.clients = now, None, snapshot.clients
         view.timeout = snapshot.timeout
+        self.views[snapshot.hub] = view
+        if snapshot.partial:
+            return
         view.rooms = {fold(room): {fold(n): n for n in nicks} for room, nicks in snapshot.rooms}
         view.names = {fold(room): room for room, _ in snapshot.rooms}
         view.nicks = {fold(n): n for n in snapshot.nicks}

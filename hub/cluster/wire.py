@@ -142,10 +142,17 @@ LIMITS: dict[str, Any] = {
 }
 
 
+#: Largest heartbeat with member lists; NATS refuses messages over its max_payload (1 MB).
+MAX_HEARTBEAT = 900_000
+
+
 def encode_snapshot(snapshot: Snapshot) -> bytes:
     body = {"hub": snapshot.hub, "rooms": {room: list(nicks) for room, nicks in snapshot.rooms},
             "nicks": list(snapshot.nicks), "clients": snapshot.clients, "timeout": snapshot.timeout}  # fmt: skip
     packed: bytes = msgpack.packb(body, use_bin_type=True)
+    if len(packed) > MAX_HEARTBEAT:  # a sign of life still goes, or the others take us for dead
+        body.update(rooms={}, nicks=[], partial=True)
+        packed = msgpack.packb(body, use_bin_type=True)
     return packed
 
 
@@ -154,7 +161,8 @@ def decode_snapshot(data: bytes) -> Snapshot:
         body = msgpack.unpackb(data, raw=False, **LIMITS)
         rooms = tuple((str(room), tuple(str(n) for n in nicks)) for room, nicks in body["rooms"].items())
         nicks = tuple(str(n) for n in body["nicks"])
-        return Snapshot(str(body["hub"]), rooms, nicks, int(body["clients"]), float(body["timeout"]))
+        partial = bool(body.get("partial", False))
+        return Snapshot(str(body["hub"]), rooms, nicks, int(body["clients"]), float(body["timeout"]), partial)
     except Exception as exc:  # junk from the network: one bad heartbeat, counted by the caller
         raise BadClusterData(f"bad heartbeat: {exc!r}") from None
 

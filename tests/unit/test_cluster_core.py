@@ -228,3 +228,16 @@ def test_a_session_that_quits_is_announced_and_released_even_if_another_hub_list
     outputs = cluster.run()
     assert [(p.nick, p.what) for p in of(events.Presence, watcher.received())] == [("erin", "left")]
     assert m.ReleaseNick("erin", "a") in outputs
+
+
+def test_a_heartbeat_too_large_for_nats_still_says_the_hub_is_alive() -> None:
+    nicks = tuple(f"n{i}" for i in range(100_000))
+    big = m.Snapshot("b", (("ops", nicks),), nicks, len(nicks))
+    data = wire.encode_snapshot(big)
+    assert len(data) <= wire.MAX_HEARTBEAT
+    seen = wire.decode_snapshot(data)
+    assert seen.partial and seen.hub == "b" and seen.clients == 100_000
+    peers = Peers("a", 0.0)
+    peers.seen(m.Snapshot("b", (("ops", ("bob",)),), ("bob",), 1), 1.0)
+    peers.seen(seen, 2.0)
+    assert peers.members("ops") == {"bob": "bob"} and "b" in peers.alive(2.5)
