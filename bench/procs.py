@@ -40,6 +40,8 @@ class Relay:
     name: str
     module: str = ""
     envelope: bool = False
+    #: More hub options (cluster mode: ``--nats URL``).
+    extra: tuple[str, ...] = ()
 
     def argv(self, port: int) -> list[str]:
         if self.name == "C relay":
@@ -47,7 +49,7 @@ class Relay:
         if self.envelope:
             return [sys.executable, "-m", "bench.hubmain", "--host", LOOPBACK, "--port", str(port),
                     "--flood-rate", "0", "--idle-timeout", "600", "--drain-seconds", "0.2",
-                    "--log-level", "WARNING"]  # fmt: skip
+                    "--log-level", "WARNING", *self.extra]  # fmt: skip
         return [sys.executable, "-m", self.module, "--port", str(port), "--seconds", str(RELAY_SECONDS)]
 
 

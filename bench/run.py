@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import clients, procs, report
+from bench import clients, cluster, procs, report
 from bench.procs import BASELINES, C_RELAY, HUB, Relay, Running
 
 DURATION = 2.5
@@ -130,13 +130,16 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, IDLE_SESSIONS + 1000)), hard))
     procs.pin(0, procs.LOAD_CORE)
     relays = (HUB, *BASELINES, C_RELAY)
-    progress = Progress(total=4 * len(relays) + 3 + 3)
+    progress = Progress(total=4 * len(relays) + 3 + 3 + 1)
     by_relay = {relay.name: relay_scenarios(relay, progress) for relay in relays}
     text = text_scenarios(progress)
     idle = idle_scenario(progress)
+    progress.step("cluster: 2 hubs on one nats-server node")
+    cluster_results = cluster.scenarios()
     elapsed = time.monotonic() - progress.started
     print(f"\r{'':<78}\r", end="", file=sys.stderr)
     markdown = report.render(by_relay, text, idle, elapsed)
+    markdown += "\n" + cluster.render(cluster_results, by_relay[HUB.name]["sat10"].get("cpu_us_per_delivery"))
     Path(procs.ROOT / "bench" / "RESULTS.md").write_text(markdown)
     print(markdown)
     return 0

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 import trio
+from roomcast.hub.cluster.options import ClusterError, ClusterOptions
+from roomcast.hub.cluster.wire import check_cluster_name
 from roomcast.hub.core import LOOPBACK, HubConfig
 from roomcast.hub.monitor import MonitorUnavailable
 from roomcast.hub.server import HubServer, ServerOptions, open_socket
@@ -70,6 +72,7 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
     parser.add_argument("--data-dir", type=Path, default=environ.get("ROOMCAST_DATA_DIR") or None, metavar="DIR",
                         help="keep room history and topics in DIR (created if missing) so a restarted hub "
                         "still has them (default: in memory only; env ROOMCAST_DATA_DIR)")  # fmt: skip
+    _cluster_arguments(parser, environ)
     parser.add_argument("--version", action="version", version=f"roomcast-hub {__version__}")
     args = parser.parse_args(argv)
     if args.log_level is None:
@@ -79,6 +82,7 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
                 f"ROOMCAST_LOG_LEVEL={environ['ROOMCAST_LOG_LEVEL']!r} is not a log level; "
                 f"use one of {', '.join(LOG_LEVELS)}"
             )
+    args.cluster = _cluster_options(parser, args)
     try:
         args.port = args.port if args.port is not None else default_port(environ)
         args.trusted = (
@@ -100,6 +104,47 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
     return args
 
 
+def _cluster_arguments(parser: argparse.ArgumentParser, environ: dict[str, str]) -> None:
+    group = parser.add_argument_group("cluster mode (rooms shared by many hubs through NATS JetStream)")
+    group.add_argument("--nats", default=environ.get("ROOMCAST_NATS") or None, metavar="URL[,URL...]",
+                       help="NATS servers of the cluster, e.g. nats://127.0.0.1:4222; turns cluster mode on "
+                       "(default off; env ROOMCAST_NATS)")  # fmt: skip
+    group.add_argument("--nats-replicas", type=int, default=None, metavar="N",
+                       help="replicas of the streams this cluster creates (default 3 when the NATS system "
+                       "has at least 3 servers, else 1)")  # fmt: skip
+    group.add_argument("--cluster", default="roomcast", metavar="NAME",
+                       help="prefix of every stream and subject, so clusters can share NATS (default %(default)s)")  # fmt: skip
+    group.add_argument("--stream-shards", type=int, default=1, metavar="N",
+                       help="room streams, each with its own leader; fixed for the cluster's life (default 1)")  # fmt: skip
+
+
+def _cluster_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ClusterOptions | None:
+    if not args.nats:
+        for flag, value, default in (("--nats-replicas", args.nats_replicas, None),
+                                     ("--stream-shards", args.stream_shards, 1)):  # fmt: skip
+            if value != default:
+                parser.error(f"{flag} needs --nats (cluster mode)")
+        return None
+    if args.data_dir is not None:
+        parser.error("--data-dir is the standalone store; in cluster mode (--nats) JetStream keeps history")
+    servers = tuple(
+        u if "://" in u else f"nats://{u}" for u in (u.strip() for u in args.nats.split(",")) if u
+    )
+    if not servers:
+        parser.error("--nats needs at least one URL, e.g. nats://127.0.0.1:4222")
+    if args.nats_replicas is not None and not 1 <= args.nats_replicas <= 5:
+        parser.error(f"--nats-replicas {args.nats_replicas} is not between 1 and 5 (JetStream's limit)")
+    if not 1 <= args.stream_shards <= 64:
+        parser.error(f"--stream-shards {args.stream_shards} is not between 1 and 64")
+    try:
+        check_cluster_name(args.cluster)
+    except ValueError as exc:
+        parser.error(f"--cluster: {exc}")
+    return ClusterOptions(
+        servers, cluster=args.cluster, replicas=args.nats_replicas, shards=args.stream_shards
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, dict(os.environ))
     logging.basicConfig(
@@ -117,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             text_session_timeout=args.text_idle_timeout,
         ),
         monitor=args.monitor,
+        cluster=args.cluster,
     )
     try:
         sock = open_socket(options.host, options.port)
@@ -138,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 trio.run(_serve, sock, options, store)
             # The nursery wraps these; `return` is not allowed in except*.
-            except* (MonitorUnavailable, StoreError) as group:
+            except* (MonitorUnavailable, StoreError, ClusterError) as group:
                 unavailable += (str(exc) for exc in group.exceptions)
     if unavailable:
         print(f"roomcast-hub: {unavailable[0]}", file=sys.stderr)

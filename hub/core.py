@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 from roomcast.hub import envelopefront, textfront
+from roomcast.hub.engine import Deferred, Engine, MemoryEngine
 from roomcast.hub.records import Record, RoomGone, SavedHistory
 from roomcast.hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
 from roomcast.hub.stats import Counters
@@ -45,6 +46,8 @@ class HubConfig:
     #: Silence after which an envelope client, or a text client, is evicted.
     session_timeout: float = limits.SESSION_TIMEOUT
     text_session_timeout: float = limits.TEXT_SESSION_TIMEOUT
+    #: Cluster mode: while NATS is unreachable, requests are held this long between tries.
+    unavailable_after: float = limits.CLUSTER_RETRY_AFTER
 
 
 class HubCore:
@@ -56,8 +59,16 @@ class HubCore:
         now: float,
         wall_offset: float = 0.0,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        engine: Engine | None = None,
     ) -> None:
         self.config = config
+        #: Orders room events: the hub itself standalone, JetStream in cluster mode.
+        self.engine: Engine = engine or MemoryEngine()
+        #: The proposal the request being carried out made (cluster mode), so its answer can
+        #: wait for the commit; the fronts reset it before each request.
+        self.proposed: Deferred | None = None
+        #: The ``mid`` of the line being carried out (cluster dedupe across a failover).
+        self.request_mid = 0
         self.registry = Registry(max_clients=config.max_clients)
         self.counters = Counters()
         self.random_bytes = random_bytes
@@ -141,12 +152,17 @@ class HubCore:
 
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` has work (the shell also wakes at ``drain_until``)."""
-        return min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
+        deadline = min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
+        engine = self.engine.next_deadline()
+        return deadline if engine is None else min(deadline, engine)
 
     def on_timer(self, now: float) -> None:
+        self.engine.on_timer(self, now)
         if now >= self._next_sweep:
             self._next_sweep = now + limits.ROOM_SWEEP_INTERVAL
-            for name in self.registry.expire(now, limits.ROOM_EXPIRY):
+            # In cluster mode a room lives in its stream: it stays, so its seq is never lost.
+            expired = self.registry.expire(now, limits.ROOM_EXPIRY) if self.standalone else []
+            for name in expired:
                 self.counters.inc("rooms_expired")
                 self.keep(RoomGone(name))
                 log.info("room %s expired: no members, no topic, quiet for %.0f s", name, limits.ROOM_EXPIRY)
@@ -170,6 +186,15 @@ class HubCore:
             elif client.text is not None and client.text.live:
                 self.send(f"hub: {reason}".encode(), client.address)
 
+    def take_proposed(self) -> Deferred | None:
+        """The proposal the last request made (cluster mode), and forget it."""
+        proposed, self.proposed = self.proposed, None
+        return proposed
+
+    @property
+    def standalone(self) -> bool:
+        return isinstance(self.engine, MemoryEngine)
+
     def wall(self, now: float) -> float:
         """Wall-clock time (seconds since the epoch) for the monotonic ``now``: message stamps."""
         return now + self.wall_offset
@@ -186,6 +211,7 @@ class HubCore:
             "amplification": round(
                 self.counters["unvalidated_bytes_out"] / max(1, self.counters["unvalidated_bytes_in"]), 3
             ),
+            **self.engine.gauges(),
         }
 
     # --- sending ---------------------------------------------------------------------------------
@@ -253,6 +279,18 @@ class HubCore:
         self.schedule(client, now + client.timeout)
         return client
 
+    def welcome(self, client: Client) -> None:
+        """Tell an envelope client its session is open."""
+        assert client.link is not None
+        welcome = events.Welcome(
+            token=client.link.token,
+            hub=self.hub_id,
+            nick=client.nick,
+            idle=self.config.session_timeout,
+            resume=client.link.resume,
+        )
+        self.send(envelope.encode(welcome), client.address)
+
     def allow(self, client: Client, now: float) -> bool:
         """Flood control: one token from the session's bucket and its address's bucket."""
         host = str(client.address[0])
@@ -274,15 +312,20 @@ class HubCore:
     # --- rooms and delivery ----------------------------------------------------------------------
 
     def publish(self, room: Room, make: Callable[[int], RoomEvent], origin: Client | None, now: float) -> int:
-        """Give the room's next seq to the event ``make`` builds, keep it, and send it to every
-        member but ``origin``.  The event is encoded once; all members get the same bytes."""
-        seq = room.next_seq()
+        """The one entry through which a request makes a room event: the engine gives the
+        event ``make`` builds the room's next seq and it is committed (:meth:`commit`).
+        Standalone, that happens now and the seq is returned; in cluster mode the event is
+        proposed, 0 is returned, and ``self.proposed`` says what to wait for."""
         room.last_active = now
-        event = make(seq)
+        return self.engine.publish(self, room, make, origin, now)
+
+    def commit(self, room: Room, event: RoomEvent, origin: Client | None, now: float) -> None:
+        """The one path by which a committed room event (its seq fixed) enters the room's
+        history, the store and the live fan-out to this hub's members but ``origin``.  The
+        event is encoded once; all members get the same bytes."""
         room.history.append(event)
         self.keep(event)
-        self.deliver(room.members.values(), (fold(room.name), seq), event, origin, now)
-        return seq
+        self.deliver(room.members.values(), (fold(room.name), event.seq), event, origin, now)
 
     def deliver(
         self,
@@ -343,10 +386,12 @@ class HubCore:
     def leave(self, client: Client, reason: str, now: float) -> None:
         """Remove ``client`` from the hub and tell its rooms why it left."""
         rooms = self.registry.remove(client)
+        moved = self.engine.gone(self, client, reason, now)
         host = str(client.address[0])
         if host not in self.registry.per_host:
             self._address_buckets.pop(host, None)  # kept only while the address has clients
-        self._tell_rooms_left(rooms, client, reason, now)
+        if not moved:  # cluster mode: a session that moved to another hub has not left its rooms
+            self._tell_rooms_left(rooms, client, reason, now)
         client.wake = float("inf")
         self.counters.inc(f"departures.{reason.replace(' ', '-')}")
         log.info("%s left the hub (%s)", client.nick, reason)

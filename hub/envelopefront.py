@@ -107,21 +107,15 @@ def _hello(hub: HubCore, hello: events.Hello, address: Address, received: int, n
         return
     existing = hub.registry.clients.get(address)
     if existing is not None and existing.link is not None and fold(existing.nick) == fold(hello.nick):
-        _welcome(hub, existing)  # our welcome was lost: say it again
+        hub.welcome(existing)  # our welcome was lost: say it again
         return
+    if hub.engine.hello(hub, address, hello, now):
+        return  # cluster mode: the nick is claimed across the cluster first
     if existing is not None:
         hub.leave(existing, "reconnected", now)
     client = hub.new_client(address, hello.nick, now, link=Link(token=hub.random_bytes(limits.TOKEN_BYTES)))
     if client is not None:
-        _welcome(hub, client)
-
-
-def _welcome(hub: HubCore, client: Client) -> None:
-    assert client.link is not None
-    welcome = events.Welcome(
-        token=client.link.token, hub=hub.hub_id, nick=client.nick, idle=hub.config.session_timeout
-    )
-    hub.send(envelope.encode(welcome), client.address)
+        hub.welcome(client)
 
 
 def _request(hub: HubCore, client: Client, request: Any, now: float) -> None:
@@ -158,25 +152,68 @@ def carry_out_waiting(hub: HubCore, client: Client, now: float) -> None:
         return
     while link.next_id in link.waiting:
         pending, arrived = link.waiting[link.next_id]
-        if not hub.allow(client, now):
-            after = max(client.bucket.wait_time(), 0.05)
-            link.held_until = now + after
-            slow = events.Error(code="slow-down", text=hub.slow_down_text(client), id=pending.id, after=after)
-            hub.send(envelope.encode(slow), client.address)
+        held = _hold(hub, client, pending.id, now)
+        if held is not None:
+            link.held_until = now + held.after
+            hub.send(envelope.encode(held), client.address)
             hub.schedule(client, link.held_until)  # the held requests go on then, unasked
             return
         del link.waiting[link.next_id]
+        link.next_id += 1
+        hub.proposed = None
         if isinstance(pending, Unparsable):
             outcome: events.Reply | events.Error = pending.error
         else:
             outcome = requests.carry_out(hub, client, pending, now)
-        if isinstance(outcome, events.Reply) and now - arrived > 0.001:
-            outcome = attrs.evolve(outcome, delay=round(now - arrived, 4))
-        answer = envelope.encode(outcome)
-        link.answers[pending.id] = answer
-        link.answers.pop(pending.id - 2 * limits.CLIENT_WINDOW, None)
-        link.next_id += 1
-        hub.send(answer, client.address)
+        proposed = hub.take_proposed()
+        if proposed is not None and isinstance(outcome, events.Reply) and not outcome.seq:
+            # Cluster mode: the answer carries the seq the cluster gives the event.
+            proposed.on_done = lambda result, o=outcome, a=arrived: _answer_later(hub, client, o, a, result)
+            continue
+        _send_answer(hub, client, outcome, arrived, now)
+
+
+def _hold(hub: HubCore, client: Client, request_id: int, now: float) -> events.Error | None:
+    """Why the next request must wait (the cluster is unavailable, or flood control), or None.
+    The client holds its requests for ``after`` and the hub carries them out then."""
+    engine = hub.engine
+    if not engine.available:
+        hub.counters.inc("errors.unavailable")
+        after = hub.config.unavailable_after
+        text = (
+            f"the cluster is unavailable ({engine.reason}); your request is kept and retried in {after:g} s"
+        )
+        return events.Error(code="unavailable", text=text, id=request_id, after=after)
+    if not hub.allow(client, now):
+        after = max(client.bucket.wait_time(), 0.05)
+        return events.Error(code="slow-down", text=hub.slow_down_text(client), id=request_id, after=after)
+    return None
+
+
+def _send_answer(
+    hub: HubCore, client: Client, outcome: events.Reply | events.Error, arrived: float, now: float
+) -> None:
+    link = client.link
+    assert link is not None
+    if isinstance(outcome, events.Reply) and now - arrived > 0.001:
+        outcome = attrs.evolve(outcome, delay=round(now - arrived, 4))
+    answer = envelope.encode(outcome)
+    link.answers[outcome.id] = answer
+    link.answers.pop(outcome.id - 2 * limits.CLIENT_WINDOW, None)
+    hub.send(answer, client.address)
+
+
+def _answer_later(
+    hub: HubCore, client: Client, reply: events.Reply, arrived: float, result: int | events.Error
+) -> None:
+    """The cluster settled ``reply``'s request: its event's seq, or the Error to answer."""
+    if hub.registry.clients.get(client.address) is not client:
+        return  # the client left meanwhile
+    outcome = attrs.evolve(result, id=reply.id) if isinstance(result, events.Error) else reply
+    if isinstance(result, int) and result:
+        outcome = attrs.evolve(reply, seq=result)
+    # No delay reported: waiting for the cluster is part of the round trip the client sees.
+    _send_answer(hub, client, outcome, arrived, arrived)
 
 
 def _ack(hub: HubCore, client: Client, ack: events.Ack, now: float) -> None:

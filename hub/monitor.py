@@ -121,8 +121,13 @@ def respond(core: HubCore, method: str, target: str, now: float) -> Response:
 
 
 def healthz(core: HubCore, query: dict[str, list[str]], now: float) -> Response:
-    """200 while the hub accepts clients; 503 once it drains, so a balancer moves on."""
-    return json_response({"status": "ok"}) if core.accepting else json_response({"status": "draining"}, 503)
+    """200 while the hub accepts clients; 503 once it drains, or while its cluster's NATS is
+    unreachable (cluster mode), so a balancer moves on."""
+    if not core.accepting:
+        return json_response({"status": "draining"}, 503)
+    if not core.engine.available:
+        return json_response({"status": "nats-unavailable", "reason": core.engine.reason}, 503)
+    return json_response({"status": "ok"})
 
 
 def varz(core: HubCore, query: dict[str, list[str]], now: float) -> Response:
@@ -136,6 +141,7 @@ def varz(core: HubCore, query: dict[str, list[str]], now: float) -> Response:
         "accepting": core.accepting,
         "gauges": {**core.gauges(), "rss_kib": rss_kib()},
         "counters": dict(sorted(core.counters.values.items())),
+        **({"cluster": cluster} if (cluster := core.engine.report(core, now)) is not None else {}),
     })  # fmt: skip
 
 

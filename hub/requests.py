@@ -77,12 +77,16 @@ def _join(hub: HubCore, client: Client, request: events.Join, now: float) -> Ans
             f"or wait {client.room_bucket.wait_time():.0f} s",
         )
     room, new = hub.registry.join(client, request.room)
-    if request.history:
-        _replay(hub, client, room.name, events.History(id=0, room=room.name, count=request.history))
+    ask = events.History(id=0, room=room.name, count=request.history)
+    if request.history and (not new or hub.standalone):
+        _replay(hub, client, room.name, ask)
     seq = room.seq
     if new:
         seq = hub.publish(room, _presence(hub, room.name, client.nick, "joined", "", now), client, now)
-    count = len(room.members)
+    if request.history and new and hub.proposed is not None:
+        # Cluster mode: what came before the join is known once the join is committed.
+        hub.proposed.first = lambda s: _replay(hub, client, room.name, attrs.evolve(ask, until=s - 1))
+    count = len(hub.engine.members(hub, room))
     text = f"joined {room.name} ({count} member{'s' if count != 1 else ''})"
     if room.topic:
         text += f"; topic: {room.topic}"
@@ -96,12 +100,22 @@ def _part(hub: HubCore, client: Client, request: events.Part, now: float) -> Ans
 
 
 def _nick(hub: HubCore, client: Client, request: events.Nick, now: float) -> Answer:
-    old = hub.registry.rename(client, request.nick)
+    other = hub.registry.nicks.get(fold(request.nick))
+    if other is not None and other is not client:
+        raise Refused("nick-taken", f"nick {request.nick} is taken")
+    if hub.engine.claim_rename(hub, client, request.nick, now):
+        return reply(request, f"you are now {request.nick}")  # once the cluster agrees
+    rename(hub, client, request.nick, now)
+    return reply(request, f"you are now {client.nick}")
+
+
+def rename(hub: HubCore, client: Client, nick: str, now: float) -> None:
+    """Give ``client`` its new nick and tell its rooms."""
+    old = hub.registry.rename(client, nick)
     for key in client.rooms:
         room = hub.registry.rooms[key]
         # The renamer gets its own notice too: it has no other way to learn these seqs.
-        hub.publish(room, _presence(hub, room.name, old, "renamed", request.nick, now), None, now)
-    return reply(request, f"you are now {client.nick}")
+        hub.publish(room, _presence(hub, room.name, old, "renamed", nick, now), None, now)
 
 
 def _member_room(hub: HubCore, client: Client, name: str) -> Any:
@@ -113,6 +127,7 @@ def _member_room(hub: HubCore, client: Client, name: str) -> Any:
 def _say(hub: HubCore, client: Client, request: events.Say, now: float) -> Answer:
     room = _member_room(hub, client, request.room)
     nick, body, action = client.nick, request.body, request.action
+    hub.request_mid = request.mid
     seq = hub.publish(
         room,
         lambda seq: events.Deliver(
@@ -121,12 +136,20 @@ def _say(hub: HubCore, client: Client, request: events.Say, now: float) -> Answe
         client,
         now,
     )
+    hub.request_mid = 0
     hub.counters.inc("messages")
     return reply(request, f"sent to {room.name}", seq=seq)
 
 
 def _msg(hub: HubCore, client: Client, request: events.Msg, now: float) -> Answer:
-    target = hub.registry.find(request.to)
+    try:
+        target = hub.registry.find(request.to)
+    except Refused:
+        found = hub.engine.direct_elsewhere(hub, request.to, client.nick, request.body, now)
+        if found is None:
+            raise
+        hub.counters.inc("private_messages")
+        return reply(request, f"sent privately to {found}")  # once the other hub has it
     hub.direct(target, client.nick, request.body, now)
     hub.counters.inc("private_messages")
     return reply(request, f"sent privately to {target.nick}")
@@ -134,15 +157,15 @@ def _msg(hub: HubCore, client: Client, request: events.Msg, now: float) -> Answe
 
 def _who(hub: HubCore, client: Client, request: events.Who, now: float) -> Answer:
     room = hub.registry.room(request.room)
-    nicks = tuple(sorted((m.nick for m in room.members.values()), key=fold))
+    nicks = tuple(hub.engine.members(hub, room))
     return reply(request, f"{len(nicks)} in {room.name}: " + " ".join(nicks), items=nicks)
 
 
 def _rooms(hub: HubCore, client: Client, request: events.Rooms, now: float) -> Answer:
-    rooms = sorted(hub.registry.rooms.values(), key=lambda r: fold(r.name))
-    items = tuple(
-        f"{room.name} ({len(room.members)})" + (f" {room.topic}" if room.topic else "") for room in rooms
-    )[: limits.MAX_ARRAY]
+    rooms = sorted(hub.engine.room_list(hub), key=lambda r: fold(r[0]))
+    items = tuple(f"{name} ({count})" + (f" {topic}" if topic else "") for name, count, topic in rooms)[
+        : limits.MAX_ARRAY
+    ]
     return reply(request, f"{len(rooms)} room{'s' if len(rooms) != 1 else ''}", items=items)
 
 
@@ -179,12 +202,11 @@ def _replay(hub: HubCore, client: Client, name: str, ask: events.History) -> tup
     (envelope clients get them as datagrams before the reply).  Return how many, whether some
     that were asked for are no longer kept, and the seq of the last one sent (0: none)."""
     room = hub.registry.room(name)
-    kept = [e for e in room.history if e.seq > ask.since and (not ask.until or e.seq <= ask.until)]
+    kept, oldest = hub.engine.history(room, ask.since, ask.until)
     if ask.count:
         kept = kept[-ask.count :]
     for event in kept:
         hub.send_history(client, attrs.evolve(event, history=True))
-    oldest = room.history[0].seq if room.history else room.seq + 1
     gone = oldest > ask.since + 1 and (ask.since > 0 or ask.count == 0) and room.seq > 0
     return len(kept), gone, kept[-1].seq if kept else 0
 
@@ -202,6 +224,7 @@ def _stats(hub: HubCore, client: Client, request: events.Stats, now: float) -> A
         f"evictions {counters['evictions']}",
         f"unvalidated bytes in {counters['unvalidated_bytes_in']}, out {counters['unvalidated_bytes_out']} "
         f"(amplification {gauges['amplification']})",
+        *hub.engine.totals(hub, now),
     )
     return reply(request, "hub stats", items=items)
 

@@ -55,6 +55,8 @@ class Link:
     #: Dropped from its rooms as too slow and not rejoined yet: its pings get the notice again
     #: (the first one is a single datagram, and may be lost).
     dropped: bool = False
+    #: Cluster mode: the secret that lets this session move to another hub (Welcome.resume).
+    resume: bytes = b""
 
 
 @attrs.define(eq=False)

@@ -16,16 +16,23 @@ import math
 import signal
 import socket
 import time
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 from roomcast.hub.batch import BatchSender, open_batch_sender
+from roomcast.hub.cluster.engine import ClusterEngine
+from roomcast.hub.cluster.options import ClusterOptions
+from roomcast.hub.cluster.peers import Peers
 from roomcast.hub.core import HubConfig, HubCore
 from roomcast.hub.monitor import serve_monitor
 from roomcast.hub.rooms import Address
 from roomcast.hub.stats import rss_kib
 from roomcast.hub.store import HistoryStore, StoreError
 from roomcast.shared import limits
+
+if TYPE_CHECKING:
+    from roomcast.hub.cluster.bridge import NatsBridge
 
 log = logging.getLogger("roomcast.hub")
 
@@ -41,6 +48,8 @@ class ServerOptions:
     core: HubConfig = attrs.Factory(HubConfig)
     #: Where to serve the HTTP monitoring endpoint (hub.monitor); None: nowhere.
     monitor: tuple[str, int] | None = None
+    #: Cluster mode (``--nats``): the NATS system and choices; None: standalone.
+    cluster: ClusterOptions | None = None
 
 
 def open_socket(host: str, port: int) -> socket.socket:
@@ -69,6 +78,12 @@ class HubServer:
         #: Sends a batch of datagrams per system call (sendmmsg); None: sendto each.
         self._batch: BatchSender | None = open_batch_sender(sock)
         self.core = HubCore(options.core, trio.current_time(), wall_offset=time.time() - trio.current_time())
+        #: Cluster mode: the NATS thread, started by serve().
+        self.bridge: NatsBridge | None = None
+        if options.cluster is not None:
+            name = options.cluster.hub_name or self.core.hub_id.hex()
+            peers = Peers(name, trio.current_time(), timeout=options.core.session_timeout)
+            self.core.engine = ClusterEngine(name, peers)
         #: Where room history is kept (``--data-dir``); None: in memory only.  The caller closes it.
         self.store = store
         if store is not None:
@@ -93,6 +108,31 @@ class HubServer:
         rcv = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         snd = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         log.info("hub listening on %s port %d (SO_RCVBUF=%d SO_SNDBUF=%d)", host, port, rcv, snd)
+        if self.options.cluster is not None:
+            from roomcast.hub.cluster.bridge import NatsBridge  # nats-py: only in cluster mode
+
+            assert isinstance(self.core.engine, ClusterEngine)
+            cluster = attrs.evolve(self.options.cluster, hub_name=self.core.engine.hub_name)
+            self.bridge = NatsBridge(cluster, self._wake)
+            try:
+                await self.bridge.start()
+            except BaseException:
+                self.bridge.stop()
+                raise
+            # Every hub of the cluster announces the same history epoch: seqs mean the same on all.
+            self.core.hub_id = self.bridge.side.epoch
+            log.info("cluster mode: NATS at %s", self.bridge.side.connected_url())
+        try:
+            await self._serve(task_status)
+        finally:
+            if self.bridge is not None:
+                self.bridge.stop()
+
+    def _wake(self) -> None:
+        """(from the NATS side, through run_sync_soon) engine inputs are waiting."""
+        self._wait_scope.cancel()
+
+    async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
             if self.store is not None:
@@ -154,13 +194,31 @@ class HubServer:
                     await trio.lowlevel.wait_readable(self.sock)
             now = trio.current_time()
             self._drain_socket(now)
+            if self.bridge is not None:
+                self._cross_in(self.bridge, now)
             self.core.on_timer(now)
+            if self.bridge is not None:
+                self._cross_out(self.bridge)
             await self._flush()
             if now >= next_stats:
                 log.info("stats %s", self.stats_line())
                 next_stats = now + self.options.stats_interval
             if self.core.drained(now):
                 return
+
+    def _cross_in(self, bridge: NatsBridge, now: float) -> None:
+        """Cluster mode: what NATS brought since the last turn, in one batch."""
+        items = bridge.take()
+        if items:
+            assert isinstance(self.core.engine, ClusterEngine)
+            self.core.engine.receive(self.core, items, now)
+
+    def _cross_out(self, bridge: NatsBridge) -> None:
+        """Cluster mode: this turn's proposals, claims, heartbeats..., in one batch."""
+        assert isinstance(self.core.engine, ClusterEngine)
+        outputs = self.core.engine.outputs()
+        if outputs:
+            bridge.submit(outputs)
 
     def _drain_socket(self, now: float) -> None:
         receive, recvfrom = self.core.receive_datagram, self.sock.recvfrom

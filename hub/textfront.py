@@ -73,9 +73,26 @@ def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
             _reply(hub, address, client, greeting, received)
             return  # the line was the code
     client.last_seen = now
+    hub.proposed = None
     answer = _command(hub, client, line, now)
-    if answer is not None:
-        _reply(hub, address, client, greeting + answer, received)
+    if answer is None:
+        return
+    proposed, lines = hub.take_proposed(), greeting + answer
+    if proposed is not None:
+        # Cluster mode: the one reply goes when the line is committed (with what came meanwhile).
+        proposed.on_done = lambda result: _reply_later(hub, client, lines, received, result)
+        return
+    _reply(hub, address, client, lines, received)
+
+
+def _reply_later(
+    hub: HubCore, client: Client, lines: list[str], received: int, result: int | events.Error
+) -> None:
+    if hub.registry.clients.get(client.address) is not client:
+        return
+    if isinstance(result, events.Error):
+        lines = [f"error: {result.text}"]
+    _reply(hub, client.address, client, lines, received)
 
 
 def _reply(hub: HubCore, address: Address, client: Client | None, answer: list[str], received: int) -> None:
@@ -98,6 +115,9 @@ def _command(hub: HubCore, client: Client, line: str, now: float) -> list[str] |
     """The answer lines for ``line``; None when the client left (it got ``bye`` already)."""
     mode = client.text
     assert mode is not None
+    if line != text.BYE and not hub.engine.available:
+        hub.counters.inc("errors.unavailable")
+        return [f"error: the cluster is unavailable ({hub.engine.reason}); try again in a few seconds"]
     if line != text.BYE and not hub.allow(client, now):
         return [f"error: {hub.slow_down_text(client)}"]
     if not line.strip():
@@ -149,7 +169,7 @@ def _new_guest(hub: HubCore, address: Address, now: float) -> Client | None:
     base = f"{limits.GUEST_PREFIX}{address[1]}"
     nick = base
     for n in range(2, 100):
-        if hub.registry.nick_free(nick):
+        if hub.registry.nick_free(nick) and hub.engine.reserve(hub, nick, now):
             break
         nick = f"{base}-{n}"
     client = hub.new_client(address, nick, now)

@@ -71,6 +71,9 @@ class Hello(Event):
     nick: str = attrs.field(converter=_nick)
     cookie: bytes = b""
     pad: bytes = b""
+    #: Cluster mode: the ``resume`` secret of an earlier welcome, so that another hub of the
+    #: cluster recognises this client as the same session and lets it keep its nick.
+    resume: bytes = b""
 
 
 @attrs.frozen
@@ -105,6 +108,9 @@ class Say(Request):
     room: str = attrs.field(converter=_room)
     body: str = attrs.field(validator=_body)
     action: bool = False
+    #: Cluster mode: the client's own number for this line, kept when the line is resent to
+    #: another hub after a failover, so the cluster carries it out once (0: none).
+    mid: int = attrs.field(default=0, validator=_non_negative)
 
 
 @attrs.frozen
@@ -208,6 +214,8 @@ class Welcome(Event):
     nick: str = attrs.field(converter=_nick)
     #: Seconds of silence after which the hub evicts the client: it pings well before.
     idle: float = 0.0
+    #: Cluster mode: a secret to send in ``Hello.resume`` when moving to another hub.
+    resume: bytes = b""
 
 
 @attrs.frozen

@@ -204,3 +204,26 @@ MONITOR_WRITE_TIMEOUT: Final = 5.0
 MONITOR_MAX_CONNECTIONS: Final = 32
 #: Clients listed by /connz unless ?limit= says otherwise.
 MONITOR_CONNZ_LIMIT: Final = 1000
+
+# --- cluster mode (--nats) ---------------------------------------------------------------------
+
+#: While NATS is unreachable, requests are answered "unavailable" and tried again after this.
+CLUSTER_RETRY_AFTER: Final = 1.0
+#: JetStream API and publish timeout: the default 5 s makes a leader election stall twice as
+#: long (issue 12 measured 11 s); an election takes about 5 s, retried in 1 s steps.
+NATS_API_TIMEOUT: Final = 1.0
+#: A proposed event not confirmed by JetStream within this long is given up (its requester is
+#: told); a retried publish carries the same Nats-Msg-Id, so it is never stored twice.
+CLUSTER_PUBLISH_GIVE_UP: Final = 20.0
+#: JetStream keeps the duplicate-detection window this long (Nats-Msg-Id dedupe).
+NATS_DUPLICATE_WINDOW: Final = 120.0
+#: Events crossing between the NATS thread and the hub loop in one batch, at most.
+CLUSTER_BATCH: Final = 256
+#: Every hub publishes a heartbeat (its members per room) this often; a hub silent for
+#: HUB_DEAD_AFTER is taken as dead (its members are announced as left after the session
+#: timeout unless they come back through another hub).
+HUB_HEARTBEAT: Final = 1.0
+HUB_DEAD_AFTER: Final = 3.5
+#: Client line numbers (``Say.mid``) remembered per hub, so a line resent through another hub
+#: after a failover is carried out once (a few minutes of a busy cluster).
+CLUSTER_MIDS_KEPT: Final = 100_000

@@ -22,7 +22,7 @@ from roomcast.shared.names import fold
 from roomcast.shared.reliable import SendWindow
 
 #: Refusals that mean "not now": the request (or hello) is sent again after a pause.
-TRANSIENT = frozenset({"slow-down", "shutting-down"})
+TRANSIENT = frozenset({"slow-down", "shutting-down", "unavailable"})
 #: Refusals of a hello that no retry can fix.
 FATAL_AT_HELLO = frozenset(
     {"nick-taken", "name-confusable", "name-mixed-scripts", "hub-full", "too-many-clients"}

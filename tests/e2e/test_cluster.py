@@ -1,0 +1,431 @@
+"""Cluster mode with real processes: hubs started with ``--nats`` on a real nats-server node.
+
+One room means the same room on every hub: its events get one cluster-wide, contiguous seq
+from JetStream, every member on every hub sees them in that order, history and catch-up come
+from the streams, and text clients see lines said on other hubs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from roomcast.shared import events
+
+from tests.tools import screen
+from tests.tools.chatclient import ChatClient, HelloRefused
+from tests.tools.hubproc import BIN, HubProcess, free_udp_port, running_hub
+from tests.tools.liveproc import clean_env, netcat_client, roomcast_client
+from tests.tools.natsproc import NatsNode, cluster_hubs, free_tcp_port, nats_nodes
+from tests.tools.textbook import TextbookClient
+
+pytestmark = pytest.mark.timeout(120)
+
+
+# One NATS node and three hubs for the whole module (starting them is most of the time these
+# tests take): each test uses its own nicks and rooms.
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cluster")
+
+
+@pytest.fixture(scope="module")
+def nats1(module_tmp: Path) -> Iterator[NatsNode]:
+    with nats_nodes(module_tmp, 1) as nodes:
+        yield nodes[0]
+
+
+@pytest.fixture(scope="module")
+def hubs(module_tmp: Path, nats1: NatsNode) -> Iterator[list[HubProcess]]:
+    with cluster_hubs(module_tmp, nats1.url, 3, "--stats-interval", "1") as started:
+        yield started
+
+
+def timeline(events_seen: list[events.RoomEvent]) -> list[tuple[int, str, str]]:
+    return [(e.seq, e.nick, e.body if isinstance(e, events.Deliver) else e.what) for e in events_seen]
+
+
+def test_concurrent_senders_on_three_hubs_give_identical_order_and_seqs_everywhere(
+    hubs: list[HubProcess],
+) -> None:
+    clients = [ChatClient(hub.address, f"user{n}") for n, hub in enumerate(hubs)]
+    own: dict[str, dict[int, str]] = {c.nick: {} for c in clients}
+    per_sender = 40
+    try:
+        joined = [c.join("ops") for c in clients]
+        assert all(isinstance(j, events.Reply) and j.seq > 0 for j in joined), joined
+        start = max(j.seq for j in joined)
+
+        def talk(client: ChatClient) -> None:
+            for i in range(per_sender):
+                answer = client.say("ops", f"{client.nick} line {i}")
+                assert isinstance(answer, events.Reply) and answer.seq > 0, answer
+                own[client.nick][answer.seq] = answer.text
+
+        threads = [threading.Thread(target=talk, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        last = start + 3 * per_sender
+        assert max(max(seqs) for seqs in own.values()) == last, "seqs are contiguous: none skipped"
+        # Each member sees every event after the joins, but its own lines (their seqs came in
+        # its answers): together, each one's view is the whole room, in one order.
+        for client in clients:
+            wanted = set(range(start + 1, last + 1)) - set(own[client.nick])
+            client.wait_for(lambda c=client, w=wanted: w <= {e.seq for e in c.seen("ops")}, "every line")
+        views = [
+            {s: t for s, t in ((e.seq, timeline([e])[0]) for e in c.seen("ops")) if s > start}
+            for c in clients
+        ]
+        merged: dict[int, tuple[int, str, str]] = {}
+        for view in views:
+            for seq, item in view.items():
+                assert merged.setdefault(seq, item) == item, f"seq {seq} differs between hubs"
+        assert sorted(merged) == list(range(start + 1, last + 1))
+        bodies = [body for _, _, body in merged.values()]
+        assert len(set(bodies)) == len(bodies) == 3 * per_sender, "every line once"
+        for client in clients:  # each sender's lines in the order it said them, at its seqs
+            theirs = [(s, b) for s, (_, n, b) in sorted(merged.items()) if n == client.nick]
+            assert [b for _, b in theirs] == [f"{client.nick} line {i}" for i in range(per_sender)]
+            assert {s for s, _ in theirs} == set(own[client.nick])
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_history_and_catch_up_through_another_hub(hubs: list[HubProcess]) -> None:
+    alice = ChatClient(hubs[0].address, "alice")
+    try:
+        alice.join("news")
+        seqs = [alice.say("news", f"item {i}").seq for i in range(5)]  # type: ignore[union-attr]
+        bob = ChatClient(hubs[1].address, "bob")
+        try:
+            joined = bob.join("news", history=3)
+            assert isinstance(joined, events.Reply)
+            assert [e.body for e in bob.history if isinstance(e, events.Deliver)] == [
+                "item 2",
+                "item 3",
+                "item 4",
+            ]
+            since = bob.request(events.History(id=0, room="news", since=seqs[0], until=seqs[3]))
+            assert isinstance(since, events.Reply) and since.text.startswith("3 earlier messages"), since
+            caught = [e.seq for e in bob.history if e.seq > seqs[0]]
+            assert caught[-3:] == seqs[1:4]
+        finally:
+            bob.close()
+    finally:
+        alice.close()
+
+
+def test_text_clients_on_two_hubs_see_each_others_lines(hubs: list[HubProcess]) -> None:
+    one, two = hubs[0], hubs[1]
+    with netcat_client(*two.address) as nc, TextbookClient(*one.address) as guest:
+        nc.send("/live on")
+        nc.wait_for("live mode on")
+        first = guest.say("hello from hub one")
+        assert "sent to lobby" in first
+        nc.wait_for(re.escape(f"[lobby] {guest.nick}: hello from hub one"))
+        nc.send("and hello from hub two")
+        nc.wait_for(r"guest-\d+: and hello from hub two|sent to lobby")
+        # Hub one has the line a moment after hub two confirmed it: an empty line collects.
+        deadline, answers = time.monotonic() + 10, ""
+        while "and hello from hub two" not in answers and time.monotonic() < deadline:
+            answers += guest.say("") + "\n"
+            time.sleep(0.05)
+        assert "and hello from hub two" in answers, answers
+        with pytest.raises(HelloRefused):  # a guest's nick is taken cluster-wide too
+            ChatClient(two.address, guest.nick)
+
+
+def test_bad_data_on_a_room_subject_is_counted_and_skipped(hubs: list[HubProcess], nats1: NatsNode) -> None:
+    alice = ChatClient(hubs[0].address, "alice")
+    bob = ChatClient(hubs[1].address, "bob")
+    try:
+        alice.join("junkyard")
+        bob.join("junkyard")
+        asyncio.run(_publish_junk(nats1.url, "roomcast.room.0.junkyard"))
+        after = alice.say("junkyard", "still here")
+        assert isinstance(after, events.Reply) and after.seq > 0, after
+        bob.wait_for(
+            lambda: any(getattr(e, "body", "") == "still here" for e in bob.seen("junkyard")), "line"
+        )
+    finally:
+        alice.close()
+        bob.close()
+    deadline = time.monotonic() + 20  # the stats line comes every second
+    while not re.search(r"cluster\.bad-data=2\b", hubs[1].log()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert re.search(r"cluster\.bad-data=2\b", hubs[1].log()), hubs[1].log()[-2000:]
+
+
+async def _publish_junk(url: str, subject: str) -> None:
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream(timeout=2.0)
+        await js.publish(subject, b"\xc1not msgpack")
+        await js.publish(subject, b"\x81\xa3hub\xa1x")  # a map without evs
+    finally:
+        await nc.close()
+
+
+def test_a_hub_refuses_other_stream_shards_than_the_cluster_was_created_with(
+    tmp_path: Path, nats1: NatsNode
+) -> None:
+    with running_hub(tmp_path, "--nats", nats1.url):
+        pass  # creates the streams with --stream-shards 1
+    port = free_udp_port()
+    result = subprocess.run(
+        [str(BIN / "roomcast-hub"), "--port", str(port), "--nats", nats1.url, "--stream-shards", "2"],
+        capture_output=True, text=True, timeout=30, env=clean_env(), check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result
+    assert "--stream-shards 1" in result.stderr, result.stderr
+
+
+# --- nicks, presence and private lines across hubs ----------------------------------------------------
+
+
+def test_a_nick_race_across_hubs_has_one_winner(hubs: list[HubProcess]) -> None:
+    results: list[ChatClient | HelloRefused] = []
+
+    def hello(hub: HubProcess) -> None:
+        try:
+            results.append(ChatClient(hub.address, "racer"))
+        except HelloRefused as refused:
+            results.append(refused)
+
+    threads = [threading.Thread(target=hello, args=(hub,)) for hub in hubs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    winners = [r for r in results if isinstance(r, ChatClient)]
+    losers = [r for r in results if isinstance(r, HelloRefused)]
+    try:
+        assert len(winners) == 1 and len(losers) == 2, results
+        assert all(r.error.code == "nick-taken" for r in losers)
+    finally:
+        for winner in winners:
+            winner.close()
+
+
+def test_a_nick_is_released_on_quit_and_kept_by_a_resumed_session(hubs: list[HubProcess]) -> None:
+    first = ChatClient(hubs[0].address, "dana")
+    assert len(first.welcome.resume) == 16
+    with pytest.raises(HelloRefused):
+        ChatClient(hubs[1].address, "dana")  # held by a live session on hub 0
+    moved = ChatClient(hubs[1].address, "dana", resume=first.welcome.resume)  # the same session, moving
+    assert moved.welcome.nick == "dana"
+    moved.close()
+    first.close(bye=False)
+    hello_once_free(hubs[2], "dana").close()  # released on quit
+
+
+def test_who_rooms_and_stats_see_every_hub(hubs: list[HubProcess]) -> None:
+    clients = [ChatClient(hub.address, f"member{n}") for n, hub in enumerate(hubs)]
+    try:
+        for client in clients:
+            client.join("hall")
+        topic = clients[2].request(events.Topic(id=0, room="hall", text="all hands", set=True))
+        assert isinstance(topic, events.Reply)
+        # Each hub learns of the others' events a moment after their own members are answered.
+        who = eventually(clients[0], events.Who(id=0, room="hall"), lambda r: len(r.items) == 3)
+        assert isinstance(who, events.Reply) and who.items == ("member0", "member1", "member2"), who
+        rooms = eventually(clients[1], events.Rooms(id=0), lambda r: "hall (3) all hands" in r.items)
+        assert isinstance(rooms, events.Reply) and "hall (3) all hands" in rooms.items, rooms
+        shown = clients[0].request(events.Topic(id=0, room="hall"))
+        assert isinstance(shown, events.Reply) and "all hands" in shown.text
+        seen = clients[0].seen("hall")
+        assert any(getattr(e, "what", "") == "joined" and e.nick == "member2" for e in seen)
+        # Client counts of other hubs come with their heartbeats (every second).  Other tests'
+        # text clients may still be on the hubs: at least these three.
+        deadline, cluster = time.monotonic() + 10, ""
+        while (
+            not re.match(r"cluster: 3 hubs, ([3-9]|\d\d) clients, \d+ rooms", cluster)
+            and time.monotonic() < deadline
+        ):
+            stats = clients[0].request(events.Stats(id=0))
+            assert isinstance(stats, events.Reply)
+            cluster = next(item for item in stats.items if item.startswith("cluster:"))
+            time.sleep(0.1)
+        assert re.match(r"cluster: 3 hubs, ([3-9]|\d\d) clients, \d+ rooms", cluster), cluster
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_private_message_reaches_a_nick_on_another_hub(hubs: list[HubProcess]) -> None:
+    alice, bob = ChatClient(hubs[0].address, "alice"), ChatClient(hubs[2].address, "bob")
+    try:
+        bob.wait_for(lambda: True, "nothing")
+        answer = _until_sent(alice, "bob", "psst")
+        assert isinstance(answer, events.Reply) and answer.text == "sent privately to bob", answer
+        bob.wait_for(lambda: [p.body for p in bob.private] == ["psst"], "the private line")
+        assert bob.private[0].nick == "alice"
+        missing = alice.request(events.Msg(id=0, to="nobody", body="hello?"))
+        assert isinstance(missing, events.Error) and missing.code == "no-such-nick"
+    finally:
+        alice.close()
+        bob.close()
+
+
+def _until_sent(client: ChatClient, to: str, body: str) -> events.Reply | events.Error:
+    """Hubs learn of each other's clients by heartbeat (every second): ask until bob is known."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = client.request(events.Msg(id=0, to=to, body=body))
+        if isinstance(answer, events.Reply) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
+# --- a hub lost --------------------------------------------------------------------------------------
+
+SESSION_TIMEOUT = "4"
+
+
+@pytest.fixture
+def two_hubs(tmp_path: Path, nats1: NatsNode) -> Iterator[list[HubProcess]]:
+    with cluster_hubs(tmp_path, nats1.url, 2, "--idle-timeout", SESSION_TIMEOUT) as started:
+        yield started
+
+
+def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
+    two_hubs: list[HubProcess],
+) -> None:
+    doomed, survivor = two_hubs
+    watcher = ChatClient(survivor.address, "watcher")
+    before = _cluster_clients(watcher)
+    carol, erin = ChatClient(doomed.address, "carol"), ChatClient(doomed.address, "erin")
+    try:
+        # Wait until the doomed hub's heartbeat told the others who is on it (and its timeout).
+        watcher.wait_for(lambda: _cluster_clients(watcher) >= before + 2, "the doomed hub's heartbeat")
+        for client in (watcher, carol, erin):
+            client.join("ops")
+        said = erin.request(events.Say(id=0, room="ops", body="before the crash", mid=7))
+        assert isinstance(said, events.Reply) and said.seq > 0
+        watcher.wait_for(
+            lambda: any(getattr(e, "body", "") == "before the crash" for e in watcher.seen("ops")), "line"
+        )
+        doomed.stop(signal.SIGKILL)
+        missed = watcher.say("ops", "while erin moves")
+        assert isinstance(missed, events.Reply)
+        # erin moves to the survivor, keeps her nick, and resends her line: carried out once.
+        moved = ChatClient(survivor.address, "erin", resume=erin.welcome.resume)
+        try:
+            assert moved.welcome.nick == "erin" and moved.welcome.hub == erin.welcome.hub
+            rejoined = moved.join("ops")
+            assert isinstance(rejoined, events.Reply)
+            again = moved.request(events.Say(id=0, room="ops", body="before the crash", mid=7))
+            assert isinstance(again, events.Reply) and again.seq == said.seq, (again, said)
+            # She catches up from her last seq through the survivor: what she missed, once.
+            caught = moved.request(events.History(id=0, room="ops", since=said.seq, until=rejoined.seq - 1))
+            assert isinstance(caught, events.Reply), caught
+            assert [e.body for e in moved.history if isinstance(e, events.Deliver)] == ["while erin moves"]
+            watcher.wait_for(
+                lambda: any(
+                    e.nick == "carol" and getattr(e, "detail", "") == "hub lost" for e in watcher.seen("ops")
+                ),
+                "carol announced as left (hub lost)",
+                timeout=30,
+            )
+            lines = [e for e in watcher.seen("ops") if getattr(e, "body", "") == "before the crash"]
+            assert len(lines) == 1, lines
+            assert not any(e.nick == "erin" and getattr(e, "what", "") == "left" for e in watcher.seen("ops"))
+            who = watcher.request(events.Who(id=0, room="ops"))
+            assert isinstance(who, events.Reply) and who.items == ("erin", "watcher"), who
+            ChatClient(survivor.address, "carol").close()  # carol's nick was released
+        finally:
+            moved.close()
+    finally:
+        for client in (watcher, carol, erin):
+            client.close(bye=False)
+
+
+def _cluster_clients(client: ChatClient) -> int:
+    stats = client.request(events.Stats(id=0))
+    assert isinstance(stats, events.Reply)
+    line = next(item for item in stats.items if item.startswith("cluster:"))
+    found = re.search(r"(\d+) clients", line)
+    assert found, line
+    return int(found.group(1))
+
+
+def test_a_rename_claims_the_new_nick_across_hubs(hubs: list[HubProcess]) -> None:
+    gina, hank = ChatClient(hubs[0].address, "gina"), ChatClient(hubs[1].address, "hank")
+    try:
+        gina.join("names")
+        taken = gina.request(events.Nick(id=0, nick="HANK"))
+        assert isinstance(taken, events.Error) and taken.code == "nick-taken", taken
+        renamed = gina.request(events.Nick(id=0, nick="ginny"))
+        assert isinstance(renamed, events.Reply) and renamed.text == "you are now ginny", renamed
+        with pytest.raises(HelloRefused):
+            ChatClient(hubs[2].address, "ginny")
+        hello_once_free(hubs[2], "gina").close()  # the old nick was released
+        who = hank.request(events.Who(id=0, room="names"))
+        assert isinstance(who, events.Reply) and who.items == ("ginny",), who
+    finally:
+        gina.close()
+        hank.close()
+
+
+def eventually(
+    client: ChatClient, request: events.Request, done: Callable[[events.Reply], bool], timeout: float = 10.0
+) -> events.Reply | events.Error:
+    """Ask until the answer satisfies ``done`` (or the time is up): return the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.request(request)
+        if (isinstance(answer, events.Reply) and done(answer)) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
+
+
+def test_roomcast_clients_on_two_hubs_chat_and_see_each_other(hubs: list[HubProcess]) -> None:
+    with (
+        roomcast_client(hubs[0].hub_arg, "ivy", "porch") as ivy,
+        roomcast_client(hubs[1].hub_arg, "jon", "porch") as jon,
+    ):
+        ivy.wait_for(screen.presence("porch", "jon", "joined"), "err", timeout=20)
+        ivy.send("hi jon, from hub one")
+        jon.wait_for(screen.said("porch", "ivy", "hi jon, from hub one"), timeout=20)
+        jon.send("/msg ivy a secret across hubs")
+        ivy.wait_for(screen.private("jon", "a secret across hubs"), timeout=20)
+        jon.send("hello ivy")
+        ivy.wait_for(screen.said("porch", "jon", "hello ivy"), timeout=20)
+        jon.wait_for(screen.said("porch", "jon", "hello ivy"), timeout=20)  # confirmed by the cluster
+
+
+def hello_once_free(hub: HubProcess, nick: str, timeout: float = 10.0) -> ChatClient:
+    """A session under ``nick``: the hub that held it releases it just after it answered, so
+    the first hellos may still find it taken."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return ChatClient(hub.address, nick)
+        except HelloRefused:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_a_hub_whose_nats_is_not_there_says_so_and_exits_1() -> None:
+    nowhere = f"nats://127.0.0.1:{free_tcp_port()}"  # nothing listens there
+    result = subprocess.run(
+        [str(BIN / "roomcast-hub"), "--port", str(free_udp_port()), "--nats", nowhere],
+        capture_output=True, text=True, timeout=60, env=clean_env(), check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result
+    assert f"cannot reach NATS at {nowhere}" in result.stderr, result.stderr
