@@ -76,11 +76,12 @@ class ChatSession:
                 self.fatal = event.error.text
         elif isinstance(event, link.Connected):
             self.nick = event.nick
-            self.show(
-                render.notice(("reconnected" if event.reconnected else "connected") + f" as {event.nick}")
-            )
+            where = f" to hub {event.hub}" if event.hub else ""
+            said = "reconnected" if event.reconnected else "connected"
+            self.show(render.notice(f"{said} as {event.nick}{where}"))
         elif isinstance(event, link.Reconnecting):
-            self.show(render.notice(f"{event.reason}; reconnecting (what you type is kept)"))
+            where = f" to hub {event.hub}" if event.hub else ""
+            self.show(render.notice(f"{event.reason}; reconnecting{where} (what you type is kept)"))
         elif isinstance(event, link.Unreachable):
             self.fatal = event.reason
             self.show(render.error(event.reason))

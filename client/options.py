@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 import attrs
-from roomcast.client.runner import resolve_hub
+from roomcast.client.runner import resolve_hubs, split_hub_list
 from roomcast.shared import __version__, limits
 from roomcast.shared.names import BadName, check_nick, check_room
 
@@ -22,9 +22,10 @@ DEFAULT_HUB = f"{limits.DEFAULT_HOST}:{limits.DEFAULT_PORT}"
 @attrs.frozen
 class ClientOptions:
     command: str
-    hub: str
-    #: ``hub`` resolved to a socket address, once, when the options are read.
-    hub_address: tuple[Any, ...]
+    #: The hubs as given (``HOST:PORT``), in the order the client tries them.
+    hubs: tuple[str, ...]
+    #: ``hubs`` resolved to socket addresses, once, when the options are read.
+    hub_addresses: tuple[tuple[Any, ...], ...]
     nick: str
     rooms: tuple[str, ...]
     history: int
@@ -49,7 +50,9 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
     parser.add_argument("command", nargs="?", default="chat", choices=["chat", "stats"],
                         help="chat (default), or stats: print the hub's counters and exit")  # fmt: skip
     parser.add_argument("--hub", default=environ.get("ROOMCAST_HUB", DEFAULT_HUB),
-                        help="hub address HOST:PORT (default %(default)s; env ROOMCAST_HUB)")  # fmt: skip
+                        help="hub address HOST:PORT, or a list HOST:PORT,HOST:PORT,... of hubs of one "
+                        "cluster: the client uses the first that answers and moves on to the next "
+                        "by itself when it goes silent (default %(default)s; env ROOMCAST_HUB)")  # fmt: skip
     parser.add_argument("--nick", default=environ.get("ROOMCAST_NICK") or default_nick(),
                         help="your nick (default: your user name; env ROOMCAST_NICK)")  # fmt: skip
     parser.add_argument("--room", action="append", default=None,
@@ -73,13 +76,14 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
     if not 0 <= args.history <= limits.HISTORY_PER_ROOM:
         parser.error(f"--history must be between 0 and {limits.HISTORY_PER_ROOM}")
     try:
-        hub_address = resolve_hub(args.hub)
+        hubs = split_hub_list(args.hub)
+        hub_addresses = resolve_hubs(hubs)
     except (ValueError, OSError) as exc:
         parser.error(f"--hub {exc}")
     return ClientOptions(
         command=args.command,
-        hub=args.hub,
-        hub_address=hub_address,
+        hubs=hubs,
+        hub_addresses=hub_addresses,
         nick=args.nick,
         rooms=rooms,
         history=args.history,

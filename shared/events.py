@@ -8,6 +8,11 @@ Client to hub requests carry ``id``, a per-session request number: the hub answe
 with exactly one :class:`Reply` or :class:`Error` carrying the same ``id``, and the client
 resends a request until that answer arrives.  Room events carry ``seq``, the room's sequence
 number, which is what members acknowledge and what history and catch-up are keyed by.
+
+Requests that make an event (join, part, nick, say, msg, topic) may carry ``mid``, a
+per-client message id that stays the same when the request is resent, under a new ``id``, in a
+new session or to another hub: a cluster of hubs carries a request out once per ``mid``.
+A standalone hub ignores it (it dedupes by ``id`` within a session).
 """
 
 from __future__ import annotations
@@ -37,6 +42,16 @@ def _non_negative(_inst: object, attr: attrs.Attribute[int], value: int) -> None
         raise ValueError(f"{attr.name} must be between 0 and 2**63-1, not {value}")
 
 
+def _mid(_inst: object, attr: attrs.Attribute[bytes], value: bytes) -> None:
+    if value and len(value) != limits.MID_BYTES:
+        raise ValueError(f"{attr.name} must be {limits.MID_BYTES} bytes (or absent), not {len(value)}")
+
+
+def _resume(_inst: object, attr: attrs.Attribute[bytes], value: bytes) -> None:
+    if len(value) > limits.RESUME_MAX_BYTES:
+        raise ValueError(f"{attr.name} is {len(value)} bytes; the limit is {limits.RESUME_MAX_BYTES}")
+
+
 def _body(_inst: object, attr: attrs.Attribute[str], value: str) -> None:
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > limits.MAX_BODY:
@@ -60,12 +75,15 @@ class Request(Event):
 
 @attrs.frozen
 class Hello(Event):
-    """Opens a session.  Without a valid cookie the hub answers with a Challenge."""
+    """Opens a session.  Without a valid cookie the hub answers with a Challenge.  ``resume`` is
+    the secret an earlier ``welcome`` gave (to this hub or another of its cluster): it shows the
+    nick is this client's own session, come back, and not a clash."""
 
     KIND: ClassVar[str] = "hello"
     nick: str = attrs.field(validator=_nick)
     cookie: bytes = b""
     pad: bytes = b""
+    resume: bytes = attrs.field(default=b"", validator=_resume)
 
 
 @attrs.frozen
@@ -75,6 +93,7 @@ class Join(Request):
     room: str = attrs.field(validator=_room)
     #: How many recent room messages the client wants replayed.
     history: int = attrs.field(default=0, validator=_non_negative)
+    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -82,6 +101,7 @@ class Part(Request):
     KIND: ClassVar[str] = "part"
     id: int = attrs.field(validator=_non_negative)
     room: str = attrs.field(validator=_room)
+    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -89,6 +109,7 @@ class Nick(Request):
     KIND: ClassVar[str] = "nick"
     id: int = attrs.field(validator=_non_negative)
     nick: str = attrs.field(validator=_nick)
+    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -100,6 +121,7 @@ class Say(Request):
     room: str = attrs.field(validator=_room)
     body: str = attrs.field(validator=_body)
     action: bool = False
+    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -110,6 +132,7 @@ class Msg(Request):
     id: int = attrs.field(validator=_non_negative)
     to: str = attrs.field(validator=_nick)
     body: str = attrs.field(validator=_body)
+    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -134,6 +157,7 @@ class Topic(Request):
     room: str = attrs.field(validator=_room)
     text: str = attrs.field(default="", validator=_body)
     set: bool = False
+    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -203,6 +227,9 @@ class Welcome(Event):
     nick: str = attrs.field(validator=_nick)
     #: Seconds of silence after which the hub evicts the client: it pings well before.
     idle: float = 0.0
+    #: A secret the client presents in its next hello, to this hub or another of its cluster,
+    #: to resume its session and nick (empty: the hub gives none).
+    resume: bytes = attrs.field(default=b"", validator=_resume)
 
 
 @attrs.frozen

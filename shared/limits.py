@@ -110,6 +110,16 @@ CONNECT_TIMEOUT: Final = 5.0
 #: After losing a hub it was connected to (shutdown, crash, silence), how long a client keeps
 #: trying to reconnect before it gives up and exits.
 RECONNECT_GIVE_UP: Final = 30.0
+#: Most hubs in one client's list (``roomcast --hub A,B,...``).
+MAX_HUBS: Final = 16
+#: With a list of hubs (``--hub A,B``), a client pings after this long without hearing from its
+#: hub, and moves on to the next hub after ``FAILOVER_SILENCE_TIMEOUT`` without a word, so it is
+#: on another hub well within 10 s of its hub's death (a single hub keeps the calmer figures above).
+FAILOVER_PING_INTERVAL: Final = 1.5
+FAILOVER_SILENCE_TIMEOUT: Final = 5.0
+#: With a list of hubs, how long the client waits for a hub's first answer (challenge, welcome
+#: or error) before it tries the next one in the list.
+HUB_ANSWER_TIMEOUT: Final = 2.0
 
 # --- address validation ------------------------------------------------------------------------
 
@@ -121,6 +131,12 @@ COOKIE_BUCKET: Final = 30.0
 TOKEN_BYTES: Final = 16
 #: A client pads its first hello to this size so the hub's challenge fits the 3x budget.
 HELLO_PAD_TO: Final = 64
+#: A per-client message id (``mid`` on requests that make events): 8 random bytes naming the
+#: client process, then an 8-byte big-endian counter.  It stays the same when the request is
+#: resent, to this hub or another, so a cluster can carry it out once.
+MID_BYTES: Final = 16
+#: Most bytes of the resume secret a hub may give in ``welcome`` (the envelope's binary limit).
+RESUME_MAX_BYTES: Final = 64
 
 # --- flood control -------------------------------------------------------------------------------
 

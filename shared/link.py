@@ -7,16 +7,26 @@ welcome), numbers requests and resends them until answered, puts each room's del
 seq order exactly once and acknowledges them (delayed, cumulative), pings when idle, and
 after a hub restart or silence says so, validates again, rejoins its rooms under the same
 nick, asks for what it missed and resends what was not answered.
+
+Given a list of hubs (``shared.hublist``), it moves on to the next one when its hub goes
+silent or forgets the session, and does the same there: the shell only sends to
+:attr:`HubLink.hub_address` and listens to nothing else.  Requests that make events carry a
+per-client message id (``mid``) that survives resends, new sessions and other hubs, and the
+hello carries the resume secret of the last ``welcome``, so a cluster of hubs carries each
+line out once and keeps the nick.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 from roomcast.shared import envelope, events, limits
+from roomcast.shared.hublist import HubList
 from roomcast.shared.inbox import Inbox, Shown
 from roomcast.shared.reliable import SendWindow
 
@@ -24,6 +34,11 @@ from roomcast.shared.reliable import SendWindow
 TRANSIENT = frozenset({"slow-down", "shutting-down"})
 #: Refusals of a hello that no retry can fix.
 FATAL_AT_HELLO = frozenset({"nick-taken", "hub-full", "too-many-clients"})
+#: Answers to a hello after which, given a list of hubs, the link tries the next one: this hub is
+#: busy or going away, or full ("nick-taken" holds on every hub of a cluster: it stays fatal).
+MOVE_ON_AT_HELLO = TRANSIENT | {"hub-full", "too-many-clients"}
+#: Requests that make an event: each carries a per-client message id (``mid``).
+MID_KINDS = (events.Join, events.Part, events.Nick, events.Say, events.Msg, events.Topic)
 
 
 class LinkState(enum.Enum):
@@ -39,6 +54,8 @@ class LinkState(enum.Enum):
 class Connected:
     nick: str
     reconnected: bool
+    #: The hub now in use, when the user gave a list of them ("" with a single hub).
+    hub: str = ""
 
 
 @attrs.frozen
@@ -70,6 +87,8 @@ class Problem:
 @attrs.frozen
 class Reconnecting:
     reason: str
+    #: The hub tried next, when the user gave a list of them ("" with a single hub).
+    hub: str = ""
 
 
 @attrs.frozen
@@ -85,9 +104,22 @@ LinkEvent = Connected | Show | Answered | Refused | Problem | Reconnecting | Unr
 class HubLink:
     """One client's session with the hub (see module docstring)."""
 
-    def __init__(self, nick: str, now: float, give_up_after: float | None = None) -> None:
+    def __init__(
+        self,
+        nick: str,
+        now: float,
+        give_up_after: float | None = None,
+        hubs: Sequence[str] = ("hub",),
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
         self.nick = nick
         self.give_up_after = give_up_after
+        self.hubs = HubList(tuple(hubs), since=now)
+        #: The secret the last welcome gave, presented in the next hello (empty: none given).
+        self.resume = b""
+        #: Names this client process in its message ids; the counter numbers its requests.
+        self._client_id = random_bytes(limits.MID_BYTES // 2)
+        self._next_mid = 1
         self.state = LinkState.CONNECTING
         self.token = b""
         self.hub_id = b""
@@ -110,10 +142,16 @@ class HubLink:
         self._ever_connected = False
         self._last_heard = now
         self._last_sent = now
-        self._ping_interval = limits.PING_INTERVAL
+        self._ping_interval = self.hubs.ping_interval(0.0)
         self._send_hello(now)
 
     # --- the shell's interface --------------------------------------------------------------------
+
+    @property
+    def hub(self) -> int:
+        """The index, in the hub list, of the hub in use: the shell sends there, and listens to
+        that hub only."""
+        return self.hubs.index
 
     def submit(self, request: Any, now: float) -> None:
         """Queue a request (its id is assigned here); it is resent until the hub answers."""
@@ -139,9 +177,9 @@ class HubLink:
         if self.state is LinkState.CLOSED:
             return None
         if self.state is LinkState.CONNECTING:
-            deadlines = [self._hello_at]
+            deadlines = [self._hello_at, self.hubs.answer_deadline(self._last_heard) or float("inf")]
         else:
-            deadlines = [self._ping_at(), self._last_heard + limits.HUB_SILENCE_TIMEOUT]
+            deadlines = [self._ping_at(), self._last_heard + self.hubs.silence_timeout()]
             deadlines.append(max(self._window.next_deadline() or float("inf"), self._hold_until))
             deadlines.append(self.inbox.next_ack_deadline() or float("inf"))
         if self.give_up_after is not None:
@@ -153,8 +191,9 @@ class HubLink:
             return []
         if self.state is LinkState.CONNECTING:
             return self._connecting_timer(now)
-        if now - self._last_heard >= limits.HUB_SILENCE_TIMEOUT:
-            return self._lost(f"no answer from the hub for {limits.HUB_SILENCE_TIMEOUT:.0f} s", now)
+        silence = self.hubs.silence_timeout()
+        if now - self._last_heard >= silence:
+            return self._lost(f"no answer from {self._this_hub()} for {silence:.0f} s", now)
         if now >= self._hold_until:
             for data in self._window.due(now):
                 self._out.append(data)
@@ -184,24 +223,39 @@ class HubLink:
 
     # --- handshake ----------------------------------------------------------------------------------
 
+    def _this_hub(self) -> str:
+        return f"hub {self.hubs.current}" if self.hubs.many else "the hub"
+
     def _send_hello(self, now: float) -> None:
-        hello = events.Hello(nick=self.nick, cookie=self._cookie)
-        pad = max(0, limits.HELLO_PAD_TO - len(envelope.encode(hello)) - 2)
-        self._out.append(envelope.encode(attrs.evolve(hello, pad=bytes(pad))))
+        hello = events.Hello(nick=self.nick, cookie=self._cookie, resume=self.resume)
+        size = len(envelope.encode(hello))
+        if size < limits.HELLO_PAD_TO:  # the pad field costs 6 bytes (key, bin header) on top
+            hello = attrs.evolve(hello, pad=bytes(max(1, limits.HELLO_PAD_TO - size - 6)))
+        self._out.append(envelope.encode(hello))
         self._hello_at = now + (1.0 if self._ever_connected else limits.INITIAL_RTO * 2)
         self._last_sent = now
 
     def _connecting_timer(self, now: float) -> list[LinkEvent]:
         waited = now - self._connecting_since
-        if not self._ever_connected and waited >= limits.CONNECT_TIMEOUT:
+        if not self._ever_connected and waited >= self.hubs.connect_timeout():
             self.state = LinkState.CLOSED
-            return [Unreachable(f"no answer from the hub after {limits.CONNECT_TIMEOUT:.0f} s")]
+            return [Unreachable(f"no answer from {self.hubs.describe()} after {waited:.0f} s")]
         if self.give_up_after is not None and waited >= self.give_up_after:
             self.state = LinkState.CLOSED
-            return [Unreachable(f"the hub did not come back within {self.give_up_after:.0f} s")]
-        if now >= self._hello_at:
+            return [
+                Unreachable(f"{self.hubs.describe()} did not come back within {self.give_up_after:.0f} s")
+            ]
+        if now >= (self.hubs.answer_deadline(self._last_heard) or float("inf")):
+            self._move_on(now)  # this hub does not answer: the next one may
+        elif now >= self._hello_at:
             self._send_hello(now)
         return []
+
+    def _move_on(self, now: float) -> None:
+        """Start again on the next hub of the list: a new address, so a new cookie."""
+        self.hubs.move_on(now)
+        self._cookie = b""
+        self._send_hello(now)
 
     def _on_challenge(self, challenge: events.Challenge, now: float) -> list[LinkEvent]:
         if self.state is LinkState.CONNECTING:
@@ -215,12 +269,12 @@ class HubLink:
         reconnected = self._ever_connected
         self.state, self.token, self.nick = LinkState.OPEN, welcome.token, welcome.nick
         same_history = not self.hub_id or welcome.hub == self.hub_id
-        self.hub_id = welcome.hub
-        if welcome.idle > 0:
-            self._ping_interval = min(limits.PING_INTERVAL, welcome.idle / 3)
+        self.hub_id, self.resume = welcome.hub, welcome.resume
+        self._ping_interval = self.hubs.ping_interval(welcome.idle)
         self._ever_connected = True
+        self.hubs.settled()
         self._rebuild(same_history, now)
-        return [Connected(self.nick, reconnected)]
+        return [Connected(self.nick, reconnected, self.hubs.current if self.hubs.many else "")]
 
     def _rebuild(self, same_history: bool, now: float) -> None:
         """A new session: rejoin every room (asking for what was missed), then resend every
@@ -246,11 +300,15 @@ class HubLink:
         self._pump(now)
 
     def _lost(self, reason: str, now: float) -> list[LinkEvent]:
+        """The session is gone: with a list of hubs, go on to the next one; else wait for this one."""
         if self.state is LinkState.CONNECTING:
             return []
         self.state = LinkState.CONNECTING
-        self._cookie = b""
         self._connecting_since = now
+        if self.hubs.many:
+            self._move_on(now)
+            return [Reconnecting(reason, self.hubs.current)]
+        self._cookie = b""
         self._send_hello(now)
         return [Reconnecting(reason)]
 
@@ -269,7 +327,12 @@ class HubLink:
                 queue = self._backlog
             else:
                 return
-            request = attrs.evolve(queue.popleft(), id=self._next_id)
+            request = queue.popleft()
+            if isinstance(request, MID_KINDS) and not request.mid:
+                # Once per request: a resend, in this session or another, keeps it.
+                request = attrs.evolve(request, mid=self._client_id + self._next_mid.to_bytes(8, "big"))
+                self._next_mid += 1
+            request = attrs.evolve(request, id=self._next_id)
             self._next_id += 1
             if isinstance(request, events.Join):
                 self.inbox.joining(request.room)
@@ -313,11 +376,7 @@ class HubLink:
             return [Problem(error)]
         request = self._inflight.get(error.id) if error.id else None
         if request is None:
-            if error.code in TRANSIENT or error.code == "unknown-session":
-                return []  # the hello goes again on its timer
-            if self.state is LinkState.CONNECTING and error.code in FATAL_AT_HELLO:
-                self.state = LinkState.CLOSED
-            return [Problem(error)]
+            return self._on_session_error(error, now)
         if (
             error.code == "not-in-room"
             and error.id <= self._barrier
@@ -344,6 +403,19 @@ class HubLink:
         self._pump(now)
         return [Refused(request, error)]
 
+    def _on_session_error(self, error: events.Error, now: float) -> list[LinkEvent]:
+        """An error tied to no request: most often the hub's answer to our hello."""
+        connecting = self.state is LinkState.CONNECTING
+        moving = connecting and self.hubs.many and error.code in MOVE_ON_AT_HELLO
+        if moving and (error.code in TRANSIENT or self.hubs.refuse()):
+            self._move_on(now)  # busy, going away or full: another hub of the list may take us
+            return []
+        if error.code in TRANSIENT or error.code == "unknown-session":
+            return []  # the hello goes again on its timer
+        if connecting and error.code in FATAL_AT_HELLO:
+            self.state = LinkState.CLOSED
+        return [Problem(error)]
+
     # --- deliveries ---------------------------------------------------------------------------------
 
     def _on_room_event(self, event: Shown, now: float) -> list[LinkEvent]:
@@ -366,8 +438,9 @@ class HubLink:
     def _on_bye(self, bye: events.Bye, now: float) -> list[LinkEvent]:
         """The hub is going (it drains for a moment first): keep acking what it still
         sends, and come back once it is up again."""
-        lost = self._lost(f"the hub said: {bye.reason or 'bye'}", now)
-        self._hello_at = now + 1.0
+        lost = self._lost(f"{self._this_hub()} said: {bye.reason or 'bye'}", now)
+        if not self.hubs.many:
+            self._hello_at = now + 1.0
         return lost
 
     def _on_pong(self, _pong: events.Pong, _now: float) -> list[LinkEvent]:

@@ -81,6 +81,8 @@ _BY_FIELD: dict[str, st.SearchStrategy[Any]] = {
     "cookie": SMALL_BINARY,
     "pad": SMALL_BINARY,
     "hub": SMALL_BINARY,
+    "resume": SMALL_BINARY,
+    "mid": st.one_of(st.just(b""), st.binary(min_size=limits.MID_BYTES, max_size=limits.MID_BYTES)),
     "sack": st.lists(UINTS, max_size=limits.MAX_SACK).map(tuple),
     "items": st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=20), max_size=8).map(tuple),
     "action": st.booleans(),
