@@ -89,6 +89,21 @@ def test_make_cluster_hubs_answer_and_a_room_spans_them(tmp_path: Path) -> None:
         honcho.interrupt()
 
 
+def test_the_readme_nats_config_is_one_nats_server_accepts(tmp_path: Path) -> None:
+    readme = (PROCFILE.parent / "README.md").read_text()
+    scaling = readme[readme.index("## Scaling out") :]
+    block = re.search(r"```conf\n(.*?)```", scaling, re.DOTALL)
+    assert block is not None, "the Scaling out section has a NATS config"
+    config = block.group(1)
+    assert "jetstream" in config and "cluster" in config and "0.0.0.0" not in config
+    path = tmp_path / "n1.conf"
+    path.write_text(config)
+    checked = subprocess.run(
+        [str(BIN / "nats-server"), "-t", "-c", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+
+
 def test_the_port_rewrite_moves_every_demo_port(tmp_path: Path) -> None:
     procfile, ports = procfile_on_free_ports(tmp_path)
     assert sorted(ports) == sorted(
