@@ -64,7 +64,8 @@ class ChatSession:
         if isinstance(event, link.Show):
             self.show(render.event_line(event.event))
         elif isinstance(event, link.Answered):
-            self._answered(event.request, event.reply)
+            if not event.caught_up:  # else the line comes with the catch-up, once
+                self._answered(event.request, event.reply)
         elif isinstance(event, link.Refused):
             self.refusals += 1
             if isinstance(event.request, events.Join):

@@ -69,6 +69,10 @@ class Show:
 class Answered:
     request: Any
     reply: events.Reply
+    #: The hub had carried the request out before this session's rejoin (a resend that a
+    #: cluster recognised by its ``mid``): the line comes with the catch-up, so it is not
+    #: shown again as newly said.
+    caught_up: bool = False
 
 
 @attrs.frozen
@@ -364,6 +368,8 @@ class HubLink:
         elif isinstance(request, events.Nick):
             self.nick = request.nick
         elif reply.seq and isinstance(request, events.Say | events.Topic):
+            if self.inbox.before_start(request.room, reply.seq):
+                shown[0] = Answered(request, reply, caught_up=True)
             shown += [Show(event) for event in self.inbox.own(request.room, reply.seq, now)]
         self._pump(now)
         return shown
@@ -374,6 +380,8 @@ class HubLink:
         if error.code == "too-slow" and self.state is LinkState.OPEN:
             self._rejoin(now)
             return [Problem(error)]
+        if error.id and error.id not in self._inflight:
+            return []  # a second answer to a request already answered (we had resent it)
         request = self._inflight.get(error.id) if error.id else None
         if request is None:
             return self._on_session_error(error, now)

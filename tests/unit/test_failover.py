@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Any
 
+from roomcast.client import render
+from roomcast.client.chat import ChatSession
 from roomcast.hub.core import HubConfig
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.link import Answered, Connected, HubLink, LinkState, Reconnecting, Show, Unreachable
 
-from tests.unit.hubwire import Wire, new_core
+from tests.unit.hubwire import Wire, new_core, of
 
 HUBS = ("127.0.0.1:9999", "127.0.0.1:10000")
 
@@ -231,3 +234,56 @@ def test_a_single_hub_link_waits_for_its_hub_and_keeps_the_calm_timers() -> None
     wire.run_until(lambda: link.state is LinkState.OPEN, limit=5.0)
     assert connected(wire, link)[-1] == Connected("alice", True)
     assert not [e for e in wire.events_of(link) if isinstance(e, Answered)]
+
+
+class ByHand:
+    """A HubLink fed envelopes by hand, for answers no standalone core gives (a cluster's)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.link = HubLink("alice", self.now, hubs=HUBS)
+
+    def feed(self, event: events.Event) -> list[Any]:
+        return self.link.receive_datagram(envelope.encode(event), self.now)
+
+    def sent(self) -> list[Any]:
+        return [envelope.decode(data).event for data in self.link.datagrams_to_send()]
+
+    def open_session(self, token: bytes) -> None:
+        self.feed(events.Challenge(cookie=b"c"))
+        self.feed(events.Welcome(token=token, hub=b"one cluster", nick="alice", idle=30.0))
+
+    def go_silent(self) -> None:
+        hub = self.link.hub
+        while self.link.hub == hub:
+            self.now = self.link.next_deadline() or self.now
+            self.link.on_timer(self.now)
+
+
+def test_a_resent_line_the_cluster_had_carried_out_is_shown_once_with_the_catch_up() -> None:
+    wire = ByHand()
+    wire.open_session(bytes(16))
+    wire.link.submit(events.Join(id=0, room="hall"), wire.now)
+    [join] = of(events.Join, wire.sent())
+    wire.feed(events.Reply(id=join.id, seq=5))
+    wire.link.submit(events.Say(id=0, room="hall", body="once"), wire.now)
+    [say] = of(events.Say, wire.sent())
+    wire.go_silent()  # hub A carried the line out as seq 6, and died before answering
+    wire.sent()
+    wire.open_session(bytes(range(16)))
+    out = wire.sent()
+    [rejoin], [resent] = of(events.Join, out), of(events.Say, out)
+    assert resent.mid == say.mid and resent.id > rejoin.id
+    wire.feed(events.Reply(id=rejoin.id, seq=12))
+    assert [(h.since, h.until) for h in of(events.History, wire.sent())] == [(5, 11)]
+    answers = wire.feed(events.Reply(id=resent.id, seq=6))  # the cluster knew the mid: seq 6
+    assert [a.caught_up for a in of(Answered, answers)] == [True]
+
+    shown: list[str] = []
+    chat = ChatSession(
+        submit=lambda request: None, show=lambda f: shown.append(render.plain(f)), nick="alice"
+    )
+    chat.on_event(of(Answered, answers)[0])
+    assert shown == [], "shown once, by the catch-up, not again as newly said"
+    chat.on_event(Answered(say, events.Reply(id=say.id, seq=13)))
+    assert len(shown) == 1 and "<alice> once" in shown[0]
