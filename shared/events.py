@@ -8,11 +8,6 @@ Client to hub requests carry ``id``, a per-session request number: the hub answe
 with exactly one :class:`Reply` or :class:`Error` carrying the same ``id``, and the client
 resends a request until that answer arrives.  Room events carry ``seq``, the room's sequence
 number, which is what members acknowledge and what history and catch-up are keyed by.
-
-Requests that make an event (join, part, nick, say, msg, topic) may carry ``mid``, a
-per-client message id that stays the same when the request is resent, under a new ``id``, in a
-new session or to another hub: a cluster of hubs carries a request out once per ``mid``.
-A standalone hub ignores it (it dedupes by ``id`` within a session).
 """
 
 from __future__ import annotations
@@ -42,16 +37,6 @@ def _non_negative(_inst: object, attr: attrs.Attribute[int], value: int) -> None
         raise ValueError(f"{attr.name} must be between 0 and 2**63-1, not {value}")
 
 
-def _mid(_inst: object, attr: attrs.Attribute[bytes], value: bytes) -> None:
-    if value and len(value) != limits.MID_BYTES:
-        raise ValueError(f"{attr.name} must be {limits.MID_BYTES} bytes (or absent), not {len(value)}")
-
-
-def _resume(_inst: object, attr: attrs.Attribute[bytes], value: bytes) -> None:
-    if len(value) > limits.RESUME_MAX_BYTES:
-        raise ValueError(f"{attr.name} is {len(value)} bytes; the limit is {limits.RESUME_MAX_BYTES}")
-
-
 def _body(_inst: object, attr: attrs.Attribute[str], value: str) -> None:
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > limits.MAX_BODY:
@@ -75,15 +60,15 @@ class Request(Event):
 
 @attrs.frozen
 class Hello(Event):
-    """Opens a session.  Without a valid cookie the hub answers with a Challenge.  ``resume`` is
-    the secret an earlier ``welcome`` gave (to this hub or another of its cluster): it shows the
-    nick is this client's own session, come back, and not a clash."""
+    """Opens a session.  Without a valid cookie the hub answers with a Challenge."""
 
     KIND: ClassVar[str] = "hello"
     nick: str = attrs.field(validator=_nick)
     cookie: bytes = b""
     pad: bytes = b""
-    resume: bytes = attrs.field(default=b"", validator=_resume)
+    #: Cluster mode: the ``resume`` secret of an earlier welcome, so that another hub of the
+    #: cluster recognises this client as the same session and lets it keep its nick.
+    resume: bytes = b""
 
 
 @attrs.frozen
@@ -93,7 +78,6 @@ class Join(Request):
     room: str = attrs.field(validator=_room)
     #: How many recent room messages the client wants replayed.
     history: int = attrs.field(default=0, validator=_non_negative)
-    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -101,7 +85,6 @@ class Part(Request):
     KIND: ClassVar[str] = "part"
     id: int = attrs.field(validator=_non_negative)
     room: str = attrs.field(validator=_room)
-    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -109,7 +92,6 @@ class Nick(Request):
     KIND: ClassVar[str] = "nick"
     id: int = attrs.field(validator=_non_negative)
     nick: str = attrs.field(validator=_nick)
-    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -121,7 +103,9 @@ class Say(Request):
     room: str = attrs.field(validator=_room)
     body: str = attrs.field(validator=_body)
     action: bool = False
-    mid: bytes = attrs.field(default=b"", validator=_mid)
+    #: Cluster mode: the client's own number for this line, kept when the line is resent to
+    #: another hub after a failover, so the cluster carries it out once (0: none).
+    mid: int = attrs.field(default=0, validator=_non_negative)
 
 
 @attrs.frozen
@@ -132,7 +116,6 @@ class Msg(Request):
     id: int = attrs.field(validator=_non_negative)
     to: str = attrs.field(validator=_nick)
     body: str = attrs.field(validator=_body)
-    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -157,7 +140,6 @@ class Topic(Request):
     room: str = attrs.field(validator=_room)
     text: str = attrs.field(default="", validator=_body)
     set: bool = False
-    mid: bytes = attrs.field(default=b"", validator=_mid)
 
 
 @attrs.frozen
@@ -227,9 +209,8 @@ class Welcome(Event):
     nick: str = attrs.field(validator=_nick)
     #: Seconds of silence after which the hub evicts the client: it pings well before.
     idle: float = 0.0
-    #: A secret the client presents in its next hello, to this hub or another of its cluster,
-    #: to resume its session and nick (empty: the hub gives none).
-    resume: bytes = attrs.field(default=b"", validator=_resume)
+    #: Cluster mode: a secret to send in ``Hello.resume`` when moving to another hub.
+    resume: bytes = b""
 
 
 @attrs.frozen

@@ -131,12 +131,6 @@ COOKIE_BUCKET: Final = 30.0
 TOKEN_BYTES: Final = 16
 #: A client pads its first hello to this size so the hub's challenge fits the 3x budget.
 HELLO_PAD_TO: Final = 64
-#: A per-client message id (``mid`` on requests that make events): 8 random bytes naming the
-#: client process, then an 8-byte big-endian counter.  It stays the same when the request is
-#: resent, to this hub or another, so a cluster can carry it out once.
-MID_BYTES: Final = 16
-#: Most bytes of the resume secret a hub may give in ``welcome`` (the envelope's binary limit).
-RESUME_MAX_BYTES: Final = 64
 
 # --- flood control -------------------------------------------------------------------------------
 

@@ -9,19 +9,18 @@ after a hub restart or silence says so, validates again, rejoins its rooms under
 nick, asks for what it missed and resends what was not answered.
 
 Given a list of hubs (``shared.hublist``), it moves on to the next one when its hub goes
-silent or forgets the session, and does the same there: the shell only sends to
-:attr:`HubLink.hub_address` and listens to nothing else.  Requests that make events carry a
-per-client message id (``mid``) that survives resends, new sessions and other hubs, and the
-hello carries the resume secret of the last ``welcome``, so a cluster of hubs carries each
+silent or forgets the session, and does the same there: the shell sends to the hub that
+:attr:`HubLink.hub` names and listens to nothing else.  Each line (``say``) carries the
+client's own number for it (``mid``), which survives resends, new sessions and other hubs, and
+the hello carries the resume secret of the last ``welcome``, so a cluster of hubs carries each
 line out once and keeps the nick.
 """
 
 from __future__ import annotations
 
 import enum
-import os
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -37,8 +36,6 @@ FATAL_AT_HELLO = frozenset({"nick-taken", "hub-full", "too-many-clients"})
 #: Answers to a hello after which, given a list of hubs, the link tries the next one: this hub is
 #: busy or going away, or full ("nick-taken" holds on every hub of a cluster: it stays fatal).
 MOVE_ON_AT_HELLO = TRANSIENT | {"hub-full", "too-many-clients"}
-#: Requests that make an event: each carries a per-client message id (``mid``).
-MID_KINDS = (events.Join, events.Part, events.Nick, events.Say, events.Msg, events.Topic)
 
 
 class LinkState(enum.Enum):
@@ -114,15 +111,14 @@ class HubLink:
         now: float,
         give_up_after: float | None = None,
         hubs: Sequence[str] = ("hub",),
-        random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.nick = nick
         self.give_up_after = give_up_after
         self.hubs = HubList(tuple(hubs), since=now)
         #: The secret the last welcome gave, presented in the next hello (empty: none given).
         self.resume = b""
-        #: Names this client process in its message ids; the counter numbers its requests.
-        self._client_id = random_bytes(limits.MID_BYTES // 2)
+        #: Numbers this client's lines (``Say.mid``) across sessions and hubs: with the resume
+        #: secret, which names the session, a cluster knows a resent line for what it is.
         self._next_mid = 1
         self.state = LinkState.CONNECTING
         self.token = b""
@@ -332,9 +328,9 @@ class HubLink:
             else:
                 return
             request = queue.popleft()
-            if isinstance(request, MID_KINDS) and not request.mid:
-                # Once per request: a resend, in this session or another, keeps it.
-                request = attrs.evolve(request, mid=self._client_id + self._next_mid.to_bytes(8, "big"))
+            if isinstance(request, events.Say) and not request.mid:
+                # Once per line: a resend, in this session or another, keeps it.
+                request = attrs.evolve(request, mid=self._next_mid)
                 self._next_mid += 1
             request = attrs.evolve(request, id=self._next_id)
             self._next_id += 1

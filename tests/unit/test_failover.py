@@ -8,7 +8,6 @@ id, as the hubs of one cluster share one history, so the catch-up from the last 
 from __future__ import annotations
 
 import itertools
-import random
 from typing import Any
 
 from roomcast.client import render
@@ -20,10 +19,6 @@ from roomcast.shared.link import Answered, Connected, HubLink, LinkState, Reconn
 from tests.unit.hubwire import Wire, new_core, of
 
 HUBS = ("127.0.0.1:9999", "127.0.0.1:10000")
-
-
-def seeded(seed: int) -> random.Random:
-    return random.Random(seed)
 
 
 def connected(wire: Wire, link: HubLink) -> list[Connected]:
@@ -62,7 +57,7 @@ def test_first_hub_not_answering_the_link_uses_the_second() -> None:
 
 def test_hub_killed_the_link_is_on_the_next_hub_within_10_s_in_its_rooms_and_keeps_chatting() -> None:
     wire = two_hubs()
-    alice = wire.add_link("alice", 41001, hubs=HUBS, random_bytes=seeded(1).randbytes)
+    alice = wire.add_link("alice", 41001, hubs=HUBS)
     bob = wire.add_link("bob", 41002, route=(1,))  # on the second hub only
     for link in (alice, bob):
         wire.submit(link, events.Join(id=0, room="hall"))
@@ -104,36 +99,38 @@ def test_a_hub_that_forgets_the_session_sends_the_link_to_the_next_hub() -> None
 
 def test_a_line_resent_to_the_next_hub_keeps_its_message_id() -> None:
     wire = two_hubs()
-    alice = wire.add_link("alice", 41001, hubs=HUBS, random_bytes=seeded(5).randbytes)
+    alice = wire.add_link("alice", 41001, hubs=HUBS)
     wire.submit(alice, events.Join(id=0, room="hall"))
+    wire.submit(alice, events.Say(id=0, room="hall", body="before"))
     wire.run_until(lambda: joined(wire, alice), limit=10.0)
     # The first hub carries the line out, but its confirmation is lost with it.
     wire.block = lambda address, data, to_hub: not to_hub
     wire.submit(alice, events.Say(id=0, room="hall", body="once"))
-    wire.run_until(lambda: bool(arrived(wire, events.Say, 0)), limit=5.0)
+    wire.run_until(lambda: len(arrived(wire, events.Say, 0)) == 2, limit=5.0)
     wire.cores[0] = None
     wire.block = None
     wire.run_until(lambda: len(connected(wire, alice)) == 2 and alice.busy == 0, limit=15.0)
-    sent = [s for hub in (0, 1) for s in arrived(wire, events.Say, hub) if isinstance(s, events.Say)]
-    assert len(arrived(wire, events.Say, 1)) >= 1 and len(sent) >= 2
-    first = sent[0]
-    assert len(first.mid) == limits.MID_BYTES and {s.mid for s in sent} == {first.mid}
-    assert first.mid[:8] == seeded(5).randbytes(8)
     wire.submit(alice, events.Say(id=0, room="hall", body="next"))
     wire.run_until(lambda: alice.busy == 0, limit=5.0)
-    says = [s for s in arrived(wire, events.Say, 1) if isinstance(s, events.Say)]
-    assert says[-1].mid != first.mid, "each line has its own message id"
+    says = [s for hub in (0, 1) for s in arrived(wire, events.Say, hub) if isinstance(s, events.Say)]
+    mids = {say.body: {s.mid for s in says if s.body == say.body} for say in says}
+    assert mids == {"before": {1}, "once": {2}, "next": {3}}
+    on_b = [s for s in arrived(wire, events.Say, 1) if isinstance(s, events.Say)]
+    assert [s.body for s in on_b][:1] == ["once"], "resent to the next hub, with the same mid"
 
 
-def test_two_clients_never_share_a_message_id() -> None:
+def test_message_ids_keep_counting_across_sessions_and_are_never_reused() -> None:
     wire = Wire(new_core(HubConfig(flood_rate=0)))
-    links = [wire.add_link(nick, 41001 + n) for n, nick in enumerate(("alice", "bob"))]
-    for link in links:
-        wire.submit(link, events.Join(id=0, room="hall"))
-        wire.submit(link, events.Say(id=0, room="hall", body="x"))
-    wire.run_until(lambda: all(link.busy == 0 for link in links), limit=10.0)
-    mids = [e.mid for _, e in wire.arrivals if isinstance(e, events.Join | events.Say)]
-    assert len(mids) == 4 and len(set(mids)) == 4 and all(len(m) == limits.MID_BYTES for m in mids)
+    alice = wire.add_link("alice", 41001)
+    wire.submit(alice, events.Join(id=0, room="hall"))
+    for n in range(3):
+        wire.submit(alice, events.Say(id=0, room="hall", body=f"{n}"))
+    wire.run_until(lambda: joined(wire, alice), limit=10.0)
+    wire.core = new_core(HubConfig(flood_rate=0), seed=4, now=wire.now)  # a restart: a new session
+    wire.submit(alice, events.Say(id=0, room="hall", body="3"))
+    wire.run_until(lambda: len(connected(wire, alice)) == 2 and alice.busy == 0, limit=15.0)
+    firsts = {s.body: s.mid for _, s in wire.arrivals if isinstance(s, events.Say)}
+    assert firsts == {"0": 1, "1": 2, "2": 3, "3": 4}
 
 
 def test_the_resume_secret_of_the_welcome_goes_in_the_hello_to_the_next_hub() -> None:
