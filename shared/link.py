@@ -27,6 +27,31 @@ import attrs
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.hublist import HubList
 from roomcast.shared.inbox import Inbox, Shown
+from roomcast.shared.linkevents import (
+    Answered,
+    Connected,
+    LinkEvent,
+    Problem,
+    Reconnecting,
+    Refused,
+    Show,
+    Unreachable,
+)
+
+__all__ = [
+    "FATAL_AT_HELLO",
+    "TRANSIENT",
+    "Answered",
+    "Connected",
+    "HubLink",
+    "LinkEvent",
+    "LinkState",
+    "Problem",
+    "Reconnecting",
+    "Refused",
+    "Show",
+    "Unreachable",
+]
 from roomcast.shared.reliable import SendWindow
 
 #: Refusals that mean "not now": the request (or hello) is sent again after a pause.
@@ -42,64 +67,6 @@ class LinkState(enum.Enum):
     CONNECTING = "connecting"
     OPEN = "open"
     CLOSED = "closed"
-
-
-# --- what the link tells the user interface -------------------------------------------------------
-
-
-@attrs.frozen
-class Connected:
-    nick: str
-    reconnected: bool
-    #: The hub now in use, when the user gave a list of them ("" with a single hub).
-    hub: str = ""
-
-
-@attrs.frozen
-class Show:
-    """A room line, presence notice or private message, in order, once."""
-
-    event: Shown
-
-
-@attrs.frozen
-class Answered:
-    request: Any
-    reply: events.Reply
-    #: The hub had carried the request out before this session's rejoin (a resend that a
-    #: cluster recognised by its ``mid``): the line comes with the catch-up, so it is not
-    #: shown again as newly said.
-    caught_up: bool = False
-
-
-@attrs.frozen
-class Refused:
-    request: Any
-    error: events.Error
-
-
-@attrs.frozen
-class Problem:
-    """An error the hub sent that is not tied to one request (e.g. nick taken at hello)."""
-
-    error: events.Error
-
-
-@attrs.frozen
-class Reconnecting:
-    reason: str
-    #: The hub tried next, when the user gave a list of them ("" with a single hub).
-    hub: str = ""
-
-
-@attrs.frozen
-class Unreachable:
-    """The hub never answered (or stopped answering and ``give_up`` is set)."""
-
-    reason: str
-
-
-LinkEvent = Connected | Show | Answered | Refused | Problem | Reconnecting | Unreachable
 
 
 class HubLink:
