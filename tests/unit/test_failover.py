@@ -284,3 +284,21 @@ def test_a_resent_line_the_cluster_had_carried_out_is_shown_once_with_the_catch_
     assert shown == [], "shown once, by the catch-up, not again as newly said"
     chat.on_event(Answered(say, events.Reply(id=say.id, seq=13)))
     assert len(shown) == 1 and "<alice> once" in shown[0]
+
+
+def test_a_line_answered_unavailable_is_held_and_resent_not_dropped() -> None:
+    wire = ByHand()
+    wire.open_session(bytes(16))
+    wire.link.submit(events.Say(id=0, room="hall", body="during the election"), wire.now)
+    [say] = of(events.Say, wire.sent())
+    refusal = events.Error(code="unavailable", text="the cluster is unavailable", id=say.id, after=1.0)
+    assert wire.feed(refusal) == [], "not a refusal: the line waits"
+    assert wire.link.busy == 1
+    resent: list[events.Say] = []
+    while not resent:
+        wire.now = wire.link.next_deadline() or wire.now
+        wire.link.on_timer(wire.now)
+        resent = of(events.Say, wire.sent())
+    assert wire.now >= 1.0 and resent[0].id == say.id and resent[0].mid == say.mid
+    answers = wire.feed(events.Reply(id=say.id, seq=7))
+    assert [a.reply.seq for a in of(Answered, answers)] == [7] and wire.link.busy == 0
