@@ -37,6 +37,7 @@ from roomcast.shared.linkevents import (
     Show,
     Unreachable,
 )
+from roomcast.shared.reliable import SendWindow
 
 __all__ = [
     "FATAL_AT_HELLO",
@@ -52,7 +53,6 @@ __all__ = [
     "Show",
     "Unreachable",
 ]
-from roomcast.shared.reliable import SendWindow
 
 #: Refusals that mean "not now": the request (or hello) is sent again after a pause.  The hub
 #: keeps the request and carries it out after the pause by itself ("unavailable": a cluster hub

@@ -302,3 +302,14 @@ def test_a_line_answered_unavailable_is_held_and_resent_not_dropped() -> None:
     assert wire.now >= 1.0 and resent[0].id == say.id and resent[0].mid == say.mid
     answers = wire.feed(events.Reply(id=say.id, seq=7))
     assert [a.reply.seq for a in of(Answered, answers)] == [7] and wire.link.busy == 0
+
+
+def test_a_hub_that_says_bye_sends_the_link_to_the_next_hub_at_once() -> None:
+    wire = ByHand()
+    wire.open_session(bytes(16))
+    wire.sent()
+    moved = wire.feed(events.Bye(reason="the hub is restarting"))
+    assert moved == [Reconnecting(f"hub {HUBS[0]} said: the hub is restarting", HUBS[1])]
+    assert wire.link.hub == 1
+    [hello] = of(events.Hello, wire.sent())
+    assert hello.cookie == b"", "a new hub: a new cookie"
