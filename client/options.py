@@ -22,9 +22,13 @@ DEFAULT_HUB = f"{limits.DEFAULT_HOST}:{limits.DEFAULT_PORT}"
 @attrs.frozen
 class ClientOptions:
     command: str
-    #: The hubs as given (``HOST:PORT``), in the order the client tries them.
+    hub: str
+    #: ``hub`` resolved to a socket address, once, when the options are read.
+    hub_address: tuple[Any, ...]
+    #: ``--hub`` may list several hubs of one cluster (``hub`` is the text as given,
+    #: ``hub_address`` the first): each ``HOST:PORT``, in the order the client tries them, and
+    #: its socket address.
     hubs: tuple[str, ...]
-    #: ``hubs`` resolved to socket addresses, once, when the options are read.
     hub_addresses: tuple[tuple[Any, ...], ...]
     nick: str
     rooms: tuple[str, ...]
@@ -78,15 +82,18 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
     try:
         hubs = split_hub_list(args.hub)
         hub_addresses = resolve_hubs(hubs)
+        hub_address = hub_addresses[0]
     except (ValueError, OSError) as exc:
         parser.error(f"--hub {exc}")
     return ClientOptions(
         command=args.command,
-        hubs=hubs,
-        hub_addresses=hub_addresses,
+        hub=args.hub,
+        hub_address=hub_address,
         nick=args.nick,
         rooms=rooms,
         history=args.history,
         plain=args.plain,
         color=not (args.no_color or environ.get("NO_COLOR")),
+        hubs=hubs,
+        hub_addresses=hub_addresses,
     )

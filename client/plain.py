@@ -29,7 +29,7 @@ class PlainState:
 
 
 async def run_plain(options: ClientOptions) -> int:
-    hub = options.hub_addresses[0]  # plain text keeps no session to carry to another hub
+    hub = options.hub_address  # the first hub: plain text keeps no session to carry elsewhere
     family = socket.AF_INET6 if len(hub) == 4 else socket.AF_INET
     state = PlainState()
     with trio.socket.socket(family=family, type=socket.SOCK_DGRAM) as sock:

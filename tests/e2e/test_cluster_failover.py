@@ -16,6 +16,7 @@ import pytest
 
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import running_hub
+from tests.tools.listedclient import listed_client
 
 natsproc = pytest.importorskip("tests.tools.natsproc", reason="needs the hub side of issue 12 (cluster mode)")
 
@@ -30,7 +31,7 @@ def test_hub_killed_the_client_is_on_another_cluster_hub_within_10_s_and_nothing
         running_hub(tmp_path, "--nats", nodes[0].url) as hub_a,
         running_hub(tmp_path, "--nats", nodes[0].url) as hub_b,
     ):
-        alice = PipedClient(0, "alice", tmp_path, hubs=f"{hub_a.hub_arg},{hub_b.hub_arg}")
+        alice = listed_client("alice", tmp_path, f"{hub_a.hub_arg},{hub_b.hub_arg}")
         bob = PipedClient(hub_b.port, "bob", tmp_path)
         try:
             for client in (alice, bob):

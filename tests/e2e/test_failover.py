@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import BIN, LOOPBACK, free_udp_port, running_hub
+from tests.tools.listedclient import listed_client
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
 
@@ -22,7 +23,7 @@ def test_hub_killed_the_client_is_on_the_next_hub_within_10_s_in_its_rooms_and_k
     tmp_path: Path,
 ) -> None:
     with running_hub(tmp_path) as hub_a, running_hub(tmp_path) as hub_b:
-        alice = PipedClient(0, "alice", tmp_path, hubs=f"{hub_a.hub_arg},{hub_b.hub_arg}")
+        alice = listed_client("alice", tmp_path, f"{hub_a.hub_arg},{hub_b.hub_arg}")
         bob = PipedClient(hub_b.port, "bob", tmp_path)
         try:
             alice.wait_for(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import threading
 import time
@@ -24,17 +23,12 @@ class PipedClient:
         room: str = "ops",
         extra: Sequence[str] = (),
         bin_dir: Path = BIN,
-        hubs: str = "",
     ) -> None:
-        """``hubs``, when given, is the ``--hub`` list (``port`` is then ignored)."""
         self.err = tmp / f"{nick}.err"
-        hub = hubs or f"{LOOPBACK}:{port}"
-        # The test decides every option: none may leak in from the developer's shell.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
         with self.err.open("w") as err:
             self.proc = subprocess.Popen(
-                [str(bin_dir / "roomcast"), "--hub", hub, "--nick", nick, "--room", room, *extra],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+                [str(bin_dir / "roomcast"), "--hub", f"{LOOPBACK}:{port}", "--nick", nick, "--room", room, *extra],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
             )  # fmt: skip
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
