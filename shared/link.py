@@ -60,15 +60,17 @@ __all__ = [
 TRANSIENT = frozenset({"slow-down", "shutting-down", "unavailable"})
 #: Refusals of a hello that no retry can fix.
 FATAL_AT_HELLO = frozenset({"nick-taken", "hub-full", "too-many-clients"})
-#: Answers to a hello after which, given a list of hubs, the link tries the next one: this hub is
-#: busy or going away, or full ("nick-taken" holds on every hub of a cluster: it stays fatal).
-MOVE_ON_AT_HELLO = TRANSIENT | {"hub-full", "too-many-clients"}
 
 
 class LinkState(enum.Enum):
     CONNECTING = "connecting"
     OPEN = "open"
     CLOSED = "closed"
+
+
+#: Answers to a hello after which, given a list of hubs, the link tries the next one: this hub is
+#: busy or going away, or full ("nick-taken" holds on every hub of a cluster: it stays fatal).
+MOVE_ON_AT_HELLO = TRANSIENT | {"hub-full", "too-many-clients"}
 
 
 class HubLink:
