@@ -54,9 +54,7 @@ __all__ = [
     "Unreachable",
 ]
 
-#: Refusals that mean "not now": the request (or hello) is sent again after a pause.  The hub
-#: keeps the request and carries it out after the pause by itself ("unavailable": a cluster hub
-#: whose NATS is electing a leader or out of reach).
+#: Refusals that mean "not now": the request (or hello) is sent again after a pause.
 TRANSIENT = frozenset({"slow-down", "shutting-down", "unavailable"})
 #: Refusals of a hello that no retry can fix.
 FATAL_AT_HELLO = frozenset({"nick-taken", "hub-full", "too-many-clients"})
