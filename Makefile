@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run cluster test lint typecheck bench soak clean
+.PHONY: install run test lint typecheck bench soak clean
 
 install: $(STAMP)
 
@@ -20,6 +20,7 @@ run: $(STAMP)
 
 # The cluster demo: 3 NATS JetStream nodes and 3 hubs (Procfile.cluster), data afresh in
 # .cluster/; Ctrl-C stops all of it.
+.PHONY: cluster
 cluster: $(STAMP)
 	rm -rf .cluster && mkdir -p .cluster
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONUNBUFFERED=1 $(BIN)/honcho -f Procfile.cluster start

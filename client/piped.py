@@ -29,12 +29,10 @@ def show_plain(fragments: render.Fragments) -> None:
 
 
 async def run_piped(options: ClientOptions) -> int:
-    hubs = options.hub_addresses
-    with open_client_socket(hubs[0]) as sock:
-        link = HubLink(
-            options.nick, trio.current_time(), give_up_after=limits.RECONNECT_GIVE_UP, hubs=options.hubs
-        )
-        runner = LinkRunner(sock, hubs, link, lambda event: None)
+    hub = options.hub_addresses
+    with open_client_socket(hub) as sock:
+        link = HubLink(options.nick, trio.current_time(), limits.RECONNECT_GIVE_UP, options.hubs)
+        runner = LinkRunner(sock, hub, link, lambda event: None)
         chat = ChatSession(submit=runner.submit, show=show_plain, nick=options.nick, history=options.history)
         runner.on_event = chat.on_event
         async with trio.open_nursery() as nursery:

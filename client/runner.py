@@ -47,8 +47,9 @@ def resolve_hubs(hubs: tuple[str, ...]) -> tuple[Address, ...]:
     return addresses
 
 
-def open_client_socket(hub: Address) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if len(hub) == 4 else socket.AF_INET, socket.SOCK_DGRAM)
+def open_client_socket(hubs: tuple[Address, ...]) -> socket.socket:
+    """One socket for talking to every hub of the list (all of one address family)."""
+    sock = socket.socket(socket.AF_INET6 if len(hubs[0]) == 4 else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
     return sock
 

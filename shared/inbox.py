@@ -79,10 +79,11 @@ class Inbox:
         stream = self.rooms.get(fold(room))
         if stream is None or stream.started:
             return [], None
+        stream.start = seq
         catch_up = None
         if stream.catch_up and seq - 1 > stream.last_seq:
             catch_up = events.History(id=0, room=stream.name, since=stream.last_seq, until=seq - 1)
-        stream.catch_up, stream.started, stream.start = False, True, seq
+        stream.catch_up, stream.started = False, True
         stream.order.skip_to(seq + 1)  # a fresh stream: nothing waits yet
         stream.last_seq = max(stream.last_seq, seq)
         early, stream.early = stream.early, []

@@ -27,7 +27,8 @@ import attrs
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.hublist import HubList
 from roomcast.shared.inbox import Inbox, Shown
-from roomcast.shared.linkevents import (
+from roomcast.shared.reliable import SendWindow
+from roomcast.shared.reports import (
     Answered,
     Connected,
     LinkEvent,
@@ -37,7 +38,6 @@ from roomcast.shared.linkevents import (
     Show,
     Unreachable,
 )
-from roomcast.shared.reliable import SendWindow
 
 __all__ = [
     "FATAL_AT_HELLO",
@@ -146,7 +146,7 @@ class HubLink:
         if self.state is LinkState.CLOSED:
             return None
         if self.state is LinkState.CONNECTING:
-            deadlines = [self._hello_at, self.hubs.answer_deadline(self._last_heard) or float("inf")]
+            deadlines = [self._hello_at]
         else:
             deadlines = [self._ping_at(), self._last_heard + self.hubs.silence_timeout()]
             deadlines.append(max(self._window.next_deadline() or float("inf"), self._hold_until))
@@ -202,6 +202,8 @@ class HubLink:
             hello = attrs.evolve(hello, pad=bytes(max(1, limits.HELLO_PAD_TO - size - 6)))
         self._out.append(envelope.encode(hello))
         self._hello_at = now + (1.0 if self._ever_connected else limits.INITIAL_RTO * 2)
+        if (answer_by := self.hubs.answer_deadline(self._last_heard)) is not None:
+            self._hello_at = min(self._hello_at, answer_by)  # then the next hub's turn
         self._last_sent = now
 
     def _connecting_timer(self, now: float) -> list[LinkEvent]:
@@ -239,9 +241,9 @@ class HubLink:
         self.state, self.token, self.nick = LinkState.OPEN, welcome.token, welcome.nick
         same_history = not self.hub_id or welcome.hub == self.hub_id
         self.hub_id, self.resume = welcome.hub, welcome.resume
+        self.hubs.settled()
         self._ping_interval = self.hubs.ping_interval(welcome.idle)
         self._ever_connected = True
-        self.hubs.settled()
         self._rebuild(same_history, now)
         return [Connected(self.nick, reconnected, self.hubs.current if self.hubs.many else "")]
 

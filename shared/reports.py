@@ -1,4 +1,4 @@
-"""What the client's link (``shared.link.HubLink``) tells the user interface: lines to show,
+"""What the client's link (``shared.link.HubLink``) reports to the user interface: lines to show,
 answers and refusals, and news of the connection.  Plain values, in the order they happened."""
 
 from __future__ import annotations
