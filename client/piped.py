@@ -14,7 +14,7 @@ import trio
 from roomcast.client import render
 from roomcast.client.chat import ChatSession
 from roomcast.client.options import ClientOptions
-from roomcast.client.runner import LinkRunner, open_client_socket
+from roomcast.client.runner import LinkRunner, open_hubs_socket
 from roomcast.shared import limits
 from roomcast.shared.link import HubLink
 
@@ -30,7 +30,7 @@ def show_plain(fragments: render.Fragments) -> None:
 
 async def run_piped(options: ClientOptions) -> int:
     hub = options.hub_addresses
-    with open_client_socket(hub) as sock:
+    with open_hubs_socket(hub) as sock:
         link = HubLink(options.nick, trio.current_time(), limits.RECONNECT_GIVE_UP, options.hubs)
         runner = LinkRunner(sock, hub, link, lambda event: None)
         chat = ChatSession(submit=runner.submit, show=show_plain, nick=options.nick, history=options.history)

@@ -29,6 +29,12 @@ def resolve_hub(hub: str) -> Address:
     return tuple(infos[0][4])
 
 
+def open_client_socket(hub: Address) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if len(hub) == 4 else socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    return sock
+
+
 def split_hub_list(text: str) -> tuple[str, ...]:
     """``HOST:PORT[,HOST:PORT...]`` to its entries; ValueError says what is wrong."""
     hubs = tuple(entry.strip() for entry in text.split(","))
@@ -47,11 +53,9 @@ def resolve_hubs(hubs: tuple[str, ...]) -> tuple[Address, ...]:
     return addresses
 
 
-def open_client_socket(hubs: tuple[Address, ...]) -> socket.socket:
+def open_hubs_socket(hubs: tuple[Address, ...]) -> socket.socket:
     """One socket for talking to every hub of the list (all of one address family)."""
-    sock = socket.socket(socket.AF_INET6 if len(hubs[0]) == 4 else socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    return sock
+    return open_client_socket(hubs[0])
 
 
 class LinkRunner:

@@ -25,7 +25,7 @@ from prompt_toolkit.styles import Style
 from roomcast.client import render
 from roomcast.client.chat import ChatSession
 from roomcast.client.options import ClientOptions
-from roomcast.client.runner import Address, LinkRunner, open_client_socket
+from roomcast.client.runner import Address, LinkRunner, open_hubs_socket
 from roomcast.shared import limits
 from roomcast.shared.link import HubLink, LinkState
 
@@ -143,7 +143,7 @@ class TerminalChat:
         self.token = trio.lowlevel.current_trio_token()
         if self.stopping:
             self.typed_send.close()
-        with open_client_socket(self.hub) as sock:
+        with open_hubs_socket(self.hub) as sock:
             link = HubLink(
                 self.options.nick, trio.current_time(), limits.RECONNECT_GIVE_UP, self.options.hubs
             )
