@@ -18,6 +18,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONUNBUFFERED=1 $(BIN)/honcho start
 
+# The cluster demo: 3 NATS JetStream nodes and 3 hubs (Procfile.cluster), data afresh in
+# .cluster/; Ctrl-C stops all of it.
+.PHONY: cluster
+cluster: $(STAMP)
+	rm -rf .cluster && mkdir -p .cluster
+	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONUNBUFFERED=1 $(BIN)/honcho -f Procfile.cluster start
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -51,4 +58,4 @@ soak: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.tools.soak
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/build .cluster

@@ -64,7 +64,8 @@ class ChatSession:
         if isinstance(event, link.Show):
             self.show(render.event_line(event.event))
         elif isinstance(event, link.Answered):
-            self._answered(event.request, event.reply)
+            if not event.caught_up:  # else the line comes with the catch-up, once
+                self._answered(event.request, event.reply)
         elif isinstance(event, link.Refused):
             self.refusals += 1
             if isinstance(event.request, events.Join):
@@ -76,11 +77,12 @@ class ChatSession:
                 self.fatal = event.error.text
         elif isinstance(event, link.Connected):
             self.nick = event.nick
-            self.show(
-                render.notice(("reconnected" if event.reconnected else "connected") + f" as {event.nick}")
-            )
+            where = f" to hub {event.hub}" if event.hub else ""
+            said = "reconnected" if event.reconnected else "connected"
+            self.show(render.notice(f"{said} as {event.nick}{where}"))
         elif isinstance(event, link.Reconnecting):
-            self.show(render.notice(f"{event.reason}; reconnecting (what you type is kept)"))
+            where = f" to hub {event.hub}" if event.hub else ""
+            self.show(render.notice(f"{event.reason}; reconnecting{where} (what you type is kept)"))
         elif isinstance(event, link.Unreachable):
             self.fatal = event.reason
             self.show(render.error(event.reason))

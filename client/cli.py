@@ -11,7 +11,7 @@ from roomcast.client import render
 from roomcast.client.options import ClientOptions, parse_args
 from roomcast.client.piped import run_piped
 from roomcast.client.plain import run_plain
-from roomcast.client.runner import LinkRunner, open_client_socket
+from roomcast.client.runner import LinkRunner, open_hubs_socket
 from roomcast.shared import events, link
 
 
@@ -30,11 +30,11 @@ def main(argv: list[str] | None = None) -> int:
 
 async def run_stats(options: ClientOptions) -> int:
     """Open a short session, ask for the hub's stats, print them, leave."""
-    hub = options.hub_address
+    hubs = options.hub_addresses
     result: list[link.LinkEvent] = []
-    with open_client_socket(hub) as sock:
-        hub_link = link.HubLink(f"stats-{os.getpid()}", trio.current_time())
-        runner = LinkRunner(sock, hub, hub_link, result.append)
+    with open_hubs_socket(hubs) as sock:
+        hub_link = link.HubLink(f"stats-{os.getpid()}", trio.current_time(), hubs=options.hubs)
+        runner = LinkRunner(sock, hubs, hub_link, result.append)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(runner.run)
             runner.submit(events.Stats(id=0))

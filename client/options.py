@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 import attrs
-from roomcast.client.runner import resolve_hub
+from roomcast.client.runner import resolve_hubs, split_hub_list
 from roomcast.shared import __version__, limits
 from roomcast.shared.names import BadName, check_nick, check_room
 
@@ -25,6 +25,11 @@ class ClientOptions:
     hub: str
     #: ``hub`` resolved to a socket address, once, when the options are read.
     hub_address: tuple[Any, ...]
+    #: ``--hub`` may list several hubs of one cluster (``hub`` is the text as given,
+    #: ``hub_address`` the first): each ``HOST:PORT``, in the order the client tries them, and
+    #: its socket address.
+    hubs: tuple[str, ...]
+    hub_addresses: tuple[tuple[Any, ...], ...]
     nick: str
     rooms: tuple[str, ...]
     history: int
@@ -49,7 +54,9 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
     parser.add_argument("command", nargs="?", default="chat", choices=["chat", "stats"],
                         help="chat (default), or stats: print the hub's counters and exit")  # fmt: skip
     parser.add_argument("--hub", default=environ.get("ROOMCAST_HUB", DEFAULT_HUB),
-                        help="hub address HOST:PORT (default %(default)s; env ROOMCAST_HUB)")  # fmt: skip
+                        help="hub address HOST:PORT, or a list HOST:PORT,HOST:PORT,... of hubs of one "
+                        "cluster: the client uses the first that answers and moves on to the next "
+                        "by itself when it goes silent (default %(default)s; env ROOMCAST_HUB)")  # fmt: skip
     parser.add_argument("--nick", default=environ.get("ROOMCAST_NICK") or default_nick(),
                         help="your nick (default: your user name; env ROOMCAST_NICK)")  # fmt: skip
     parser.add_argument("--room", action="append", default=None,
@@ -79,7 +86,9 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
     if not 0 <= args.history <= limits.HISTORY_PER_ROOM:
         parser.error(f"{source} must be between 0 and {limits.HISTORY_PER_ROOM}")
     try:
-        hub_address = resolve_hub(args.hub)
+        hubs = split_hub_list(args.hub)
+        hub_addresses = resolve_hubs(hubs)
+        hub_address = hub_addresses[0]
     except (ValueError, OSError) as exc:
         parser.error(f"--hub {exc}")
     return ClientOptions(
@@ -91,4 +100,6 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> ClientOptions
         history=args.history,
         plain=args.plain,
         color=not (args.no_color or environ.get("NO_COLOR")),
+        hubs=hubs,
+        hub_addresses=hub_addresses,
     )

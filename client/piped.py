@@ -16,7 +16,7 @@ import trio
 from roomcast.client import render
 from roomcast.client.chat import ChatSession
 from roomcast.client.options import ClientOptions
-from roomcast.client.runner import LinkRunner, open_client_socket
+from roomcast.client.runner import LinkRunner, open_hubs_socket
 from roomcast.shared import limits
 from roomcast.shared.link import HubLink
 
@@ -59,9 +59,9 @@ class PlainOutput:
 
 
 async def run_piped(options: ClientOptions) -> int:
-    hub = options.hub_address
-    with open_client_socket(hub) as sock:
-        link = HubLink(options.nick, trio.current_time(), give_up_after=limits.RECONNECT_GIVE_UP)
+    hub = options.hub_addresses
+    with open_hubs_socket(hub) as sock:
+        link = HubLink(options.nick, trio.current_time(), limits.RECONNECT_GIVE_UP, options.hubs)
         runner = LinkRunner(sock, hub, link, lambda event: None)
         output = PlainOutput()
         chat = ChatSession(submit=runner.submit, show=output.show, nick=options.nick, history=options.history)

@@ -29,7 +29,7 @@ class PlainState:
 
 
 async def run_plain(options: ClientOptions) -> int:
-    hub = options.hub_address
+    hub = options.hub_address  # the first hub: plain text keeps no session to carry elsewhere
     family = socket.AF_INET6 if len(hub) == 4 else socket.AF_INET
     state = PlainState()
     with trio.socket.socket(family=family, type=socket.SOCK_DGRAM) as sock:
@@ -43,7 +43,7 @@ async def run_plain(options: ClientOptions) -> int:
                 await trio.sleep(LINGER)
             nursery.cancel_scope.cancel()
     if state.refused or (state.sent and not state.replies):
-        print(f"roomcast: no answer from {options.hub}", file=sys.stderr)
+        print(f"roomcast: no answer from {options.hubs[0]}", file=sys.stderr)
         return 1
     return 0
 

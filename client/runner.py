@@ -1,7 +1,9 @@
 """The client's trio shell: moves datagrams between a UDP socket and the sans-I/O HubLink.
 
 One loop waits until the socket is readable, the link's next deadline comes, or the user
-submits something; it feeds the link and sends what it produced.  Whatever the link reports
+submits something; it feeds the link and sends what it produced.  Given a list of hubs, it
+sends to the one the link has chosen (``HubLink.hub``) and listens to that one only: the
+link alone decides when to move on.  Whatever the link reports
 (lines to show, answers, reconnects) goes to the ``on_event`` callback of the front end.
 """
 
@@ -35,20 +37,52 @@ def open_client_socket(hub: Address) -> socket.socket:
     return sock
 
 
+def split_hub_list(text: str) -> tuple[str, ...]:
+    """``HOST:PORT[,HOST:PORT...]`` to its entries; ValueError says what is wrong."""
+    hubs = tuple(entry.strip() for entry in text.split(","))
+    if not all(hubs):
+        raise ValueError(f"{text!r} has an empty entry; give HOST:PORT[,HOST:PORT...]")
+    if len(hubs) > limits.MAX_HUBS:
+        raise ValueError(f"lists {len(hubs)} hubs; the limit is {limits.MAX_HUBS}")
+    return hubs
+
+
+def resolve_hubs(hubs: tuple[str, ...]) -> tuple[Address, ...]:
+    """Each hub resolved once, at start; all of one address family (one socket talks to them)."""
+    addresses = tuple(resolve_hub(hub) for hub in hubs)
+    if len({len(address) for address in addresses}) > 1:
+        raise ValueError("mixes IPv4 and IPv6 hubs; list hubs of one address family")
+    return addresses
+
+
+def open_hubs_socket(hubs: tuple[Address, ...]) -> socket.socket:
+    """One socket for talking to every hub of the list (all of one address family)."""
+    return open_client_socket(hubs[0])
+
+
 class LinkRunner:
     """Runs one HubLink over one socket until the link closes or the runner is cancelled."""
 
     def __init__(
-        self, sock: socket.socket, hub: Address, link: HubLink, on_event: Callable[[LinkEvent], None]
+        self,
+        sock: socket.socket,
+        hubs: tuple[Address, ...],
+        link: HubLink,
+        on_event: Callable[[LinkEvent], None],
     ):
         self.sock = sock
-        self.hub = hub
+        self.hubs = hubs
         self.link = link
         self.on_event = on_event
         self._wait_scope = trio.CancelScope()
         #: Set (and replaced) whenever the link reported something.
         self.changed = trio.Event()
         self.finished = trio.Event()
+
+    @property
+    def hub(self) -> Address:
+        """The hub the link uses now."""
+        return self.hubs[self.link.hub]
 
     def submit(self, request: Any) -> None:
         """Hand a request to the link (from any task of this trio run)."""

@@ -25,7 +25,7 @@ from prompt_toolkit.styles import Style
 from roomcast.client import render
 from roomcast.client.chat import ChatSession
 from roomcast.client.options import ClientOptions
-from roomcast.client.runner import Address, LinkRunner, open_client_socket
+from roomcast.client.runner import Address, LinkRunner, open_hubs_socket
 from roomcast.shared import limits
 from roomcast.shared.link import HubLink, LinkState
 
@@ -57,7 +57,7 @@ STYLE = Style.from_dict(
 
 def run_interactive(options: ClientOptions) -> int:
     """Chat in the terminal until the user quits (0) or the link gives up (1)."""
-    hub = options.hub_address
+    hub = options.hub_addresses
     return asyncio.run(TerminalChat(options, hub).run())
 
 
@@ -72,7 +72,7 @@ class TerminalChat:
     and reaches trio only through ``token.run_sync_soon``; the trio side owns everything else.
     """
 
-    def __init__(self, options: ClientOptions, hub: Address) -> None:
+    def __init__(self, options: ClientOptions, hub: tuple[Address, ...]) -> None:
         self.options = options
         self.hub = hub
         self.depth = None if options.color else ColorDepth.MONOCHROME
@@ -149,8 +149,10 @@ class TerminalChat:
         self.token = trio.lowlevel.current_trio_token()
         if self.stopping:
             self.typed_send.close()
-        with open_client_socket(self.hub) as sock:
-            link = HubLink(self.options.nick, trio.current_time(), give_up_after=limits.RECONNECT_GIVE_UP)
+        with open_hubs_socket(self.hub) as sock:
+            link = HubLink(
+                self.options.nick, trio.current_time(), limits.RECONNECT_GIVE_UP, self.options.hubs
+            )
             runner = LinkRunner(sock, self.hub, link, self.chat.on_event)
             self.chat.submit = runner.submit
             async with trio.open_nursery() as nursery:

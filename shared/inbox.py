@@ -32,6 +32,8 @@ class RoomStream:
     #: the stream starts.
     early: list[tuple[int, Shown | None]] = attrs.Factory(list)
     started: bool = False
+    #: The seq our join took in this session: the stream starts after it.
+    start: int = 0
     last_seq: int = 0
     #: Rejoined after a lost session: once the join is answered, ask for what was missed.
     catch_up: bool = False
@@ -90,6 +92,7 @@ class Inbox:
         stream = self.rooms.get(fold(room))
         if stream is None or stream.started:
             return [], None
+        stream.start = seq
         catch_up = None
         if stream.catch_up and seq - 1 > stream.last_seq:
             stream.catching = CatchUp(since=stream.last_seq, until=seq - 1)
@@ -100,6 +103,12 @@ class Inbox:
             stream.last_seq = max(stream.last_seq, seq)
         early, stream.early = stream.early, []
         return [shown for s, item in early for shown in self._release(stream, s, item, now)], catch_up
+
+    def before_start(self, room: str, seq: int) -> bool:
+        """``seq`` is older than our join in this session: an event of ours carried out before
+        (by a hub we lost), which the catch-up from our last seq brings, marked history."""
+        stream = self.rooms.get(fold(room))
+        return stream is not None and stream.started and seq < stream.start
 
     # --- arrivals -------------------------------------------------------------------------------
 

@@ -142,6 +142,16 @@ CONNECT_TIMEOUT: Final = 5.0
 #: After losing a hub it was connected to (shutdown, crash, silence), how long a client keeps
 #: trying to reconnect before it gives up and exits.
 RECONNECT_GIVE_UP: Final = 30.0
+#: Most hubs in one client's list (``roomcast --hub A,B,...``).
+MAX_HUBS: Final = 16
+#: With a list of hubs (``--hub A,B``), a client pings after this long without hearing from its
+#: hub, and moves on to the next hub after ``FAILOVER_SILENCE_TIMEOUT`` without a word, so it is
+#: on another hub well within 10 s of its hub's death (a single hub keeps the calmer figures above).
+FAILOVER_PING_INTERVAL: Final = 1.5
+FAILOVER_SILENCE_TIMEOUT: Final = 5.0
+#: With a list of hubs, how long the client waits for a hub's first answer (challenge, welcome
+#: or error) before it tries the next one in the list.
+HUB_ANSWER_TIMEOUT: Final = 2.0
 
 # --- address validation ------------------------------------------------------------------------
 

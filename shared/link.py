@@ -7,19 +7,53 @@ welcome), numbers requests and resends them until answered, puts each room's del
 seq order exactly once and acknowledges them (delayed, cumulative), pings when idle, and
 after a hub restart or silence says so, validates again, rejoins its rooms under the same
 nick, asks for what it missed and resends what was not answered.
+
+Given a list of hubs (``shared.hublist``), it moves on to the next one when its hub goes
+silent or forgets the session, and does the same there: the shell sends to the hub that
+:attr:`HubLink.hub` names and listens to nothing else.  Each line (``say``) carries the
+client's own number for it (``mid``), which survives resends, new sessions and other hubs, and
+the hello carries the resume secret of the last ``welcome``, so a cluster of hubs carries each
+line out once and keeps the nick.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 from roomcast.shared import envelope, events, limits
+from roomcast.shared.hublist import HubList
 from roomcast.shared.inbox import Inbox, Shown
 from roomcast.shared.names import fold
 from roomcast.shared.reliable import SendWindow
+from roomcast.shared.reports import (
+    Answered,
+    Connected,
+    LinkEvent,
+    Problem,
+    Reconnecting,
+    Refused,
+    Show,
+    Unreachable,
+)
+
+__all__ = [
+    "FATAL_AT_HELLO",
+    "TRANSIENT",
+    "Answered",
+    "Connected",
+    "HubLink",
+    "LinkEvent",
+    "LinkState",
+    "Problem",
+    "Reconnecting",
+    "Refused",
+    "Show",
+    "Unreachable",
+]
 
 #: Refusals that mean "not now": the request (or hello) is sent again after a pause.
 TRANSIENT = frozenset({"slow-down", "shutting-down", "unavailable"})
@@ -35,62 +69,29 @@ class LinkState(enum.Enum):
     CLOSED = "closed"
 
 
-# --- what the link tells the user interface -------------------------------------------------------
-
-
-@attrs.frozen
-class Connected:
-    nick: str
-    reconnected: bool
-
-
-@attrs.frozen
-class Show:
-    """A room line, presence notice or private message, in order, once."""
-
-    event: Shown
-
-
-@attrs.frozen
-class Answered:
-    request: Any
-    reply: events.Reply
-
-
-@attrs.frozen
-class Refused:
-    request: Any
-    error: events.Error
-
-
-@attrs.frozen
-class Problem:
-    """An error the hub sent that is not tied to one request (e.g. nick taken at hello)."""
-
-    error: events.Error
-
-
-@attrs.frozen
-class Reconnecting:
-    reason: str
-
-
-@attrs.frozen
-class Unreachable:
-    """The hub never answered (or stopped answering and ``give_up`` is set)."""
-
-    reason: str
-
-
-LinkEvent = Connected | Show | Answered | Refused | Problem | Reconnecting | Unreachable
+#: Answers to a hello after which, given a list of hubs, the link tries the next one: this hub is
+#: busy or going away, or full ("nick-taken" holds on every hub of a cluster: it stays fatal).
+MOVE_ON_AT_HELLO = TRANSIENT | {"hub-full", "too-many-clients"}
 
 
 class HubLink:
     """One client's session with the hub (see module docstring)."""
 
-    def __init__(self, nick: str, now: float, give_up_after: float | None = None) -> None:
+    def __init__(
+        self,
+        nick: str,
+        now: float,
+        give_up_after: float | None = None,
+        hubs: Sequence[str] = ("hub",),
+    ) -> None:
         self.nick = nick
         self.give_up_after = give_up_after
+        self.hubs = HubList(tuple(hubs), since=now)
+        #: The secret the last welcome gave, presented in the next hello (empty: none given).
+        self.resume = b""
+        #: Numbers this client's lines (``Say.mid``) across sessions and hubs: with the resume
+        #: secret, which names the session, a cluster knows a resent line for what it is.
+        self._next_mid = 1
         self.state = LinkState.CONNECTING
         self.token = b""
         self.hub_id = b""
@@ -115,10 +116,16 @@ class HubLink:
         self._ever_connected = False
         self._last_heard = now
         self._last_sent = now
-        self._ping_interval = limits.PING_INTERVAL
+        self._ping_interval = self.hubs.ping_interval(0.0)
         self._send_hello(now)
 
     # --- the shell's interface --------------------------------------------------------------------
+
+    @property
+    def hub(self) -> int:
+        """The index, in the hub list, of the hub in use: the shell sends there, and listens to
+        that hub only."""
+        return self.hubs.index
 
     def submit(self, request: Any, now: float) -> None:
         """Queue a request (its id is assigned here); it is resent until the hub answers."""
@@ -148,7 +155,7 @@ class HubLink:
             if self.give_up_after is not None:
                 deadlines.append(self._connecting_since + self.give_up_after)
         else:
-            deadlines = [self._ping_at(), self._last_heard + limits.HUB_SILENCE_TIMEOUT]
+            deadlines = [self._ping_at(), self._last_heard + self.hubs.silence_timeout()]
             deadlines.append(max(self._window.next_deadline() or float("inf"), self._hold_until))
             deadlines.append(self.inbox.next_ack_deadline() or float("inf"))
         return min(deadlines)
@@ -158,8 +165,9 @@ class HubLink:
             return []
         if self.state is LinkState.CONNECTING:
             return self._connecting_timer(now)
-        if now - self._last_heard >= limits.HUB_SILENCE_TIMEOUT:
-            return self._lost(f"no answer from the hub for {limits.HUB_SILENCE_TIMEOUT:.0f} s", now)
+        silence = self.hubs.silence_timeout()
+        if now - self._last_heard >= silence:
+            return self._lost(f"no answer from {self._this_hub()} for {silence:.0f} s", now)
         if now >= self._hold_until:
             for data in self._window.due(now):
                 self._out.append(data)
@@ -201,24 +209,41 @@ class HubLink:
 
     # --- handshake ----------------------------------------------------------------------------------
 
+    def _this_hub(self) -> str:
+        return f"hub {self.hubs.current}" if self.hubs.many else "the hub"
+
     def _send_hello(self, now: float) -> None:
-        hello = events.Hello(nick=self.nick, cookie=self._cookie)
-        pad = max(0, limits.HELLO_PAD_TO - len(envelope.encode(hello)) - 2)
-        self._out.append(envelope.encode(attrs.evolve(hello, pad=bytes(pad))))
+        hello = events.Hello(nick=self.nick, cookie=self._cookie, resume=self.resume)
+        size = len(envelope.encode(hello))
+        if size < limits.HELLO_PAD_TO:  # the pad field costs 6 bytes (key, bin header) on top
+            hello = attrs.evolve(hello, pad=bytes(max(1, limits.HELLO_PAD_TO - size - 6)))
+        self._out.append(envelope.encode(hello))
         self._hello_at = now + (1.0 if self._ever_connected else limits.INITIAL_RTO * 2)
+        if (answer_by := self.hubs.answer_deadline(self._last_heard)) is not None:
+            self._hello_at = min(self._hello_at, answer_by)  # then the next hub's turn
         self._last_sent = now
 
     def _connecting_timer(self, now: float) -> list[LinkEvent]:
         waited = now - self._connecting_since
-        if not self._ever_connected and waited >= limits.CONNECT_TIMEOUT:
+        if not self._ever_connected and waited >= self.hubs.connect_timeout():
             self.state = LinkState.CLOSED
-            return [Unreachable(f"no answer from the hub after {limits.CONNECT_TIMEOUT:.0f} s")]
+            return [Unreachable(f"no answer from {self.hubs.describe()} after {waited:.0f} s")]
         if self.give_up_after is not None and waited >= self.give_up_after:
             self.state = LinkState.CLOSED
-            return [Unreachable(f"the hub did not come back within {self.give_up_after:.0f} s")]
-        if now >= self._hello_at:
+            return [
+                Unreachable(f"{self.hubs.describe()} did not come back within {self.give_up_after:.0f} s")
+            ]
+        if now >= (self.hubs.answer_deadline(self._last_heard) or float("inf")):
+            self._move_on(now)  # this hub does not answer: the next one may
+        elif now >= self._hello_at:
             self._send_hello(now)
         return []
+
+    def _move_on(self, now: float) -> None:
+        """Start again on the next hub of the list: a new address, so a new cookie."""
+        self.hubs.move_on(now)
+        self._cookie = b""
+        self._send_hello(now)
 
     def _on_challenge(self, challenge: events.Challenge, now: float) -> list[LinkEvent]:
         if self.state is LinkState.CONNECTING:
@@ -232,13 +257,13 @@ class HubLink:
         reconnected = self._ever_connected
         self.state, self.token, self.nick = LinkState.OPEN, welcome.token, welcome.nick
         same_history = not self.hub_id or welcome.hub == self.hub_id
-        self.hub_id = welcome.hub
-        if welcome.idle > 0:
-            self._ping_interval = min(limits.PING_INTERVAL, welcome.idle / 3)
+        self.hub_id, self.resume = welcome.hub, welcome.resume
+        self.hubs.settled()
+        self._ping_interval = self.hubs.ping_interval(welcome.idle)
         self._ever_connected = True
         self._opened_at = now
         self._rebuild(same_history, now)
-        return [Connected(self.nick, reconnected)]
+        return [Connected(self.nick, reconnected, self.hubs.current if self.hubs.many else "")]
 
     def _rebuild(self, same_history: bool, now: float) -> None:
         """A new session: rejoin every room (asking for what was missed), then resend every
@@ -265,11 +290,15 @@ class HubLink:
         self._pump(now)
 
     def _lost(self, reason: str, now: float) -> list[LinkEvent]:
+        """The session is gone: with a list of hubs, go on to the next one; else wait for this one."""
         if self.state is LinkState.CONNECTING:
             return []
         self.state = LinkState.CONNECTING
-        self._cookie = b""
         self._connecting_since = now
+        if self.hubs.many:
+            self._move_on(now)
+            return [Reconnecting(reason, self.hubs.current)]
+        self._cookie = b""
         self._send_hello(now)
         return [Reconnecting(reason)]
 
@@ -288,7 +317,12 @@ class HubLink:
                 queue = self._backlog
             else:
                 return
-            request = attrs.evolve(queue.popleft(), id=self._next_id)
+            request = queue.popleft()
+            if isinstance(request, events.Say) and not request.mid:
+                # Once per line: a resend, in this session or another, keeps it.
+                request = attrs.evolve(request, mid=self._next_mid)
+                self._next_mid += 1
+            request = attrs.evolve(request, id=self._next_id)
             self._next_id += 1
             if isinstance(request, events.Join):
                 self.inbox.joining(request.room)
@@ -325,6 +359,8 @@ class HubLink:
             if again is not None:
                 self.submit(again, now)
         elif reply.seq and isinstance(request, events.Say | events.Topic):
+            if self.inbox.before_start(request.room, reply.seq):
+                shown[0] = Answered(request, reply, caught_up=True)
             shown += [Show(event) for event in self.inbox.own(request.room, reply.seq, now)]
         self._pump(now)
         return shown
@@ -338,13 +374,11 @@ class HubLink:
             if now - self._rejoined_at > limits.MIN_RTO * 20:  # else a late copy: rejoining already
                 self._rejoin(now)
             return [Problem(error)]
+        if error.id and error.id not in self._inflight:
+            return []  # a second answer to a request already answered (we had resent it)
         request = self._inflight.get(error.id) if error.id else None
         if request is None:
-            if error.code in TRANSIENT or error.code == "unknown-session":
-                return []  # the hello goes again on its timer
-            if self.state is LinkState.CONNECTING and error.code in FATAL_AT_HELLO:
-                self.state = LinkState.CLOSED
-            return [Problem(error)]
+            return self._on_session_error(error, now)
         if (
             error.code == "not-in-room"
             and isinstance(request, events.Say | events.Topic)
@@ -373,6 +407,19 @@ class HubLink:
             self.inbox.left(request.room)
         self._pump(now)
         return [Refused(request, error)]
+
+    def _on_session_error(self, error: events.Error, now: float) -> list[LinkEvent]:
+        """An error tied to no request: most often the hub's answer to our hello."""
+        connecting = self.state is LinkState.CONNECTING
+        moving = connecting and self.hubs.many and error.code in MOVE_ON_AT_HELLO
+        if moving and (error.code in TRANSIENT or self.hubs.refuse()):
+            self._move_on(now)  # busy, going away or full: another hub of the list may take us
+            return []
+        if error.code in TRANSIENT or error.code == "unknown-session":
+            return []  # the hello goes again on its timer
+        if connecting and error.code in FATAL_AT_HELLO:
+            self.state = LinkState.CLOSED
+        return [Problem(error)]
 
     # --- deliveries ---------------------------------------------------------------------------------
 
@@ -407,8 +454,9 @@ class HubLink:
     def _on_bye(self, bye: events.Bye, now: float) -> list[LinkEvent]:
         """The hub is going (it drains for a moment first): keep acking what it still
         sends, and come back once it is up again."""
-        lost = self._lost(f"the hub said: {bye.reason or 'bye'}", now)
-        self._hello_at = now + 1.0
+        lost = self._lost(f"{self._this_hub()} said: {bye.reason or 'bye'}", now)
+        if not self.hubs.many:
+            self._hello_at = now + 1.0
         return lost
 
     def _on_pong(self, _pong: events.Pong, _now: float) -> list[LinkEvent]:

@@ -5,8 +5,9 @@
 - :class:`Peer` is a scripted envelope client (hello, cookie, token, numbered requests);
   :class:`TextPeer` a textbook-style plain-text client.
 - :class:`Wire` joins real :class:`~shared.link.HubLink` objects to a HubCore (or to nothing:
-  the hub is down) with seeded loss, duplication and reordering, as a small discrete-event
-  simulation: each step jumps to the next arrival or timer.
+  the hub is down), or to several (a list of hubs, ``--hub A,B``), with seeded loss,
+  duplication and reordering, as a small discrete-event simulation: each step jumps to the
+  next arrival or timer.
 """
 
 from __future__ import annotations
@@ -213,31 +214,52 @@ class Impairment:
 
 
 class Wire:
-    """HubLinks and one HubCore joined by in-memory datagrams on a simulated clock.
+    """HubLinks and HubCores joined by in-memory datagrams on a simulated clock.
 
-    ``core`` may be None (the hub is down: datagrams to it vanish) and may be replaced at any
-    time (a hub restart).  Link events are kept per address in ``events``.
+    ``cores`` holds one HubCore per hub of the links' list (``core`` is the first); each may be
+    None (the hub is down: datagrams to it vanish) and may be replaced at any time (a hub
+    restart).  A link sends to the hub its ``hub`` index names and hears only that hub, as the
+    shell does.  Link events are kept per address in ``events``; what reached each hub's side
+    of the wire, decoded, in ``arrivals`` as (hub index, event).
     """
 
-    def __init__(self, core: HubCore | None, impairment: Impairment | None = None) -> None:
+    def __init__(
+        self, core: HubCore | None, impairment: Impairment | None = None, *others: HubCore | None
+    ) -> None:
         self.now = 0.0
-        self.core = core
+        self.cores: list[HubCore | None] = [core, *others]
+        self.arrivals: list[tuple[int, Any]] = []
         self.impairment = impairment or Impairment()
         self.links: dict[Address, HubLink] = {}
+        self.routes: dict[Address, tuple[int, ...]] = {}
         self.events: dict[Address, list[LinkEvent]] = {}
         #: Datagrams that reached the hub's side of the wire (or would have, if it is down), by kind.
         self.to_hub: Counter[str] = Counter()
         #: What the impairment did: dropped, duplicated, delayed (so overtaken).
         self.impaired: Counter[str] = Counter()
-        self._flight: list[tuple[float, int, bool, Address, bytes]] = []
+        self._flight: list[tuple[float, int, bool, Address, bytes, int]] = []
         #: When set, datagrams for which it returns True vanish (a test's targeted loss).
         self.block: Callable[[Address, bytes, bool], bool] | None = None
         self._order = itertools.count()
 
-    def add_link(self, nick: str, port: int, **options: Any) -> HubLink:
+    @property
+    def core(self) -> HubCore | None:
+        return self.cores[0]
+
+    @core.setter
+    def core(self, core: HubCore | None) -> None:
+        self.cores[0] = core
+
+    def _running(self) -> list[HubCore]:
+        return [core for core in self.cores if core is not None]
+
+    def add_link(self, nick: str, port: int, route: tuple[int, ...] = (), **options: Any) -> HubLink:
+        """A link at ``port``; ``route`` maps its hub list to indexes of ``cores`` (default:
+        the same order)."""
         address = (HOST, port)
         link = HubLink(nick, self.now, **options)
         self.links[address] = link
+        self.routes[address] = route or tuple(range(len(self.cores)))
         self.events[address] = []
         self._flush()
         return link
@@ -251,22 +273,20 @@ class Wire:
 
     def step(self) -> bool:
         """Jump to the next arrival or timer and handle everything due then; False when idle."""
-        due = [self._flight[0][0]] if self._flight else []
-        due += [d for link in self.links.values() if (d := link.next_deadline()) is not None]
-        if self.core is not None and (d := self.core.next_deadline()) is not None:
-            due.append(d)
-        if not due:
+        due = self._next_time()
+        if due == float("inf"):
             return False
-        self.now = max(self.now, min(due))
+        self.now = max(self.now, due)
         while self._flight and self._flight[0][0] <= self.now:
-            _, _, to_hub, address, data = heapq.heappop(self._flight)
-            self._arrive(to_hub, address, data)
+            _, _, to_hub, address, data, hub = heapq.heappop(self._flight)
+            self._arrive(to_hub, address, data, hub)
         for address, link in self.links.items():
             deadline = link.next_deadline()
             if deadline is not None and deadline <= self.now:
                 self.events[address] += link.on_timer(self.now)
-        if self.core is not None and (d := self.core.next_deadline()) is not None and d <= self.now:
-            self.core.on_timer(self.now)
+        for core in self._running():
+            if (d := core.next_deadline()) is not None and d <= self.now:
+                core.on_timer(self.now)
         self._flush()
         return True
 
@@ -291,29 +311,31 @@ class Wire:
     def _next_time(self) -> float:
         due = [self._flight[0][0]] if self._flight else []
         due += [d for link in self.links.values() if (d := link.next_deadline()) is not None]
-        if self.core is not None and (d := self.core.next_deadline()) is not None:
-            due.append(d)
+        due += [d for core in self._running() if (d := core.next_deadline()) is not None]
         return min(due, default=float("inf"))
 
-    def _arrive(self, to_hub: bool, address: Address, data: bytes) -> None:
+    def _arrive(self, to_hub: bool, address: Address, data: bytes, hub: int) -> None:
         if to_hub:
-            self.to_hub[envelope.decode(data).event.KIND] += 1
-            if self.core is not None:
-                self.core.receive_datagram(data, address, self.now)
+            event = envelope.decode(data).event
+            self.to_hub[event.KIND] += 1
+            self.arrivals.append((hub, event))
+            core = self.cores[hub]
+            if core is not None:
+                core.receive_datagram(data, address, self.now)
             return
         link = self.links.get(address)
-        if link is not None:
+        if link is not None and self.routes[address][link.hub] == hub:  # it hears its hub only
             self.events[address] += link.receive_datagram(data, self.now)
 
     def _flush(self) -> None:
         for address, link in self.links.items():
             for data in link.datagrams_to_send():
-                self._post(data, address, to_hub=True)
-        if self.core is not None:
-            for data, address in self.core.datagrams_to_send():
-                self._post(data, address, to_hub=False)
+                self._post(data, address, to_hub=True, hub=self.routes[address][link.hub])
+        for hub, core in enumerate(self.cores):
+            for data, address in core.datagrams_to_send() if core is not None else ():
+                self._post(data, address, to_hub=False, hub=hub)
 
-    def _post(self, data: bytes, address: Address, to_hub: bool) -> None:
+    def _post(self, data: bytes, address: Address, to_hub: bool, hub: int) -> None:
         if self.block is not None and self.block(address, data, to_hub):
             self.impaired["blocked"] += 1
             return
@@ -328,4 +350,4 @@ class Wire:
             if imp.reorder and imp.rng.random() < imp.reorder:
                 delay += imp.rng.uniform(0.0, imp.jitter)
                 self.impaired["delayed"] += 1
-            heapq.heappush(self._flight, (self.now + delay, next(self._order), to_hub, address, data))
+            heapq.heappush(self._flight, (self.now + delay, next(self._order), to_hub, address, data, hub))

@@ -410,6 +410,21 @@ def test_body_over_max_body_is_refused_as_bad_value() -> None:
     assert error.code == "bad-value"
 
 
+def test_a_negative_message_id_is_refused_as_bad_value_naming_the_request() -> None:
+    error = _refusal(_wire("say", id=7, room="lobby", body="x", mid=-1))
+    assert error.code == "bad-value" and error.request_id == 7
+
+
+def test_message_id_and_resume_secret_are_optional_and_round_trip() -> None:
+    say = events.Say(id=1, room="lobby", body="x", mid=2**40)
+    assert decode(encode(say)).event == say
+    assert b"mid" not in encode(events.Say(id=1, room="lobby", body="x")), "absent when 0"
+    hello = events.Hello(nick="bob", resume=b"r" * 16)
+    assert decode(encode(hello)).event == hello
+    old = decode(_wire("welcome", token=bytes(16), hub=b"h", nick="bob")).event
+    assert isinstance(old, events.Welcome) and old.resume == b""
+
+
 def test_body_over_max_body_is_refused() -> None:
     for kind, fields in [
         ("say", {"id": 1, "room": "lobby"}),

@@ -292,3 +292,19 @@ def test_a_link_dropped_from_its_rooms_for_falling_behind_rejoins_and_no_line_is
     assert said == [f"s{n}" for n in range(30)], "each of slow's lines carried out once, in order"
     assert {c.nick for c in core.registry.rooms["hall"].members.values()} == {"alice", "slow"}
     assert_room_order(shown(wire, slow, "hall"))
+
+
+def test_a_refusal_answered_twice_is_reported_once_and_the_session_goes_on() -> None:
+    """The request was resent before its answer came: the hub answers the copy from its cache.
+    The second answer must not read as a refusal of the session (nick-taken at hello)."""
+    link = HubLink("bob", 0.0)
+    link.datagrams_to_send()
+    link.receive_datagram(envelope.encode(events.Challenge(cookie=b"c")), 0.1)
+    link.receive_datagram(envelope.encode(events.Welcome(token=bytes(16), hub=b"h", nick="bob")), 0.2)
+    link.submit(events.Nick(id=0, nick="carol"), 0.2)
+    [nick] = [e for d in link.datagrams_to_send() if isinstance(e := envelope.decode(d).event, events.Nick)]
+    refusal = envelope.encode(events.Error(code="nick-taken", text="nick carol is taken", id=nick.id))
+    first = link.receive_datagram(refusal, 0.3)
+    assert [type(e) for e in first] == [Refused]
+    assert link.receive_datagram(refusal, 0.4) == []
+    assert link.state is LinkState.OPEN
