@@ -26,7 +26,8 @@ from typing import Any
 
 import attrs
 
-from tests.tools.liveproc import BIN, REPO, clean_env
+from tests.tools.liveproc import BIN, REPO
+from tests.tools.processes import end, spawn
 
 PROCFILE = REPO / "Procfile.cluster"
 LOOPBACK = "127.0.0.1"
@@ -108,16 +109,16 @@ def running_procfile(procfile: Path, *names: str) -> Iterator[Honcho]:
     """``honcho -f PROCFILE start NAMES...`` in a session of its own, killed at the end."""
     log_path = procfile.parent / f"honcho-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
+        proc = spawn(
             [str(BIN / "honcho"), "--no-colour", "-f", str(procfile), "start", *names],
             stdout=log_file, stderr=subprocess.STDOUT, cwd=procfile.parent,
-            env=clean_env(), start_new_session=True,
         )  # fmt: skip
     honcho = Honcho(proc, log_path)
     try:
         yield honcho
     finally:
         honcho.kill_all()
+        end(proc, signal.SIGKILL)
 
 
 def monitor_json(port: int, path: str) -> tuple[int, Any]:

@@ -17,17 +17,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from tests.tools.hubproc import HubProcess, free_udp_port, wait_until_answering
+from tests.tools.processes import end, spawn
 
 LOOPBACK = "127.0.0.1"
 BIN = Path(sys.executable).parent
 NATS_SERVER = BIN / "nats-server"
+#: NATS_* from the developer's shell (a context, credentials) must not reach the programs.
+NATS_ENV: dict[str, str | None] = {name: None for name in os.environ if name.startswith("NATS_")}
 
 
 def free_tcp_port() -> int:
@@ -52,28 +55,26 @@ class NatsNode:
         return f"nats://{LOOPBACK}:{self.port}"
 
     def start(self) -> None:
-        log_file = self.log_path.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                [str(NATS_SERVER), *self.args], stdout=log_file, stderr=subprocess.STDOUT, env=_clean_env()
+        with self.log_path.open("ab") as log_file:
+            self.proc = spawn(
+                [str(NATS_SERVER), *self.args], env=NATS_ENV, stdout=log_file, stderr=subprocess.STDOUT
             )
-        finally:
-            log_file.close()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """``sig`` to the node (SIGSTOP freezes it; SIGKILL and SIGTERM wait for its end)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            end(self.proc, sig)
+        else:
             self.proc.send_signal(sig)
-            if sig in (signal.SIGKILL, signal.SIGTERM):
-                self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         """Kill it for good (SIGCONT first, in case a test stopped it)."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGCONT)
-        self.proc.kill()
-        with suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
+        end(self.proc, signal.SIGKILL)
 
     def varz(self, page: str = "varz", query: str = "") -> Any:
         url = f"http://{LOOPBACK}:{self.monitor_port}/{page}{query}"
@@ -91,10 +92,6 @@ class NatsNode:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("ROOMCAST_", "NATS_"))}
 
 
 def wait_healthy(nodes: list[NatsNode], timeout: float = 20.0) -> None:
@@ -175,8 +172,6 @@ def cluster_hubs(tmp_path: Path, nats_url: str, count: int, *args: str) -> Itera
     """``count`` hubs in cluster mode on ``nats_url``, started together (start-up is mostly
     Python's imports), each stopped with SIGTERM, else killed, at the end."""
     hubs: list[HubProcess] = []
-    env = _clean_env()
-    env["PYTHONUNBUFFERED"] = "1"
     try:
         for _ in range(count):
             port = free_udp_port()
@@ -184,7 +179,7 @@ def cluster_hubs(tmp_path: Path, nats_url: str, count: int, *args: str) -> Itera
             argv = [str(BIN / "roomcast-hub"), "--host", LOOPBACK, "--port", str(port), "--log-level", "DEBUG",
                     "--nats", nats_url, *args]  # fmt: skip
             with log_path.open("wb") as log_file:
-                proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+                proc = spawn(argv, env=NATS_ENV, stdout=log_file, stderr=subprocess.STDOUT)
             hubs.append(HubProcess(proc, LOOPBACK, port, log_path))
         for hub in hubs:
             wait_until_answering(hub.host, hub.port, timeout=30)
@@ -194,8 +189,4 @@ def cluster_hubs(tmp_path: Path, nats_url: str, count: int, *args: str) -> Itera
             if hub.proc.poll() is None:
                 hub.proc.send_signal(signal.SIGTERM)
         for hub in hubs:
-            try:
-                hub.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                hub.proc.kill()
-                hub.proc.wait()
+            end(hub.proc)

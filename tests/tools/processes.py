@@ -118,12 +118,11 @@ def end(
     pipes; its exit status."""
     groups = [proc.pid, *_descendant_groups(proc.pid)]
     groups += [pid for pid, owner in _adopted.items() if owner is proc]
-    if proc.poll() is None:
-        _signal_group(proc.pid, sig)
+    _signal(proc, sig)
     try:
         code = proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGKILL)
+        _signal(proc, signal.SIGKILL)
         code = proc.wait(timeout=KILL_WAIT)
     for group in groups:  # what it started and left running (the group outlives its leader)
         _signal_group(group, signal.SIGKILL)
@@ -148,6 +147,15 @@ def end_all_but(keep: Sequence[subprocess.Popen[Any]] = ()) -> list[str]:
             ended.append(" ".join(map(str, proc.args if isinstance(proc.args, list) else [proc.args]))[:120])
             end(proc, signal.SIGKILL)
     return ended
+
+
+def _signal(proc: subprocess.Popen[Any], sig: int) -> None:
+    """``sig`` to ``proc``'s group, and to ``proc`` itself in case it leads none (a process
+    that some code started without :func:`spawn`)."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, sig)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
