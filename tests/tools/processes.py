@@ -150,12 +150,17 @@ def end_all_but(keep: Sequence[subprocess.Popen[Any]] = ()) -> list[str]:
 
 
 def _signal(proc: subprocess.Popen[Any], sig: int) -> None:
-    """``sig`` to ``proc``'s group, and to ``proc`` itself in case it leads none (a process
-    that some code started without :func:`spawn`)."""
-    if proc.poll() is None:
-        _signal_group(proc.pid, sig)
+    """``sig`` to ``proc``'s group; to ``proc`` alone if it leads no group (a process that some
+    code started without :func:`spawn`).  Never both: a second SIGTERM would cut a drain short."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
+    except PermissionError:
+        pass
 
 
 def _signal_group(pgid: int, sig: int) -> None:
