@@ -37,12 +37,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -n 2
 
 # The suite while a busy loop holds one core, as on a shared CI machine (tests/tools/busy.py):
 # the loop stops when the suite ends, pass or fail.  `make test` stays the CI command.
 test-under-load: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.tools.busy -- $(BIN)/pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.tools.busy -- $(BIN)/pytest -q -n 2
 
 # The C load generator (bench/README.md), built with the machine's cc.
 CC ?= cc

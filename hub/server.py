@@ -104,10 +104,6 @@ class HubServer:
         self._wait_scope.cancel()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        host, port = self.sock.getsockname()[:2]
-        rcv = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-        snd = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        log.info("hub listening on %s port %d (SO_RCVBUF=%d SO_SNDBUF=%d)", host, port, rcv, snd)
         if self.options.cluster is not None:
             from roomcast.hub.cluster.bridge import NatsBridge  # nats-py: only in cluster mode
 
@@ -134,7 +130,12 @@ class HubServer:
 
     async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_signals)
+            # SIGTERM/SIGINT drain the hub from the moment it says it listens, never before.
+            await nursery.start(self._watch_signals)
+            host, port = self.sock.getsockname()[:2]
+            rcv = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            snd = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+            log.info("hub listening on %s port %d (SO_RCVBUF=%d SO_SNDBUF=%d)", host, port, rcv, snd)
             if self.store is not None:
                 nursery.start_soon(self._keep_history, self.store)
             if self.options.monitor is not None:
@@ -144,8 +145,9 @@ class HubServer:
             nursery.cancel_scope.cancel()
         log.info("hub stopped: %s", self.stats_line())
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             async for signum in signals:
                 log.info(
                     "%s: draining for up to %.1f s", signal.Signals(signum).name, self.options.drain_seconds
