@@ -261,15 +261,20 @@ class HubCore:
     # --- rooms and delivery ----------------------------------------------------------------------
 
     def publish(self, room: Room, make: Callable[[int], RoomEvent], origin: Client | None, now: float) -> int:
-        """Give the room's next seq to the event ``make`` builds, keep it, and send it to every
-        member but ``origin``.  The event is encoded once; all members get the same bytes."""
+        """The one entry through which a request makes a room event: give it the room's next
+        seq, build it with ``make`` and :meth:`commit` it.  Returns the seq."""
         seq = room.next_seq()
+        self.commit(room, make(seq), origin, now)
+        return seq
+
+    def commit(self, room: Room, event: RoomEvent, origin: Client | None, now: float) -> None:
+        """The one path by which a room event whose seq is fixed enters the room's history,
+        the store and the live fan-out to this hub's members (all but ``origin``).  The event
+        is encoded once; all members get the same bytes."""
         room.last_active = now
-        event = make(seq)
         room.history.append(event)
         self.keep(event)
-        self.deliver(room.members.values(), (fold(room.name), seq), event, origin, now)
-        return seq
+        self.deliver(room.members.values(), (fold(room.name), event.seq), event, origin, now)
 
     def deliver(
         self,

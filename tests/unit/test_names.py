@@ -6,7 +6,6 @@ import re
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from roomcast.shared.names import subject_token
 
 TOKEN = re.compile(r"[a-z0-9_-]+")
