@@ -30,7 +30,7 @@ class Peer:
     seq: int = 0
 
     def plan_line(self, role: str) -> str:
-        return f"{role} {self.sock.fileno()} {self.room} {self.token.hex() or '-'}"
+        return f"{role} {self.sock.fileno()} {self.room} {self.token.hex() or '-'} {self.seq}"
 
 
 def open_peers(count: int, relay: tuple[str, int], room: str) -> list[Peer]:

@@ -41,6 +41,9 @@ class HubConfig:
     flood_rate: float = limits.FLOOD_RATE
     flood_burst: float = limits.FLOOD_BURST
     max_clients: int = limits.MAX_CLIENTS
+    #: Sessions from one IP address (``--max-clients-per-host``); None: the limit in
+    #: ``shared.limits`` (64).  Operators behind NAT raise it.
+    max_clients_per_host: int | None = None
     #: Silence after which an envelope client, or a text client, is evicted.
     session_timeout: float = limits.SESSION_TIMEOUT
     text_session_timeout: float = limits.TEXT_SESSION_TIMEOUT
@@ -57,7 +60,7 @@ class HubCore:
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.config = config
-        self.registry = Registry(max_clients=config.max_clients)
+        self.registry = Registry(max_clients=config.max_clients, max_per_host=config.max_clients_per_host)
         self.counters = Counters()
         self.random_bytes = random_bytes
         self.secret = random_bytes(32)

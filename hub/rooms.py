@@ -103,6 +103,8 @@ class Registry:
     """Clients by address and nick, rooms by name; nicks and rooms compare case-insensitively."""
 
     max_clients: int = limits.MAX_CLIENTS
+    #: Sessions per IP address; None: ``limits.MAX_CLIENTS_PER_ADDRESS_HOST``.
+    max_per_host: int | None = None
     clients: dict[Address, Client] = attrs.Factory(dict)
     nicks: dict[str, Client] = attrs.Factory(dict)
     rooms: dict[str, Room] = attrs.Factory(dict)
@@ -114,10 +116,11 @@ class Registry:
         if len(self.clients) >= self.max_clients:
             raise Refused("hub-full", f"the hub is full ({self.max_clients} clients); try later")
         host = str(client.address[0])
-        if self.per_host[host] >= limits.MAX_CLIENTS_PER_ADDRESS_HOST:
+        per_host = limits.MAX_CLIENTS_PER_ADDRESS_HOST if self.max_per_host is None else self.max_per_host
+        if self.per_host[host] >= per_host:
             raise Refused(
                 "too-many-clients",
-                f"{limits.MAX_CLIENTS_PER_ADDRESS_HOST} clients already come from {host}",
+                f"{per_host} clients already come from {host}; the operator can raise --max-clients-per-host",
             )
         self.clients[client.address] = client
         self.nicks[fold(client.nick)] = client
