@@ -1,8 +1,9 @@
 """``make bench``: the hub and the baseline relays under the same generator, cores and run.
 
-Scenarios (each a row of the table in bench/RESULTS.md): saturated fan-out into rooms of 1, 10
-and 100; 5,000 msg/s paced into a room of 10 (latency); text clients in live and in reply
-mode; 10,000 idle sessions in 1,000 rooms.  Saturation is a closed loop: the generator keeps
+Scenarios (each a row of the table in bench/RESULTS.md): saturated fan-out into rooms of 1, 10,
+100 and 1,000 (the member cap); 5,000 msg/s paced into a room of 10 (latency); text clients in
+live and in reply mode; 10,000 idle sessions in 1,000 rooms.  The chart (bench/RESULTS.png)
+plots deliveries/s against room size for the hub and each baseline.  Saturation is a closed loop: the generator keeps
 ``WINDOW`` messages in flight per receiver, so every relay runs flat out without its input
 queue overflowing.  About two and a half minutes in all.
 """
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import clients, procs, report
+from bench import chart, clients, procs, report
 from bench.procs import BASELINES, C_RELAY, HUB, Relay, Running
 
 DURATION = 2.5
@@ -24,7 +25,7 @@ WARMUP = 0.5
 WINDOW = 48
 BODY = 100
 PACED_RATE = 5000
-ROOM_SIZES = (1, 10, 100)
+ROOM_SIZES = (1, 10, 100, 1000)
 IDLE_SESSIONS = 10_000
 IDLE_ROOMS = 1_000
 
@@ -62,7 +63,9 @@ def fanout(relay: Running, size: int, mode: str, rate: float = 0.0, tag: str = "
             sender.plan_line("sender"), *(r.plan_line("recv") for r in receivers)]  # fmt: skip
     cpu = relay.cpu_seconds()
     result = procs.generate(plan, [p.sock.fileno() for p in (sender, *receivers)], DURATION)
-    result["cpu_us_per_delivery"] = (relay.cpu_seconds() - cpu) * 1e6 / max(result["received"], 1)
+    cpu = relay.cpu_seconds() - cpu
+    result["cpu_us_per_delivery"] = cpu * 1e6 / max(result["received"], 1)
+    result["cpu_us_per_message"] = cpu * 1e6 / max(result["sent"], 1)
     if mode == "env":
         clients.close_peers([sender, *receivers], envelope_bye=True)
     else:
@@ -138,6 +141,8 @@ def main() -> int:
     print(f"\r{'':<78}\r", end="", file=sys.stderr)
     markdown = report.render(by_relay, text, idle, elapsed)
     Path(procs.ROOT / "bench" / "RESULTS.md").write_text(markdown)
+    chart.draw(by_relay, text, procs.ROOT / "bench" / "RESULTS.png")
+    report.update_readme(markdown, procs.ROOT / "README.md")
     print(markdown)
     return 0
 

@@ -5,6 +5,13 @@ The trio shell (``hub.server``) feeds every received datagram to
 :meth:`HubCore.next_deadline`, and sends what :meth:`HubCore.datagrams_to_send` returns.
 This module owns sessions (validation, tokens, timeouts), fan-out and retransmission; the
 meaning of each request is in ``hub.requests``, the text dialect in ``hub.textfront``.
+
+Room events enter through :meth:`HubCore.publish` (which gives them their seq) and
+:meth:`HubCore.commit` (history, store, fan-out).  A room message costs the same Python work
+whatever the room's size: it is encoded once, kept in the room's ring and handed to the
+shell as one :class:`~hub.fanout.Fanout` (one ``sendmmsg``); each member's state is an
+:class:`~shared.ackrange.AckRange`, and retransmission is a per-room timer scan
+(``hub.fanout``).  Private messages keep the per-delivery ``shared.outbox`` path.
 """
 
 from __future__ import annotations
@@ -18,16 +25,19 @@ from collections.abc import Callable, Iterable
 
 import attrs
 from roomcast.hub import envelopefront, textfront
+from roomcast.hub.fanout import INF, Fanout, LiveVector
 from roomcast.hub.records import Record, RoomGone, SavedHistory
 from roomcast.hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
 from roomcast.hub.stats import Counters
-from roomcast.shared import envelope, events, limits
+from roomcast.shared import envelope, events, limits, text
 from roomcast.shared.flood import TokenBucket
 from roomcast.shared.names import fold
 
 log = logging.getLogger("roomcast.hub")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: What the core hands the shell: one datagram, or one room message to a live vector.
+Outgoing = tuple[bytes, Address] | Fanout
 LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
@@ -70,8 +80,10 @@ class HubCore:
         #: Wall clock minus the monotonic clock the shell passes as ``now``.
         self.wall_offset = wall_offset
         self.accepting = True
-        self._out: list[tuple[bytes, Address]] = []
+        self._out: list[Outgoing] = []
         self._wakes: list[tuple[float, int, Address]] = []
+        #: Rooms' retransmission scans: (when, tiebreak, room key).
+        self._scans: list[tuple[float, int, str]] = []
         self._tiebreak = itertools.count()
         self._address_buckets: dict[str, TokenBucket] = {}
         self._last_logged: dict[str, float] = {}
@@ -89,8 +101,20 @@ class HubCore:
         else:
             textfront.receive(self, data, address, now)
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+    def sends(self) -> list[Outgoing]:
+        """What to send, in order: datagrams, and room messages as :class:`Fanout` items (one
+        ``sendmmsg`` each in the shell)."""
         out, self._out = self._out, []
+        return out
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        """What to send, one datagram per address (room messages spelt out)."""
+        out: list[tuple[bytes, Address]] = []
+        for item in self.sends():
+            if isinstance(item, Fanout):
+                out += [(item.data, address) for address in item.targets()]
+            else:
+                out.append(item)
         return out
 
     def records_to_store(self) -> list[Record]:
@@ -133,7 +157,8 @@ class HubCore:
         self._records.append(record)
 
     def next_deadline(self) -> float | None:
-        return min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
+        soonest = min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
+        return min(soonest, self._scans[0][0]) if self._scans else soonest
 
     def on_timer(self, now: float) -> None:
         if now >= self._next_sweep:
@@ -142,6 +167,11 @@ class HubCore:
                 self.counters.inc("rooms_expired")
                 self.keep(RoomGone(name))
                 log.info("room %s expired: no members, no topic, quiet for %.0f s", name, limits.ROOM_EXPIRY)
+        while self._scans and self._scans[0][0] <= now:
+            at, _, key = heapq.heappop(self._scans)
+            room = self.registry.rooms.get(key)
+            if room is not None and room.fanout.scan_at == at:
+                self._scan(room, now)
         while self._wakes and self._wakes[0][0] <= now:
             at, _, address = heapq.heappop(self._wakes)
             client = self.registry.clients.get(address)
@@ -172,6 +202,7 @@ class HubCore:
             "clients_text": text,
             "rooms": len(self.registry.rooms),
             "unacked": sum(len(c.link.window) for c in clients if c.link is not None),
+            "ring": sum(len(r.fanout.ring) for r in self.registry.rooms.values()),
             "history": sum(len(r.history) for r in self.registry.rooms.values()),
             "amplification": round(
                 self.counters["unvalidated_bytes_out"] / max(1, self.counters["unvalidated_bytes_in"]), 3
@@ -273,11 +304,42 @@ class HubCore:
     def commit(self, room: Room, event: RoomEvent, origin: Client | None, now: float) -> None:
         """The one path by which a room event whose seq is fixed enters the room's history,
         the store and the live fan-out to this hub's members (all but ``origin``).  The event
-        is encoded once; all members get the same bytes."""
+        is encoded once and kept once, in the room's ring; the live members get it in one
+        :class:`Fanout` (one ``sendmmsg``), whatever the room's size."""
         room.last_active = now
         room.history.append(event)
         self.keep(event)
-        self.deliver(room.members.values(), (fold(room.name), event.seq), event, origin, now)
+        fan = room.fanout
+        data = envelope.encode(event)
+        too_slow = fan.add(event.seq, data, now)
+        if origin is not None and origin.link is not None:
+            fan.own(origin.address, event.seq)
+        if fan.envelope_live is None:
+            fan.rebuild(room.members)
+        origin_address = origin.address if origin is not None else None
+        self._fan_out(data, fan.envelope_live, origin_address)  # type: ignore[arg-type]
+        if fan.text_live.addresses or fan.text_queued:
+            line = textfront.line_of(event)
+            live = text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n"
+            self._fan_out(live, fan.text_live, origin_address)
+            for member in fan.text_queued:
+                if member is not origin:
+                    textfront.deliver(self, member, line, live=False)
+        if fan.scan_at == INF and fan.ranges:
+            self._schedule_scan(room, now + limits.MIN_RTO)
+        for address in too_slow:
+            member = room.members.get(address)
+            if member is not None and member.link is not None:
+                self.drop_from_rooms(member, "too slow", now)
+
+    def _fan_out(self, data: bytes, vector: LiveVector, origin: Address | None) -> None:
+        item = Fanout(data, vector, vector.index.get(origin, -1) if origin is not None else -1)
+        sent = len(item)
+        if sent > 0:
+            self._out.append(item)
+            self.counters.inc("datagrams_out", sent)
+            self.counters.inc("bytes_out", sent * len(data))
+            self.counters.inc("deliveries", sent)
 
     def deliver(
         self,
@@ -287,33 +349,25 @@ class HubCore:
         origin: Client | None,
         now: float,
     ) -> None:
+        """The slow path, for private messages: each member's outbox holds the delivery until
+        it is acknowledged."""
         data = envelope.encode(event)
-        line: bytes | None = None
-        too_slow: list[Client] = []
-        out, sent = self._out, 0  # the hot loop: what self.send does, counted once at the end
         stream, seq = key
         for member in members:
             if member is origin:
                 continue
             link = member.link
             if link is not None:
-                window = link.window
+                window = link.direct
                 if window.offer(stream, seq, data, now):
-                    out.append((data, member.address))
-                    sent += 1
+                    self.send(data, member.address)
+                    self.counters.inc("deliveries")
                 if len(window) > limits.MEMBER_WINDOW or window.bytes_in_flight > limits.MEMBER_WINDOW_BYTES:
-                    too_slow.append(member)
+                    self.drop_from_rooms(member, "too slow", now)
                 elif window.timer is not None and window.timer < member.wake:
                     self.schedule(member, window.timer)
             elif member.text is not None:
-                line = line or textfront.line_of(event)
-                textfront.deliver(self, member, line)
-        if sent:
-            self.counters.inc("datagrams_out", sent)
-            self.counters.inc("bytes_out", sent * len(data))
-            self.counters.inc("deliveries", sent)
-        for member in too_slow:
-            self.drop_from_rooms(member, "too slow", now)
+                textfront.deliver(self, member, textfront.line_of(event))
 
     def send_history(self, client: Client, event: RoomEvent) -> None:
         """A replayed old event: best effort to envelope clients, into a text client's reply."""
@@ -348,7 +402,7 @@ class HubCore:
         Its session stays (requests already carried out are not carried out again); the
         client rejoins and catches up on what the rooms still keep."""
         assert client.link is not None
-        client.link.window.pop_all()
+        client.link.direct.pop_all()
         client.link.direct_seq = 0  # the client restarts its private stream too
         rooms = self.registry.leave_rooms(client)
         self._tell_rooms_left(rooms, client, reason, now)
@@ -370,6 +424,45 @@ class HubCore:
 
     # --- timers ----------------------------------------------------------------------------------
 
+    def _schedule_scan(self, room: Room, at: float) -> None:
+        room.fanout.scan_at = at
+        heapq.heappush(self._scans, (at, next(self._tiebreak), fold(room.name)))
+
+    def _scan(self, room: Room, now: float) -> None:
+        """A room's retransmission scan (see hub.fanout.RoomFanout.scan)."""
+
+        def rto_of(address: Address) -> float:
+            link = room.members[address].link
+            return link.direct.rtt.rto() if link is not None else limits.INITIAL_RTO
+
+        resent = room.fanout.scan(now, rto_of)
+        for data, address in resent:
+            self.send(data, address)
+        self.counters.inc("retransmits", len(resent))
+        if room.fanout.scan_at != INF:
+            self._schedule_scan(room, room.fanout.scan_at)
+
+    def room_acknowledged(
+        self, client: Client, key: str, upto: int, sack: tuple[int, ...], now: float
+    ) -> None:
+        """An ack for a room stream (the fast path: no event object)."""
+        link = client.link
+        assert link is not None
+        fan = link.rooms.get(key)
+        if fan is None:
+            return
+        resend, served = fan.acknowledge(client.address, upto, sack, now, link.direct.rtt)
+        for data in resend:
+            self.send(data, client.address)
+        for data in served:
+            self.send(data, client.address)
+        if resend:
+            self.counters.inc("retransmits.fast", len(resend))
+        if served:
+            self.counters.inc("deliveries", len(served))
+            if fan.scan_at == INF:
+                self._schedule_scan(self.registry.rooms[key], now + limits.MIN_RTO)
+
     def schedule(self, client: Client, at: float) -> None:
         """Make sure the hub looks at ``client`` no later than ``at``."""
         if at < client.wake:
@@ -383,7 +476,7 @@ class HubCore:
             return
         at = client.last_seen + client.timeout
         if client.link is not None:
-            window = client.link.window
+            window = client.link.direct
             for data in window.due(now):
                 self.send(data, client.address)
                 self.counters.inc("retransmits")

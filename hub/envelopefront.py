@@ -31,6 +31,8 @@ class Unparsable:
 
 def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
     client = hub.registry.clients.get(address)
+    if client is not None and client.link is not None and _fast_ack(hub, client, data, now):
+        return
     try:
         env = envelope.decode(data)
     except envelope.RemoteProtocolError as exc:
@@ -63,6 +65,21 @@ def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
         return
     client.last_seen = now
     _session_event(hub, client, event, now)
+
+
+def _fast_ack(hub: HubCore, client: Client, data: bytes, now: float) -> bool:
+    """A room ack on the fast path (no event object); False: take the full decode."""
+    assert client.link is not None
+    ack = envelope.fast_ack(data)
+    if ack is None:
+        return False
+    token, stream, upto, sack = ack
+    key = fold(stream)
+    if token != client.link.token or key not in client.link.rooms:
+        return False  # a bad token, the private stream, a room it is not in: the slow path
+    client.last_seen = now
+    hub.room_acknowledged(client, key, upto, sack, now)
+    return True
 
 
 def _session_event(hub: HubCore, client: Client, event: Any, now: float) -> None:
@@ -107,7 +124,9 @@ def _hello(hub: HubCore, hello: events.Hello, address: Address, received: int, n
         return
     if existing is not None:
         hub.leave(existing, "reconnected", now)
-    client = hub.new_client(address, hello.nick, now, link=Link(token=hub.random_bytes(limits.TOKEN_BYTES)))
+    client = hub.new_client(
+        address, hello.nick, now, link=Link(token=hub.random_bytes(limits.TOKEN_BYTES), address=address)
+    )
     if client is not None:
         _welcome(hub, client)
 
@@ -177,8 +196,12 @@ def carry_out_waiting(hub: HubCore, client: Client, now: float) -> None:
 
 def _ack(hub: HubCore, client: Client, ack: events.Ack, now: float) -> None:
     assert client.link is not None
-    window = client.link.window
-    for data in window.acknowledge(fold(ack.stream), ack.upto, ack.sack, now):
+    stream = fold(ack.stream)
+    if stream:
+        hub.room_acknowledged(client, stream, ack.upto, ack.sack, now)
+        return
+    window = client.link.direct
+    for data in window.acknowledge(stream, ack.upto, ack.sack, now):
         hub.send(data, client.address)
         hub.counters.inc("retransmits.fast")
     for data in window.release(now):

@@ -10,10 +10,12 @@ from collections import Counter, deque
 from typing import Any, Literal
 
 import attrs
+from roomcast.hub.fanout import INF, RoomFanout
 from roomcast.shared import events, limits
 from roomcast.shared.flood import TokenBucket
 from roomcast.shared.names import fold
 from roomcast.shared.outbox import Outbox
+from roomcast.shared.reliable import RttEstimator
 
 Address = tuple[Any, ...]
 Kind = Literal["envelope", "text"]
@@ -34,8 +36,12 @@ class Link:
     """Reliability state of an envelope client's session."""
 
     token: bytes
-    #: Room deliveries (stream: room key) and private ones (stream: "") not yet acked.
-    window: Outbox = attrs.Factory(Outbox)
+    #: The client's address (its rooms know it by it).
+    address: Address = ()
+    #: Private deliveries (stream "") not yet acked; its RTT estimate serves the rooms too.
+    direct: Outbox = attrs.Factory(Outbox)
+    #: The rooms it is in, by key: their fan-out holds its ack range for each.
+    rooms: dict[str, RoomFanout] = attrs.Factory(dict)
     #: The next request id to carry out; requests ahead of it wait in ``waiting``.
     next_id: int = 1
     #: Requests that arrived ahead of a missing one, with their arrival time.
@@ -45,6 +51,41 @@ class Link:
     #: Encoded answers to recent requests, resent when a request arrives twice.
     answers: dict[int, bytes] = attrs.Factory(dict)
     direct_seq: int = 0
+
+    @property
+    def window(self) -> MemberWindow:
+        return MemberWindow(self)
+
+
+class MemberWindow:
+    """Everything the hub holds for one envelope member, its private stream and its rooms
+    together: a view for gauges, the monitor and tests (the hot paths use the parts)."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+
+    @property
+    def rtt(self) -> RttEstimator:
+        return self.link.direct.rtt
+
+    def __len__(self) -> int:
+        address = self.link.address
+        return len(self.link.direct) + sum(f.held(address) for f in self.link.rooms.values())
+
+    def pending(self) -> list[tuple[str, int]]:
+        """(stream, seq) of each delivery sent and not acknowledged."""
+        address = self.link.address
+        rooms = [(key, seq) for key, f in self.link.rooms.items() for seq in f.pending(address)]
+        return self.link.direct.pending() + rooms
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.pending()
+
+    def next_deadline(self) -> float | None:
+        rto, address = self.rtt.rto(), self.link.address
+        deadlines = [f.deadline(address, rto) for f in self.link.rooms.values()]
+        soonest = min([self.link.direct.next_deadline() or INF, *deadlines])
+        return None if soonest == INF else soonest
 
 
 @attrs.define(eq=False)
@@ -92,6 +133,23 @@ class Room:
     topic_ts: float = 0.0
     #: Monotonic time of the room's last event (see Registry.expire).
     last_active: float = 0.0
+    #: The ring of encoded events, the members' ack ranges and the live vectors.
+    fanout: RoomFanout = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.fanout = RoomFanout(self.seq)
+
+    def add_member(self, client: Client) -> None:
+        self.members[client.address] = client
+        self.fanout.join(client.address, client.link is not None)
+        if client.link is not None:
+            client.link.rooms[fold(self.name)] = self.fanout
+
+    def remove_member(self, client: Client) -> None:
+        self.members.pop(client.address, None)
+        self.fanout.leave(client.address)
+        if client.link is not None:
+            client.link.rooms.pop(fold(self.name), None)
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -130,7 +188,7 @@ class Registry:
         """Take ``client`` out of every room; return them (already without it)."""
         left = [self.rooms[key] for key in client.rooms if key in self.rooms]
         for room in left:
-            room.members.pop(client.address, None)
+            room.remove_member(client)
         client.rooms.clear()
         return left
 
@@ -177,7 +235,7 @@ class Registry:
             room = self.rooms[key] = Room(name)
         elif len(room.members) >= limits.MAX_MEMBERS_PER_ROOM:
             raise Refused("room-full", f"{room.name} is full ({limits.MAX_MEMBERS_PER_ROOM} members)")
-        room.members[client.address] = client
+        room.add_member(client)
         client.rooms.append(key)
         return room, True
 
@@ -186,7 +244,7 @@ class Registry:
         room = self.rooms.get(key)
         if room is None or client.address not in room.members:
             raise Refused("not-in-room", f"you are not in {name}")
-        del room.members[client.address]
+        room.remove_member(client)
         client.rooms.remove(key)
         return room
 

@@ -11,17 +11,21 @@ With ``--data-dir`` a third one commits the core's history records to disk every
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import signal
 import socket
 import time
+from collections.abc import Callable
 
 import attrs
 import trio
 from roomcast.hub.batch import BatchSender, open_batch_sender
 from roomcast.hub.core import HubConfig, HubCore
+from roomcast.hub.fanout import Fanout
 from roomcast.hub.monitor import serve_monitor
+from roomcast.hub.recvbatch import BatchReceiver, open_batch_receiver
 from roomcast.hub.rooms import Address
 from roomcast.hub.stats import rss_kib
 from roomcast.hub.store import HistoryStore, StoreError
@@ -68,6 +72,8 @@ class HubServer:
         self.options = options
         #: Sends a batch of datagrams per system call (sendmmsg); None: sendto each.
         self._batch: BatchSender | None = open_batch_sender(sock)
+        #: Reads a batch of datagrams per system call (recvmmsg); None: recvfrom each.
+        self._receiver: BatchReceiver | None = open_batch_receiver(sock, limits.RECV_BATCH)
         self.core = HubCore(options.core, trio.current_time(), wall_offset=time.time() - trio.current_time())
         #: Where room history is kept (``--data-dir``); None: in memory only.  The caller closes it.
         self.store = store
@@ -164,6 +170,9 @@ class HubServer:
                 return
 
     def _drain_socket(self, now: float) -> None:
+        if self._receiver is not None:
+            self._drain_batch(now)
+            return
         receive, recvfrom = self.core.receive_datagram, self.sock.recvfrom
         for _ in range(limits.RECV_BATCH):
             try:
@@ -175,15 +184,47 @@ class HubServer:
                 continue
             receive(data, address, now)
 
-    async def _flush(self) -> None:
-        out = self.core.datagrams_to_send()
-        if self._batch is None:
-            await self._flush_one_by_one(out)
-            return
-        send, done = self._batch.send, 0
-        while done < len(out):
+    def _drain_batch(self, now: float) -> None:
+        """One ``recvmmsg`` call (up to RECV_BATCH datagrams), retried after socket errors."""
+        assert self._receiver is not None
+        receive = self.core.receive_datagram
+        for _ in range(4):
             try:
-                done += send(out, done)  # up to a batch per system call (sendmmsg)
+                batch = self._receiver.receive()
+            except OSError:  # e.g. an ICMP error reported on the socket
+                self.core.counters.inc("errors.socket")
+                continue
+            for data, address in batch:
+                receive(data, address, now)
+            return
+
+    async def _flush(self) -> None:
+        """Send what the core produced, in order: runs of datagrams in ``sendmmsg`` batches,
+        each room message in one ``sendmmsg`` over its live vector."""
+        if self._batch is None:
+            await self._flush_one_by_one(self.core.datagrams_to_send())
+            return
+        batch, plain = self._batch, list[tuple[bytes, Address]]()
+        for item in self.core.sends():
+            if isinstance(item, Fanout):
+                if plain:
+                    await self._send_all(len(plain), functools.partial(batch.send, plain))
+                    plain = []
+                await self._send_all(
+                    len(item), functools.partial(batch.send_fanout, item.data, item.vector, item.skip)
+                )
+            else:
+                plain.append(item)
+        if plain:
+            await self._send_all(len(plain), functools.partial(batch.send, plain))
+
+    async def _send_all(self, total: int, send_from: Callable[[int], int]) -> None:
+        """``send_from(done)`` sends from the ``done``-th datagram on (one ``sendmmsg``) and
+        says how many went; call it until all went, waiting when the socket buffer is full."""
+        done = 0
+        while done < total:
+            try:
+                done += send_from(done)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self.sock)
             except InterruptedError:

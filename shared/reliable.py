@@ -1,7 +1,8 @@
 """Reliable delivery over datagrams, without I/O: what to resend when, and what arrived in order.
 
 The client keeps one :class:`SendWindow` for its requests (keyed by request id); the hub's
-per-member deliveries use the same RTT estimator in ``shared.outbox``.  A receiver keeps one
+per-member deliveries use the same RTT estimator (``shared.outbox`` for private messages,
+``shared.ackrange`` with :func:`backoff_timeout` for rooms).  A receiver keeps one
 :class:`Reorder` per stream: it drops duplicates, holds early arrivals and releases items in
 sequence order, and says what to acknowledge (cumulative plus a few selective acks).
 
@@ -43,6 +44,13 @@ class RttEstimator:
         if self.samples == 0:
             return limits.INITIAL_RTO
         return min(max(self.srtt + 4 * self.rttvar + limits.ACK_DELAY, limits.MIN_RTO), limits.MAX_RTO)
+
+
+def backoff_timeout(rto: float, backoff: int) -> float:
+    """The retransmission timeout after ``backoff`` timeouts in a row: it doubles each time
+    (RFC 6298 §5.5), up to four times ``MAX_RTO``.  The one backoff policy of the hub's
+    per-member room ranges (``shared.ackrange``)."""
+    return min(rto * (1 << min(max(backoff, 0), 16)), limits.MAX_RTO * 4)
 
 
 @attrs.define(slots=True)
