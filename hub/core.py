@@ -24,12 +24,12 @@ import os
 from collections.abc import Callable, Iterable
 
 import attrs
-from roomcast.hub import envelopefront, textfront
-from roomcast.hub.fanout import INF, Fanout, LiveVector
+from roomcast.hub import delivery, envelopefront, textfront
+from roomcast.hub.fanout import Fanout
 from roomcast.hub.records import Record, RoomGone, SavedHistory
 from roomcast.hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
 from roomcast.hub.stats import Counters
-from roomcast.shared import envelope, events, limits, text
+from roomcast.shared import envelope, events, limits
 from roomcast.shared.flood import TokenBucket
 from roomcast.shared.names import fold
 
@@ -107,6 +107,10 @@ class HubCore:
         out, self._out = self._out, []
         return out
 
+    def queue_fanout(self, item: Fanout) -> None:
+        """Queue a room message for its live vector (``hub.delivery``)."""
+        self._out.append(item)
+
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
         """What to send, one datagram per address (room messages spelt out)."""
         out: list[tuple[bytes, Address]] = []
@@ -171,7 +175,7 @@ class HubCore:
             at, _, key = heapq.heappop(self._scans)
             room = self.registry.rooms.get(key)
             if room is not None and room.fanout.scan_at == at:
-                self._scan(room, now)
+                delivery.scan(self, room, now)
         while self._wakes and self._wakes[0][0] <= now:
             at, _, address = heapq.heappop(self._wakes)
             client = self.registry.clients.get(address)
@@ -309,37 +313,7 @@ class HubCore:
         room.last_active = now
         room.history.append(event)
         self.keep(event)
-        fan = room.fanout
-        data = envelope.encode(event)
-        too_slow = fan.add(event.seq, data, now)
-        if origin is not None and origin.link is not None:
-            fan.own(origin.address, event.seq)
-        if fan.envelope_live is None:
-            fan.rebuild(room.members)
-        origin_address = origin.address if origin is not None else None
-        self._fan_out(data, fan.envelope_live, origin_address)  # type: ignore[arg-type]
-        if fan.text_live.addresses or fan.text_queued:
-            line = textfront.line_of(event)
-            live = text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n"
-            self._fan_out(live, fan.text_live, origin_address)
-            for member in fan.text_queued:
-                if member is not origin:
-                    textfront.deliver(self, member, line, live=False)
-        if fan.scan_at == INF and fan.ranges:
-            self._schedule_scan(room, now + limits.MIN_RTO)
-        for address in too_slow:
-            member = room.members.get(address)
-            if member is not None and member.link is not None:
-                self.drop_from_rooms(member, "too slow", now)
-
-    def _fan_out(self, data: bytes, vector: LiveVector, origin: Address | None) -> None:
-        item = Fanout(data, vector, vector.index.get(origin, -1) if origin is not None else -1)
-        sent = len(item)
-        if sent > 0:
-            self._out.append(item)
-            self.counters.inc("datagrams_out", sent)
-            self.counters.inc("bytes_out", sent * len(data))
-            self.counters.inc("deliveries", sent)
+        delivery.fan_out(self, room, event, origin, now)
 
     def deliver(
         self,
@@ -424,44 +398,10 @@ class HubCore:
 
     # --- timers ----------------------------------------------------------------------------------
 
-    def _schedule_scan(self, room: Room, at: float) -> None:
+    def schedule_scan(self, room: Room, at: float) -> None:
+        """Run the room's retransmission scan (``hub.delivery.scan``) at ``at``."""
         room.fanout.scan_at = at
         heapq.heappush(self._scans, (at, next(self._tiebreak), fold(room.name)))
-
-    def _scan(self, room: Room, now: float) -> None:
-        """A room's retransmission scan (see hub.fanout.RoomFanout.scan)."""
-
-        def rto_of(address: Address) -> float:
-            link = room.members[address].link
-            return link.direct.rtt.rto() if link is not None else limits.INITIAL_RTO
-
-        resent = room.fanout.scan(now, rto_of)
-        for data, address in resent:
-            self.send(data, address)
-        self.counters.inc("retransmits", len(resent))
-        if room.fanout.scan_at != INF:
-            self._schedule_scan(room, room.fanout.scan_at)
-
-    def room_acknowledged(
-        self, client: Client, key: str, upto: int, sack: tuple[int, ...], now: float
-    ) -> None:
-        """An ack for a room stream (the fast path: no event object)."""
-        link = client.link
-        assert link is not None
-        fan = link.rooms.get(key)
-        if fan is None:
-            return
-        resend, served = fan.acknowledge(client.address, upto, sack, now, link.direct.rtt)
-        for data in resend:
-            self.send(data, client.address)
-        for data in served:
-            self.send(data, client.address)
-        if resend:
-            self.counters.inc("retransmits.fast", len(resend))
-        if served:
-            self.counters.inc("deliveries", len(served))
-            if fan.scan_at == INF:
-                self._schedule_scan(self.registry.rooms[key], now + limits.MIN_RTO)
 
     def schedule(self, client: Client, at: float) -> None:
         """Make sure the hub looks at ``client`` no later than ``at``."""

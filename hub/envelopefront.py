@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from roomcast.hub import requests
+from roomcast.hub import delivery, requests
 from roomcast.hub.rooms import Address, Client, Link
 from roomcast.shared import cookie, envelope, events, limits
 from roomcast.shared.names import fold
@@ -78,7 +78,7 @@ def _fast_ack(hub: HubCore, client: Client, data: bytes, now: float) -> bool:
     if token != client.link.token or key not in client.link.rooms:
         return False  # a bad token, the private stream, a room it is not in: the slow path
     client.last_seen = now
-    hub.room_acknowledged(client, key, upto, sack, now)
+    delivery.acknowledged(hub, client, key, upto, sack, now)
     return True
 
 
@@ -198,7 +198,7 @@ def _ack(hub: HubCore, client: Client, ack: events.Ack, now: float) -> None:
     assert client.link is not None
     stream = fold(ack.stream)
     if stream:
-        hub.room_acknowledged(client, stream, ack.upto, ack.sack, now)
+        delivery.acknowledged(hub, client, stream, ack.upto, ack.sack, now)
         return
     window = client.link.direct
     for data in window.acknowledge(stream, ack.upto, ack.sack, now):
