@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from roomcast.shared import limits
+
 from bench import chart, clients, procs, report
 from bench.procs import BASELINES, C_RELAY, HUB, Relay, Running
 
@@ -47,7 +49,10 @@ def fanout(relay: Running, size: int, mode: str, rate: float = 0.0, tag: str = "
     """One generator run: a sender and ``size`` receivers in a fresh room.  ``mode``: "env"
     (envelope clients with acks), "live" or "reply" (text clients), "relay" (baselines)."""
     room = f"r{size}{mode}{tag}"
-    sender, *receivers = clients.open_peers(size + 1, relay.address, room)
+    # A room of N: a sender and N receivers, but never more than the member cap (the sender
+    # counts): the room of 1,000 is a room at the cap, with 999 receivers.
+    receiving = min(size, limits.MAX_MEMBERS_PER_ROOM - 1)
+    sender, *receivers = clients.open_peers(receiving + 1, relay.address, room)
     proto, poll = "relay", False
     if mode == "env":
         clients.register_envelope([sender, *receivers], f"{room}n")

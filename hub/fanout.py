@@ -215,10 +215,13 @@ class RoomFanout:
         top = ack.top(self.seq)
         if not ack.held:
             self._unfile(address, ack)
-        newest = ack.acknowledge(upto, sack, top)
-        if newest > ack.clean_after and newest in self.ring:
+        # Up to the room's seq, not only what was sent: a held-back member may have what it
+        # was not sent yet from elsewhere (history), and must not be sent it again.
+        newest = ack.acknowledge(upto, sack, self.seq)
+        if ack.clean_after < newest <= top and newest in self.ring:
             rtt.sample(now - self.ring[newest][2])
         resend: list[bytes] = []
+        top = ack.top(self.seq)
         if sack and ack.acked < top:
             spacing = max(rtt.srtt, limits.MIN_RTO / 5)
             seqs = ack.fast_resend(now, top, max(sack), self.sent_at, spacing)

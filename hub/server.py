@@ -162,7 +162,7 @@ class HubServer:
             now = trio.current_time()
             self._drain_socket(now)
             self.core.on_timer(now)
-            await self._flush()
+            await self._flush(now)
             if now >= next_stats:
                 log.info("stats %s", self.stats_line())
                 next_stats = now + self.options.stats_interval
@@ -185,10 +185,11 @@ class HubServer:
             receive(data, address, now)
 
     def _drain_batch(self, now: float) -> None:
-        """One ``recvmmsg`` call (up to RECV_BATCH datagrams), retried after socket errors."""
+        """Up to RECV_ROUNDS ``recvmmsg`` calls of RECV_BATCH datagrams, until the socket is
+        empty: in a big room the acks of one message outnumber one batch."""
         assert self._receiver is not None
-        receive = self.core.receive_datagram
-        for _ in range(4):
+        receive, capacity = self.core.receive_datagram, self._receiver.capacity
+        for _ in range(limits.RECV_ROUNDS):
             try:
                 batch = self._receiver.receive()
             except OSError:  # e.g. an ICMP error reported on the socket
@@ -196,27 +197,37 @@ class HubServer:
                 continue
             for data, address in batch:
                 receive(data, address, now)
-            return
+            if len(batch) < capacity:
+                return
 
-    async def _flush(self) -> None:
+    async def _flush(self, now: float) -> None:
         """Send what the core produced, in order: runs of datagrams in ``sendmmsg`` batches,
-        each room message in one ``sendmmsg`` over its live vector."""
+        each room message in one ``sendmmsg`` over its live vector.  After a big fan-out the
+        socket is read again before the next one, so that the acks of a big room do not
+        overflow its buffer while the hub is sending; what that produces goes out too."""
         if self._batch is None:
             await self._flush_one_by_one(self.core.datagrams_to_send())
             return
-        batch, plain = self._batch, list[tuple[bytes, Address]]()
-        for item in self.core.sends():
-            if isinstance(item, Fanout):
+        batch = self._batch
+        for _ in range(limits.RECV_ROUNDS):
+            items = self.core.sends()
+            if not items:
+                return
+            plain: list[tuple[bytes, Address]] = []
+            for item in items:
+                if not isinstance(item, Fanout):
+                    plain.append(item)
+                    continue
                 if plain:
                     await self._send_all(len(plain), functools.partial(batch.send, plain))
                     plain = []
                 await self._send_all(
                     len(item), functools.partial(batch.send_fanout, item.data, item.vector, item.skip)
                 )
-            else:
-                plain.append(item)
-        if plain:
-            await self._send_all(len(plain), functools.partial(batch.send, plain))
+                if len(item) >= limits.RECV_BATCH:
+                    self._drain_socket(now)
+            if plain:
+                await self._send_all(len(plain), functools.partial(batch.send, plain))
 
     async def _send_all(self, total: int, send_from: Callable[[int], int]) -> None:
         """``send_from(done)`` sends from the ``done``-th datagram on (one ``sendmmsg``) and
