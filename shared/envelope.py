@@ -13,6 +13,7 @@ add fields), unknown kinds, missing fields, wrong types and bad values are refus
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any
@@ -144,6 +145,9 @@ _LIMITS: dict[str, Any] = {
 }
 
 
+_unpack_fast = functools.partial(msgpack.unpackb, **_LIMITS)
+
+
 def fast_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
     """The hub's fast path for the most frequent datagram: (token, stream, upto, sack) of a
     well-formed ack, without building an event; None for anything else, which then takes
@@ -151,20 +155,16 @@ def fast_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
     if data[3:9] != _ACK_HEAD or data[:2] != HEADER or len(data) > limits.MAX_DATAGRAM:
         return None
     try:
-        wire = msgpack.unpackb(data[2:], **_LIMITS)
+        wire = _unpack_fast(data[2:])
     except Exception:  # msgpack raises several unrelated types on junk
         return None
     if type(wire) is not dict:
         return None
-    token, stream, upto, sack = (
-        wire.get(TOKEN_KEY),
-        wire.get("stream"),
-        wire.get("upto"),
-        wire.get("sack", ()),
-    )
+    get = wire.get
+    token, stream, upto, sack = get(TOKEN_KEY), get("stream"), get("upto"), get("sack", ())
     if type(token) is not bytes or type(stream) is not str or type(upto) is not int or not 0 <= upto < 2**63:
         return None
-    if type(sack) is not tuple or not all(type(seq) is int for seq in sack):
+    if type(sack) is not tuple or (sack and not all(type(seq) is int for seq in sack)):
         return None
     return token, stream, upto, sack
 
