@@ -138,7 +138,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, IDLE_SESSIONS + 1000)), hard))
     procs.pin(0, procs.LOAD_CORE)
     relays = (HUB, *BASELINES, C_RELAY)
-    progress = Progress(total=4 * len(relays) + 3 + 3)
+    progress = Progress(total=(len(ROOM_SIZES) + 1) * len(relays) + 3 + 3)
     by_relay = {relay.name: relay_scenarios(relay, progress) for relay in relays}
     text = text_scenarios(progress)
     idle = idle_scenario(progress)

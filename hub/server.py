@@ -33,6 +33,10 @@ from roomcast.shared import limits
 
 log = logging.getLogger("roomcast.hub")
 
+#: A room message to fewer members than this goes out in the shared sendmmsg batch with the
+#: other datagrams (one system call for many small rooms' messages); bigger ones get their own
+#: sendmmsg over the room's live vector.
+SMALL_FANOUT = 8
 RECV_SIZE = 65535  # read whole datagrams, so an oversized one is seen (and refused) as such
 
 
@@ -217,6 +221,10 @@ class HubServer:
             for item in items:
                 if not isinstance(item, Fanout):
                     plain.append(item)
+                    continue
+                if len(item) < SMALL_FANOUT:  # rides in the batch with the other datagrams
+                    data = item.data
+                    plain += [(data, address) for address in item.targets()]
                     continue
                 if plain:
                     await self._send_all(len(plain), functools.partial(batch.send, plain))
