@@ -57,7 +57,11 @@ def ratio(ours: float, theirs: float) -> str:
 
 
 def render(
-    by_relay: dict[str, dict[str, Result]], text: dict[str, Result], idle: Result, elapsed: float
+    by_relay: dict[str, dict[str, Result]],
+    text: dict[str, Result],
+    idle: Result,
+    elapsed: float,
+    core: tuple[list[str], str],
 ) -> str:
     hub = by_relay[HUB_NAME]
     head = "| scenario | " + " | ".join(COLUMNS) + " | " + " | ".join(f"hub ÷ {b.name}" for b in BASELINES)
@@ -121,6 +125,21 @@ def render(
         "## Targets",
         "",
         *targets(by_relay, text, idle, dgrams),
+        "",
+        "## The hub core alone",
+        "",
+        "The same Python, driven in-process without sockets or trio (`python -m bench.coreprofile`), "
+        "timed with the process CPU clock: what the hub's own code costs, apart from the kernel's "
+        "UDP work and the machine's load.  Each member acknowledges every 8 messages.",
+        "",
+        *core[0],
+        "",
+        "Where it goes in a room of 10 (`python -m bench.coreprofile --profile 10`, cProfile, "
+        "own time; cProfile slows everything about 2x):",
+        "",
+        "```",
+        *[line.rstrip().replace(f"{ROOT}/", "") for line in core[1].strip().splitlines() if "/" in line or "ncalls" in line],
+        "```",
         "",
     ]
     return "\n".join(lines)

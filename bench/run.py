@@ -19,7 +19,7 @@ from typing import Any
 
 from roomcast.shared import limits
 
-from bench import chart, clients, procs, report
+from bench import chart, clients, coreprofile, procs, report
 from bench.procs import BASELINES, C_RELAY, HUB, Relay, Running
 
 DURATION = 2.5
@@ -138,13 +138,15 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, IDLE_SESSIONS + 1000)), hard))
     procs.pin(0, procs.LOAD_CORE)
     relays = (HUB, *BASELINES, C_RELAY)
-    progress = Progress(total=(len(ROOM_SIZES) + 1) * len(relays) + 3 + 3)
+    progress = Progress(total=(len(ROOM_SIZES) + 1) * len(relays) + 3 + 3 + 1)
     by_relay = {relay.name: relay_scenarios(relay, progress) for relay in relays}
     text = text_scenarios(progress)
     idle = idle_scenario(progress)
+    progress.step("hub core alone: CPU per room message and per ack, and a profile")
+    core = coreprofile.table(), coreprofile.profile(10)
     elapsed = time.monotonic() - progress.started
     print(f"\r{'':<78}\r", end="", file=sys.stderr)
-    markdown = report.render(by_relay, text, idle, elapsed)
+    markdown = report.render(by_relay, text, idle, elapsed, core)
     Path(procs.ROOT / "bench" / "RESULTS.md").write_text(markdown)
     chart.draw(by_relay, text, procs.ROOT / "bench" / "RESULTS.png")
     report.update_readme(markdown, procs.ROOT / "README.md")
