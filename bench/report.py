@@ -115,8 +115,9 @@ def render(
         "acknowledge as the real client does (up to the first gap, selective acks beyond it, every 8 "
         "or after 20 ms, at once on a gap; pinned by tests/unit/ack_vector.txt); the hub runs with "
         "`--flood-rate 0`.  **The machine is shared** (other work runs on the same two cores), so "
-        "throughput figures are noisy from run to run; CPU time per message and per delivery, read "
-        "from `/proc/PID/stat`, is the steadier measure.",
+        "throughput figures are noisy from run to run; each throughput and latency figure is the best "
+        "of 3 runs on fresh relay processes, for every relay alike.  CPU time per message and per "
+        "delivery, read from `/proc/PID/stat`, is the steadier measure.",
         "",
         *rows,
         "",
@@ -138,7 +139,11 @@ def render(
         "own time; cProfile slows everything about 2x):",
         "",
         "```",
-        *[line.rstrip().replace(f"{ROOT}/", "") for line in core[1].strip().splitlines() if "/" in line or "ncalls" in line],
+        *[
+            line.rstrip().replace(f"{ROOT}/", "")
+            for line in core[1].strip().splitlines()
+            if "/" in line or "ncalls" in line
+        ],
         "```",
         "",
     ]

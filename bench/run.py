@@ -29,6 +29,8 @@ BODY = 100
 PACED_RATE = 5000
 ROOM_SIZES = (1, 10, 100, 1000)
 IDLE_SESSIONS = 10_000
+#: Runs of each throughput and latency scenario; the table shows the best (see best_of).
+REPEATS = 3
 IDLE_ROOMS = 1_000
 
 Result = dict[str, Any]
@@ -78,17 +80,28 @@ def fanout(relay: Running, size: int, mode: str, rate: float = 0.0, tag: str = "
     return result
 
 
+def best_of(relay: Relay, size: int, mode: str, rate: float = 0.0) -> Result:
+    """The best of REPEATS runs, each on a fresh relay process: on a shared machine a run can
+    lose the core to other work for a while, which says nothing about the relay.  Saturated:
+    the most deliveries/s; paced: the lowest p99.  Every relay gets the same treatment."""
+    runs = []
+    for _ in range(REPEATS):
+        with procs.running(relay) as running:
+            runs.append(fanout(running, size, mode, rate=rate))
+    if rate:
+        return min(runs, key=lambda r: (r["loss"] > 0, r["p99_us"]))
+    return max(runs, key=lambda r: float(r["deliveries_per_s"]))
+
+
 def relay_scenarios(relay: Relay, progress: Progress) -> dict[str, Result]:
-    """Saturation for each room size and the paced latency run, each on a fresh relay."""
+    """Saturation for each room size and the paced latency run, each on fresh relays."""
     mode = "env" if relay.envelope else "relay"
     results: dict[str, Result] = {}
     for size in ROOM_SIZES:
         progress.step(f"{relay.name}: saturated fan-out into a room of {size}")
-        with procs.running(relay) as running:
-            results[f"sat{size}"] = fanout(running, size, mode)
+        results[f"sat{size}"] = best_of(relay, size, mode)
     progress.step(f"{relay.name}: {PACED_RATE} msg/s into a room of 10")
-    with procs.running(relay) as running:
-        results["paced"] = fanout(running, 10, mode, rate=PACED_RATE)
+    results["paced"] = best_of(relay, 10, mode, rate=PACED_RATE)
     return results
 
 
@@ -96,8 +109,7 @@ def text_scenarios(progress: Progress) -> dict[str, Result]:
     results: dict[str, Result] = {}
     for key, size, mode in (("live10", 10, "live"), ("live100", 100, "live"), ("reply10", 10, "reply")):
         progress.step(f"hub: text clients, {mode} mode, room of {size}")
-        with procs.running(HUB) as running:
-            results[key] = fanout(running, size, mode)
+        results[key] = best_of(HUB, size, mode)
     return results
 
 
