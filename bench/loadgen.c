@@ -372,6 +372,7 @@ static void send_batch(int count, uint64_t t) {
         else if (errno != EAGAIN && errno != EINTR && errno != ENOBUFS) break;
     }
     sent -= (uint64_t)(count - done);
+    if (proto == P_ENV) next_id -= (uint64_t)(count - done); /* unsent: their ids are not used */
 }
 
 static int cmp_u32(const void *a, const void *b) {
