@@ -164,35 +164,43 @@ class HubServer:
                 with trio.CancelScope(deadline=deadline) as self._wait_scope:
                     await trio.lowlevel.wait_readable(self.sock)
             now = trio.current_time()
-            self._drain_socket(now)
-            self.core.on_timer(now)
-            await self._flush(now)
+            # While datagrams keep coming, read again at once rather than go back through trio's
+            # wait (a few rounds at most, so the other tasks still get their turn).
+            for _ in range(limits.RECV_ROUNDS):
+                received = self._drain_socket(now)
+                self.core.on_timer(now)
+                await self._flush(now)
+                if not received or self._stopping:
+                    break
+                now = trio.current_time()
             if now >= next_stats:
                 log.info("stats %s", self.stats_line())
                 next_stats = now + self.options.stats_interval
             if now >= drain_until or (drain_until != math.inf and self.core.gauges()["unacked"] == 0):
                 return
 
-    def _drain_socket(self, now: float) -> None:
+    def _drain_socket(self, now: float) -> int:
+        """Read what waits on the socket into the core; how many datagrams."""
         if self._receiver is not None:
-            self._drain_batch(now)
-            return
-        receive, recvfrom = self.core.receive_datagram, self.sock.recvfrom
+            return self._drain_batch(now)
+        receive, recvfrom, count = self.core.receive_datagram, self.sock.recvfrom, 0
         for _ in range(limits.RECV_BATCH):
             try:
                 data, address = recvfrom(RECV_SIZE)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:  # e.g. an ICMP error reported on the socket: nothing to read
                 self.core.counters.inc("errors.socket")
                 continue
             receive(data, address, now)
+            count += 1
+        return count
 
-    def _drain_batch(self, now: float) -> None:
+    def _drain_batch(self, now: float) -> int:
         """Up to RECV_ROUNDS ``recvmmsg`` calls of RECV_BATCH datagrams, until the socket is
-        empty: in a big room the acks of one message outnumber one batch."""
+        empty: in a big room the acks of one message outnumber one batch.  How many."""
         assert self._receiver is not None
-        receive, capacity = self.core.receive_datagram, self._receiver.capacity
+        receive, capacity, count = self.core.receive_datagram, self._receiver.capacity, 0
         for _ in range(limits.RECV_ROUNDS):
             try:
                 batch = self._receiver.receive()
@@ -201,8 +209,10 @@ class HubServer:
                 continue
             for data, address in batch:
                 receive(data, address, now)
+            count += len(batch)
             if len(batch) < capacity:
-                return
+                break
+        return count
 
     async def _flush(self, now: float) -> None:
         """Send what the core produced, in order: runs of datagrams in ``sendmmsg`` batches,
