@@ -50,7 +50,13 @@ bench/build/loadgen: bench/loadgen.c
 	mkdir -p bench/build
 	$(CC) -O2 -Wall -Wextra -o $@ $<
 
-bench: $(STAMP) bench/build/loadgen
+# matplotlib (the chart) is a bench-only extra, installed on first `make bench`.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) bench/build/loadgen
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.client_cpu
 

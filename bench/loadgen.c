@@ -4,12 +4,18 @@
  *                          inherited, already registered and joined by bench/run.py
  *   loadgen relay PORT S   the C ceiling relay: "JOIN room" / "MSG room body" on
  *                          127.0.0.1:PORT, recvmmsg + one sendmmsg per message, exits after S s
+ *   loadgen acks           run the receivers' acknowledgement logic over a test vector on stdin
+ *                          (tests/unit/ack_vector.txt) and print the acks: the same vector pins
+ *                          the real client's shared/inbox.py, so both acknowledge alike
  *
  * One thread, one core: a sender (closed loop with a window, or paced) and all receivers,
  * drained with recvmmsg.  Each message body carries "~LG" + the send time (16 hex digits of
  * CLOCK_MONOTONIC ns), so a receiver measures sender -> receiver latency.  Envelope receivers
- * acknowledge like real clients (cumulative, every ACK_EVERY deliveries or after ACK_DELAY).
- * The result is one JSON line on stdout.
+ * acknowledge like the real client (shared/inbox.py): cumulative up to the first gap, with up
+ * to MAX_SACK selective acks beyond it, every ACK_EVERY deliveries released or ACK_DELAY after
+ * the first, and at once on a gap or a duplicate; a reordered delivery is not a duplicate.
+ * The result is one JSON line on stdout; a run in which nothing was delivered (or, paced, no
+ * latency was sampled) says so on stderr and exits with status 3.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -33,6 +39,8 @@
 #define STALL_NS 300000000ull
 #define CLIENT_WINDOW 32
 #define MAX_SAMPLES 4000000
+#define MAX_SACK 16
+#define REORDER 4096 /* MEMBER_WINDOW: how far ahead of the first gap a delivery is kept */
 
 enum proto { P_RELAY, P_TEXT, P_ENV };
 
@@ -40,9 +48,11 @@ typedef struct {
     int fd;
     char room[40];
     uint8_t token[16];
-    uint64_t last_seq;
+    uint64_t expected;           /* next seq to release in order (Reorder.expected) */
+    uint8_t waiting[REORDER / 8]; /* seqs ahead of it that arrived, bit seq % REORDER */
+    int nwaiting;
     int unacked;
-    uint64_t ack_due;
+    uint64_t ack_due; /* 0: no ack pending */
     uint64_t poll_due;
 } peer;
 
@@ -57,6 +67,7 @@ static uint32_t *samples;
 static size_t nsamples;
 static uint64_t received, received_at_warm, received_at_end, dups, acks, polls, sender_in, sent;
 static uint64_t sent_at_warm, sent_at_end;
+static int warm; /* the warm-up is over: latency samples count from now on */
 
 static uint64_t now_ns(void) {
     struct timespec t;
@@ -206,21 +217,74 @@ static size_t make_message(uint8_t *out, uint64_t ts) {
     return (size_t)(p - out);
 }
 
+/* --- receiving in order and acknowledging, as shared/inbox.py does ----------------------------- */
+
+static int is_waiting(const peer *r, uint64_t seq) { return r->waiting[(seq % REORDER) / 8] >> (seq % 8) & 1; }
+
+static void set_waiting(peer *r, uint64_t seq, int on) {
+    uint8_t bit = (uint8_t)(1u << (seq % 8));
+    if (on) r->waiting[(seq % REORDER) / 8] |= bit;
+    else r->waiting[(seq % REORDER) / 8] &= (uint8_t)~bit;
+}
+
+/* Reorder.ack(): everything up to expected - 1 arrived, and the first MAX_SACK seqs beyond. */
+static int ack_state(const peer *r, uint64_t *upto, uint64_t *sack) {
+    int n = 0, left = r->nwaiting;
+    *upto = r->expected - 1;
+    for (uint64_t s = r->expected + 1; left > 0 && n < MAX_SACK && s < r->expected + REORDER; s++)
+        if (is_waiting(r, s)) sack[n++] = s, left--;
+    return n;
+}
+
 static void send_ack(peer *r) {
-    uint8_t buf[128], *p = buf;
+    uint64_t upto, sack[MAX_SACK];
+    int nsack = ack_state(r, &upto, sack);
+    uint8_t buf[256], *p = buf;
     *p++ = 0xc1;
     *p++ = 1;
-    *p++ = 0x84;
+    *p++ = nsack ? 0x85 : 0x84;
     p = put_key(p, "k");
     p = put_key(p, "ack");
     p = put_token(p, r->token);
     p = put_key(p, "stream");
     p = put_key(p, r->room);
     p = put_key(p, "upto");
-    p = put_uint(p, r->last_seq);
-    if (send(r->fd, buf, (size_t)(p - buf), 0) > 0) acks++;
+    p = put_uint(p, upto);
+    if (nsack) {
+        p = put_key(p, "sack");
+        *p++ = (uint8_t)(0x90 | nsack);
+        for (int i = 0; i < nsack; i++) p = put_uint(p, sack[i]);
+    }
+    if (r->fd < 0 || send(r->fd, buf, (size_t)(p - buf), 0) > 0) acks++;
     r->unacked = 0;
     r->ack_due = 0;
+}
+
+/* One delivery of seq at time t: 1 if it is new (to be counted), 0 if a duplicate or too far
+ * ahead.  Reorder.push, then Inbox._release/_ready: ack at once on a duplicate or a gap, or
+ * after ACK_EVERY released, else ACK_DELAY after the first unacknowledged one. */
+static int receive_seq(peer *r, uint64_t seq, uint64_t t) {
+    int fresh = 0, dup = 0, released = 0;
+    if (seq < r->expected || is_waiting(r, seq)) {
+        dups++;
+        dup = 1;
+    } else if (seq < r->expected + REORDER) {
+        fresh = 1;
+        set_waiting(r, seq, 1);
+        r->nwaiting++;
+        while (is_waiting(r, r->expected)) {
+            set_waiting(r, r->expected, 0);
+            r->nwaiting--;
+            r->expected++;
+            released++;
+        }
+    }
+    if (dup || r->nwaiting) r->ack_due = t; /* a duplicate (our ack was lost) or a gap */
+    r->unacked += released;
+    if (r->unacked >= ACK_EVERY) r->ack_due = t;
+    else if (!r->ack_due) r->ack_due = t + ACK_DELAY_NS;
+    if (r->ack_due <= t) send_ack(r);
+    return fresh;
 }
 
 static void send_poll(peer *r, uint64_t t) {
@@ -242,7 +306,7 @@ static void count_marks(const uint8_t *data, size_t n, uint64_t t) {
         }
         if (!ok) continue;
         received++;
-        if (rate > 0 && samples && nsamples < MAX_SAMPLES && received_at_warm && t > ts)
+        if (rate > 0 && samples && nsamples < MAX_SAMPLES && warm && t > ts)
             samples[nsamples++] = (uint32_t)((t - ts) / 100); /* units of 0.1 us */
     }
 }
@@ -257,14 +321,7 @@ static void on_datagram(peer *r, const uint8_t *data, size_t n, uint64_t t) {
     uint64_t seq;
     if (read_envelope(data, n, kind, &seq) != 0) return;
     if (strcmp(kind, "deliver") != 0 && strcmp(kind, "presence") != 0) return;
-    if (seq <= r->last_seq) {
-        dups++;
-        return;
-    }
-    r->last_seq = seq;
-    count_marks(data, n, t);
-    if (++r->unacked >= ACK_EVERY) send_ack(r);
-    else if (!r->ack_due) r->ack_due = t + ACK_DELAY_NS;
+    if (receive_seq(r, seq, t)) count_marks(data, n, t);
 }
 
 /* What the relay says to the sender: for the hub, the answers to its says. */
@@ -315,6 +372,7 @@ static void send_batch(int count, uint64_t t) {
         else if (errno != EAGAIN && errno != EINTR && errno != ENOBUFS) break;
     }
     sent -= (uint64_t)(count - done);
+    if (proto == P_ENV) next_id -= (uint64_t)(count - done); /* unsent: their ids are not used */
 }
 
 static int cmp_u32(const void *a, const void *b) {
@@ -334,10 +392,11 @@ static void parse_token(const char *hex, uint8_t *out) {
 }
 
 static int read_plan(void) {
-    char line[256], a[64], b[64], c[64], d[64];
+    char line[256], a[64], b[64], c[64], d[64], e[64];
     while (fgets(line, sizeof line, stdin)) {
         d[0] = '-';
-        int n = sscanf(line, "%63s %63s %63s %63s", a, b, c, d);
+        e[0] = '0', e[1] = 0;
+        int n = sscanf(line, "%63s %63s %63s %63s %63s", a, b, c, d, e);
         if (n <= 0) continue;
         if (!strcmp(a, "proto")) proto = !strcmp(b, "env") ? P_ENV : !strcmp(b, "text") ? P_TEXT : P_RELAY;
         else if (!strcmp(a, "duration")) duration = atof(b);
@@ -348,13 +407,15 @@ static int read_plan(void) {
         else if (!strcmp(a, "poll")) poll_mode = atoi(b);
         else if (!strcmp(a, "next_id")) next_id = strtoull(b, NULL, 10);
         else if (!strcmp(a, "sender") || !strcmp(a, "recv")) {
-            /* sender|recv FD ROOM TOKENHEX|- */
+            /* sender|recv FD ROOM TOKENHEX|- SEQ (the room's seq when it joined: its stream
+             * starts after it) */
             peer *p = !strcmp(a, "sender") ? &snd : (nrecv < MAX_PEERS ? &recvs[nrecv++] : NULL);
             if (!p) return -1;
             memset(p, 0, sizeof *p);
             p->fd = atoi(b);
             snprintf(p->room, sizeof p->room, "%.39s", c);
             if (d[0] != '-') parse_token(d, p->token);
+            p->expected = strtoull(e, NULL, 10) + 1;
         }
     }
     if (body_size < 40 || body_size > 400) body_size = 100;
@@ -385,8 +446,9 @@ static int run(void) {
         for (int i = 0; i < nrecv; i++) send_poll(&recvs[i], t);
     struct epoll_event evs[256];
     while ((t = now_ns()) < stop) {
-        if (t >= warm_at && !received_at_warm) {
-            received_at_warm = received ? received : 1;
+        if (t >= warm_at && !warm) {
+            warm = 1;
+            received_at_warm = received;
             sent_at_warm = sent;
         }
         if (t < end) {
@@ -430,11 +492,22 @@ static int run(void) {
            "\"acks\": %llu, \"polls\": %llu, \"sender_in\": %llu, \"samples\": %zu, "
            "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f}\n",
            (unsigned long long)sent, nrecv, (unsigned long long)expected, (unsigned long long)received,
-           expected ? 1.0 - (double)received / (double)expected : 0.0,
+           expected ? 1.0 - (double)received / (double)expected : 1.0,
            (double)(received_at_end - received_at_warm) / window_s,
            (double)(sent_at_end - sent_at_warm) / window_s, (unsigned long long)dups,
            (unsigned long long)acks, (unsigned long long)polls, (unsigned long long)sender_in, nsamples,
            pct(0.5), pct(0.99), pct(0.999));
+    /* A dead run must never pass for a result. */
+    if (sent == 0 || received == 0 || received_at_end <= received_at_warm) {
+        fprintf(stderr, "loadgen: dead run: sent %llu, received %llu, %llu in the measured window; "
+                "the relay delivered nothing\n", (unsigned long long)sent, (unsigned long long)received,
+                (unsigned long long)(received_at_end - received_at_warm));
+        return 3;
+    }
+    if (rate > 0 && nsamples == 0) {
+        fprintf(stderr, "loadgen: paced run without a single latency sample after the warm-up\n");
+        return 3;
+    }
     return 0;
 }
 
@@ -529,9 +602,48 @@ static int relay(int port, double seconds) {
     return 0;
 }
 
+/* --- the shared acknowledgement test vector --------------------------------------------------------- */
+
+/* Lines "d MS SEQ = EXPECTED" (a delivery at MS ms) and "t MS = EXPECTED" (timers run at MS ms);
+ * prints "d|t MS [SEQ] = ACKS" with the acks sent, each "UPTO" or "UPTO:S1,S2", or "-". */
+static int ackvector(void) {
+    static peer r;
+    char line[256];
+    r.fd = -1;
+    r.expected = 1;
+    while (fgets(line, sizeof line, stdin)) {
+        char what;
+        unsigned long long ms = 0, seq = 0;
+        if (line[0] == '#' || sscanf(line, "%c %llu", &what, &ms) != 2) continue;
+        uint64_t t = 1000000000ull + ms * 1000000ull, before = acks;
+        uint64_t upto, sack[MAX_SACK];
+        char out[512] = "", *o = out;
+        /* the ack that would go out is computed before the call resets the state */
+        if (what == 'd' && sscanf(line, "%c %llu %llu", &what, &ms, &seq) == 3) {
+            receive_seq(&r, seq, t);
+            printf("d %llu %llu =", ms, seq);
+        } else if (what == 't') {
+            if (r.ack_due && r.ack_due <= t) send_ack(&r);
+            printf("t %llu =", ms);
+        } else {
+            continue;
+        }
+        if (acks == before) {
+            printf(" -\n");
+            continue;
+        }
+        int nsack = ack_state(&r, &upto, sack);
+        o += sprintf(o, " %llu", (unsigned long long)upto);
+        for (int i = 0; i < nsack; i++) o += sprintf(o, "%c%llu", i ? ',' : ':', (unsigned long long)sack[i]);
+        printf("%s\n", out);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "acks")) return ackvector();
     if (argc >= 2 && !strcmp(argv[1], "run")) return run();
     if (argc >= 4 && !strcmp(argv[1], "relay")) return relay(atoi(argv[2]), atof(argv[3]));
-    fprintf(stderr, "usage: loadgen run < plan | loadgen relay PORT SECONDS\n");
+    fprintf(stderr, "usage: loadgen run < plan | loadgen relay PORT SECONDS | loadgen acks < vector\n");
     return 2;
 }

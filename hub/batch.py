@@ -149,6 +149,50 @@ class BatchSender:
             raise OSError(error, os.strerror(error))  # EAGAIN makes it a BlockingIOError
         return sent
 
+    def send_fanout(self, data: bytes, vector: Any, skip: int, start: int = 0) -> int:
+        """One room message to a live vector (``hub.fanout.LiveVector``) but the entry at
+        ``skip``, from the ``start``-th target on: one ``sendmmsg`` over the vector's own
+        array, whose entries all point at one iovec.  The array holds the members twice, so
+        the targets after ``skip`` and then before it are one slice.  Returns how many went;
+        raises as :meth:`send` does."""
+        native = vector.native
+        if native is None or native[0] is not self:
+            native = vector.native = self._vector(vector.addresses)
+        _owner, msgs, iov, _names, size = native
+        count = size - (skip >= 0) - start
+        if count <= 0:
+            return 0
+        iov.iov_base, iov.iov_len = self._address_of(data), len(data)
+        first = (skip + 1 if skip >= 0 else 0) + start
+        sent: int = self._sendmmsg(
+            self.fd, ctypes.addressof(msgs) + first * ctypes.sizeof(_MMsgHdr), count, 0
+        )
+        if sent < 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error))
+        return sent
+
+    def _vector(self, addresses: Sequence[Address]) -> tuple[Any, Any, _IoVec, list[bytes], int]:
+        """The ``mmsghdr`` array of a live vector, built once per vector (when membership
+        changes): every address twice, every entry pointing at one shared iovec."""
+        size = len(addresses)
+        msgs = (_MMsgHdr * max(1, 2 * size))()
+        iov = _IoVec()
+        iov_pointer = ctypes.addressof(iov)
+        names: list[bytes] = []
+        for i, address in enumerate(addresses):
+            try:
+                raw, pointer, length = self._names.get(address) or self._name(address)
+            except (OSError, ValueError, TypeError, IndexError):
+                raw, pointer, length = b"", 0, 0  # not numeric: the kernel refuses that entry
+            names.append(raw)
+            for slot in (i, i + size):
+                msgs[slot].msg_hdr.msg_name = pointer
+                msgs[slot].msg_hdr.msg_namelen = length
+                msgs[slot].msg_hdr.msg_iov = iov_pointer
+                msgs[slot].msg_hdr.msg_iovlen = 1
+        return (self, msgs, iov, names, size)
+
     def _name(self, address: Address) -> tuple[bytes, int, int]:
         """The ``sockaddr`` for ``address`` as recvfrom gave it, converted once."""
         host, port = str(address[0]).split("%")[0], int(address[1])

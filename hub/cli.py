@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
                         help="evict an envelope client silent this long (default %(default)s s)")  # fmt: skip
     parser.add_argument("--text-idle-timeout", type=float, default=limits.TEXT_SESSION_TIMEOUT,
                         help="evict a plain-text client silent this long (default %(default)s s)")  # fmt: skip
+    parser.add_argument("--max-clients-per-host", type=int, default=limits.MAX_CLIENTS_PER_ADDRESS_HOST,
+                        metavar="N", help="sessions one IP address may hold (default %(default)s); raise it "
+                        "for clients behind NAT")  # fmt: skip
     parser.add_argument("--drain-seconds", type=float, default=limits.DRAIN_SECONDS,
                         help="on SIGTERM, keep delivering for up to this long (default %(default)s)")  # fmt: skip
     parser.add_argument("--stats-interval", type=float, default=limits.STATS_INTERVAL,
@@ -94,6 +97,8 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> argparse.Name
         args.monitor = parse_host_port(args.monitor) if args.monitor else None
     except ValueError as exc:
         parser.error(f"--monitor {exc}")
+    if args.max_clients_per_host < 1:
+        parser.error(f"--max-clients-per-host must be at least 1, not {args.max_clients_per_host}")
     if not 0 <= args.port <= 65535:
         parser.error(f"port {args.port} is not between 0 and 65535")
     if args.monitor and not args.monitor_any_host and not is_loopback(args.monitor[0]):
@@ -160,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             flood_rate=args.flood_rate,
             session_timeout=args.idle_timeout,
             text_session_timeout=args.text_idle_timeout,
+            max_clients_per_host=args.max_clients_per_host,
         ),
         monitor=args.monitor,
         cluster=args.cluster,

@@ -5,6 +5,13 @@ The trio shell (``hub.server``) feeds every received datagram to
 :meth:`HubCore.next_deadline`, and sends what :meth:`HubCore.datagrams_to_send` returns.
 This module owns sessions (validation, tokens, timeouts), fan-out and retransmission; the
 meaning of each request is in ``hub.requests``, the text dialect in ``hub.textfront``.
+
+Room events enter through :meth:`HubCore.publish` (which gives them their seq) and
+:meth:`HubCore.commit` (history, store, fan-out).  A room message costs the same Python work
+whatever the room's size: it is encoded once, kept in the room's ring and handed to the
+shell as one :class:`~hub.fanout.Fanout` (one ``sendmmsg``); each member's state is an
+:class:`~shared.ackrange.AckRange`, and retransmission is a per-room timer scan
+(``hub.fanout``).  Private messages keep the per-delivery ``shared.outbox`` path.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ import os
 from collections.abc import Callable, Iterable
 
 import attrs
-from roomcast.hub import envelopefront, textfront
+from roomcast.hub import delivery, envelopefront, textfront
 from roomcast.hub.engine import Deferred, Engine, MemoryEngine
+from roomcast.hub.fanout import Fanout
 from roomcast.hub.records import Record, RoomGone, SavedHistory
 from roomcast.hub.rooms import Address, Client, Link, Refused, Registry, Room, RoomEvent
 from roomcast.hub.stats import Counters
@@ -30,6 +38,8 @@ from roomcast.shared.reliable import too_far_behind
 log = logging.getLogger("roomcast.hub")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: What the core hands the shell: one datagram, or one room message to a live vector.
+Outgoing = tuple[bytes, Address] | Fanout
 LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
@@ -43,6 +53,9 @@ class HubConfig:
     flood_rate: float = limits.FLOOD_RATE
     flood_burst: float = limits.FLOOD_BURST
     max_clients: int = limits.MAX_CLIENTS
+    #: Sessions from one IP address (``--max-clients-per-host``); None: the limit in
+    #: ``shared.limits`` (64).  Operators behind NAT raise it.
+    max_clients_per_host: int | None = None
     #: Silence after which an envelope client, or a text client, is evicted.
     session_timeout: float = limits.SESSION_TIMEOUT
     text_session_timeout: float = limits.TEXT_SESSION_TIMEOUT
@@ -69,7 +82,7 @@ class HubCore:
         self.proposed: Deferred | None = None
         #: The ``mid`` of the line being carried out (cluster dedupe across a failover).
         self.request_mid = 0
-        self.registry = Registry(max_clients=config.max_clients)
+        self.registry = Registry(max_clients=config.max_clients, max_per_host=config.max_clients_per_host)
         self.counters = Counters()
         self.random_bytes = random_bytes
         self.secret = random_bytes(32)
@@ -81,8 +94,10 @@ class HubCore:
         self.accepting = True
         #: Set by :meth:`shutdown`: the drain ends then at the latest.
         self.drain_until: float | None = None
-        self._out: list[tuple[bytes, Address]] = []
+        self._out: list[Outgoing] = []
         self._wakes: list[tuple[float, int, Address]] = []
+        #: Rooms' retransmission scans: (when, tiebreak, room key).
+        self._scans: list[tuple[float, int, str]] = []
         self._tiebreak = itertools.count()
         self._address_buckets: dict[str, TokenBucket] = {}
         self._last_logged: dict[str, float] = {}
@@ -100,8 +115,24 @@ class HubCore:
         else:
             textfront.receive(self, data, address, now)
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+    def sends(self) -> list[Outgoing]:
+        """What to send, in order: datagrams, and room messages as :class:`Fanout` items (one
+        ``sendmmsg`` each in the shell)."""
         out, self._out = self._out, []
+        return out
+
+    def queue_fanout(self, item: Fanout) -> None:
+        """Queue a room message for its live vector (``hub.delivery``)."""
+        self._out.append(item)
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        """What to send, one datagram per address (room messages spelt out)."""
+        out: list[tuple[bytes, Address]] = []
+        for item in self.sends():
+            if isinstance(item, Fanout):
+                out += [(item.data, address) for address in item.targets()]
+            else:
+                out.append(item)
         return out
 
     def records_to_store(self) -> list[Record]:
@@ -152,9 +183,10 @@ class HubCore:
 
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` has work (the shell also wakes at ``drain_until``)."""
-        deadline = min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
+        soonest = min(self._wakes[0][0], self._next_sweep) if self._wakes else self._next_sweep
+        soonest = min(soonest, self._scans[0][0]) if self._scans else soonest
         engine = self.engine.next_deadline()
-        return deadline if engine is None else min(deadline, engine)
+        return soonest if engine is None else min(soonest, engine)
 
     def on_timer(self, now: float) -> None:
         self.engine.on_timer(self, now)
@@ -166,6 +198,11 @@ class HubCore:
                 self.counters.inc("rooms_expired")
                 self.keep(RoomGone(name))
                 log.info("room %s expired: no members, no topic, quiet for %.0f s", name, limits.ROOM_EXPIRY)
+        while self._scans and self._scans[0][0] <= now:
+            at, _, key = heapq.heappop(self._scans)
+            room = self.registry.rooms.get(key)
+            if room is not None and room.fanout.scan_at == at:
+                delivery.scan(self, room, now)
         while self._wakes and self._wakes[0][0] <= now:
             at, _, address = heapq.heappop(self._wakes)
             client = self.registry.clients.get(address)
@@ -207,6 +244,7 @@ class HubCore:
             "clients_text": text,
             "rooms": len(self.registry.rooms),
             "unacked": sum(len(c.link.window) for c in clients if c.link is not None),
+            "ring": sum(len(r.fanout.ring) for r in self.registry.rooms.values()),
             "history": sum(len(r.history) for r in self.registry.rooms.values()),
             "amplification": round(
                 self.counters["unvalidated_bytes_out"] / max(1, self.counters["unvalidated_bytes_in"]), 3
@@ -320,12 +358,14 @@ class HubCore:
         return self.engine.publish(self, room, make, origin, now)
 
     def commit(self, room: Room, event: RoomEvent, origin: Client | None, now: float) -> None:
-        """The one path by which a committed room event (its seq fixed) enters the room's
-        history, the store and the live fan-out to this hub's members but ``origin``.  The
-        event is encoded once; all members get the same bytes."""
+        """The one path by which a room event whose seq is fixed enters the room's history,
+        the store and the live fan-out to this hub's members (all but ``origin``).  The event
+        is encoded once and kept once, in the room's ring; the live members get it in one
+        :class:`Fanout` (one ``sendmmsg``), whatever the room's size."""
+        room.last_active = now
         room.history.append(event)
         self.keep(event)
-        self.deliver(room.members.values(), (fold(room.name), event.seq), event, origin, now)
+        delivery.fan_out(self, room, event, origin, now)
 
     def deliver(
         self,
@@ -335,36 +375,28 @@ class HubCore:
         origin: Client | None,
         now: float,
     ) -> None:
+        """The slow path, for private messages: each member's outbox holds the delivery until
+        it is acknowledged."""
         data = envelope.encode(event)
-        line: bytes | None = None
-        too_slow: list[Client] = []
-        out, sent = self._out, 0  # the hot loop: what self.send does, counted once at the end
         stream, seq = key
         for member in members:
             if member is origin:
                 continue
             link = member.link
             if link is not None:
-                window = link.window
+                window = link.direct
                 if window.offer(stream, seq, data, now):
-                    out.append((data, member.address))
-                    sent += 1
+                    self.send(data, member.address)
+                    self.counters.inc("deliveries")
                 if len(window) > limits.MEMBER_WINDOW or window.bytes_in_flight > limits.MEMBER_WINDOW_BYTES:
                     if too_far_behind(len(window), window.bytes_in_flight, window.stalled_for(now)):
-                        too_slow.append(member)
+                        self.drop_from_rooms(member, "too slow", now)
                         continue
                     self.schedule(member, now + limits.ACK_STALL_TIMEOUT - window.stalled_for(now))
                 if window.timer is not None and window.timer < member.wake:
                     self.schedule(member, window.timer)
             elif member.text is not None:
-                line = line or textfront.line_of(event)
-                textfront.deliver(self, member, line)
-        if sent:
-            self.counters.inc("datagrams_out", sent)
-            self.counters.inc("bytes_out", sent * len(data))
-            self.counters.inc("deliveries", sent)
-        for member in too_slow:
-            self.drop_from_rooms(member, "too slow", now)
+                textfront.deliver(self, member, textfront.line_of(event))
 
     def send_history(self, client: Client, event: RoomEvent) -> None:
         """A replayed old event: best effort to envelope clients, into a text client's reply."""
@@ -401,7 +433,7 @@ class HubCore:
         Its session stays (requests already carried out are not carried out again); the
         client rejoins and catches up on what the rooms still keep."""
         assert client.link is not None
-        client.link.window.pop_all()
+        client.link.direct.pop_all()
         client.link.direct_seq = 0  # the client restarts its private stream too
         rooms = self.registry.leave_rooms(client)
         self._tell_rooms_left(rooms, client, reason, now)
@@ -427,6 +459,11 @@ class HubCore:
 
     # --- timers ----------------------------------------------------------------------------------
 
+    def schedule_scan(self, room: Room, at: float) -> None:
+        """Run the room's retransmission scan (``hub.delivery.scan``) at ``at``."""
+        room.fanout.scan_at = at
+        heapq.heappush(self._scans, (at, next(self._tiebreak), fold(room.name)))
+
     def schedule(self, client: Client, at: float) -> None:
         """Make sure the hub looks at ``client`` no later than ``at``."""
         if at < client.wake:
@@ -440,7 +477,7 @@ class HubCore:
             return
         at = client.last_seen + client.timeout
         if client.link is not None:
-            window = client.link.window
+            window = client.link.direct
             if too_far_behind(len(window), window.bytes_in_flight, window.stalled_for(now)):
                 self.drop_from_rooms(client, "too slow", now)
             for data in window.due(now):

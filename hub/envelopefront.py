@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from roomcast.hub import requests
+from roomcast.hub import delivery, requests
 from roomcast.hub.rooms import Address, Client, Link
 from roomcast.shared import cookie, envelope, events, limits
 from roomcast.shared.names import fold
@@ -31,6 +31,8 @@ class Unparsable:
 
 def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
     client = hub.registry.clients.get(address)
+    if client is not None and client.link is not None and _fast_ack(hub, client, data, now):
+        return
     try:
         env = envelope.decode(data)
     except envelope.RemoteProtocolError as exc:
@@ -63,6 +65,21 @@ def receive(hub: HubCore, data: bytes, address: Address, now: float) -> None:
         return
     client.last_seen = now
     _session_event(hub, client, event, now)
+
+
+def _fast_ack(hub: HubCore, client: Client, data: bytes, now: float) -> bool:
+    """A room ack on the fast path (no event object); False: take the full decode."""
+    assert client.link is not None
+    ack = envelope.fast_ack(data)
+    if ack is None:
+        return False
+    token, stream, upto, sack = ack
+    key = fold(stream)
+    if token != client.link.token or key not in client.link.rooms:
+        return False  # a bad token, the private stream, a room it is not in: the slow path
+    client.last_seen = now
+    delivery.acknowledged(hub, client, key, upto, sack, now)
+    return True
 
 
 def _session_event(hub: HubCore, client: Client, event: Any, now: float) -> None:
@@ -113,7 +130,9 @@ def _hello(hub: HubCore, hello: events.Hello, address: Address, received: int, n
         return  # cluster mode: the nick is claimed across the cluster first
     if existing is not None:
         hub.leave(existing, "reconnected", now)
-    client = hub.new_client(address, hello.nick, now, link=Link(token=hub.random_bytes(limits.TOKEN_BYTES)))
+    client = hub.new_client(
+        address, hello.nick, now, link=Link(token=hub.random_bytes(limits.TOKEN_BYTES), address=address)
+    )
     if client is not None:
         hub.welcome(client)
 
@@ -218,8 +237,12 @@ def _answer_later(
 
 def _ack(hub: HubCore, client: Client, ack: events.Ack, now: float) -> None:
     assert client.link is not None
-    window = client.link.window
-    for data in window.acknowledge(fold(ack.stream), ack.upto, ack.sack, now):
+    stream = fold(ack.stream)
+    if stream:
+        delivery.acknowledged(hub, client, stream, ack.upto, ack.sack, now)
+        return
+    window = client.link.direct
+    for data in window.acknowledge(stream, ack.upto, ack.sack, now):
         hub.send(data, client.address)
         hub.counters.inc("retransmits.fast")
     for data in window.release(now):

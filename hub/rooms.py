@@ -15,12 +15,14 @@ from collections import Counter, deque
 from typing import Any, Literal
 
 import attrs
+from roomcast.hub.fanout import INF, RoomFanout
 from roomcast.hub.nameindex import LookIndex
 from roomcast.shared import events, limits
 from roomcast.shared.flood import TokenBucket
 from roomcast.shared.lookalikes import mixed_scripts_error
 from roomcast.shared.names import fold
 from roomcast.shared.outbox import Outbox
+from roomcast.shared.reliable import RttEstimator
 
 Address = tuple[Any, ...]
 Kind = Literal["envelope", "text"]
@@ -41,8 +43,12 @@ class Link:
     """Reliability state of an envelope client's session."""
 
     token: bytes
-    #: Room deliveries (stream: room key) and private ones (stream: "") not yet acked.
-    window: Outbox = attrs.Factory(Outbox)
+    #: The client's address (its rooms know it by it).
+    address: Address = ()
+    #: Private deliveries (stream "") not yet acked; its RTT estimate serves the rooms too.
+    direct: Outbox = attrs.Factory(Outbox)
+    #: The rooms it is in, by key: their fan-out holds its ack range for each.
+    rooms: dict[str, RoomFanout] = attrs.Factory(dict)
     #: The next request id to carry out; requests ahead of it wait in ``waiting``.
     next_id: int = 1
     #: Requests that arrived ahead of a missing one, with their arrival time.
@@ -57,6 +63,41 @@ class Link:
     dropped: bool = False
     #: Cluster mode: the secret that lets this session move to another hub (Welcome.resume).
     resume: bytes = b""
+
+    @property
+    def window(self) -> MemberWindow:
+        return MemberWindow(self)
+
+
+class MemberWindow:
+    """Everything the hub holds for one envelope member, its private stream and its rooms
+    together: a view for gauges, the monitor and tests (the hot paths use the parts)."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+
+    @property
+    def rtt(self) -> RttEstimator:
+        return self.link.direct.rtt
+
+    def __len__(self) -> int:
+        address = self.link.address
+        return len(self.link.direct) + sum(f.held(address) for f in self.link.rooms.values())
+
+    def pending(self) -> list[tuple[str, int]]:
+        """(stream, seq) of each delivery sent and not acknowledged."""
+        address = self.link.address
+        rooms = [(key, seq) for key, f in self.link.rooms.items() for seq in f.pending(address)]
+        return self.link.direct.pending() + rooms
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.pending()
+
+    def next_deadline(self) -> float | None:
+        rto, address = self.rtt.rto(), self.link.address
+        deadlines = [f.deadline(address, rto) for f in self.link.rooms.values()]
+        soonest = min([self.link.direct.next_deadline() or INF, *deadlines])
+        return None if soonest == INF else soonest
 
 
 @attrs.define(eq=False)
@@ -104,6 +145,23 @@ class Room:
     topic_ts: float = 0.0
     #: Monotonic time of the room's last event (see Registry.expire).
     last_active: float = 0.0
+    #: The ring of encoded events, the members' ack ranges and the live vectors.
+    fanout: RoomFanout = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.fanout = RoomFanout(self.seq)
+
+    def add_member(self, client: Client) -> None:
+        self.members[client.address] = client
+        self.fanout.join(client.address, client.link is not None)
+        if client.link is not None:
+            client.link.rooms[fold(self.name)] = self.fanout
+
+    def remove_member(self, client: Client) -> None:
+        self.members.pop(client.address, None)
+        self.fanout.leave(client.address)
+        if client.link is not None:
+            client.link.rooms.pop(fold(self.name), None)
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -122,6 +180,8 @@ class Registry:
     form, and look-alikes (same skeleton) are never in use together."""
 
     max_clients: int = limits.MAX_CLIENTS
+    #: Sessions per IP address; None: ``limits.MAX_CLIENTS_PER_ADDRESS_HOST``.
+    max_per_host: int | None = None
     clients: dict[Address, Client] = attrs.Factory(dict)
     nicks: dict[str, Client] = attrs.Factory(dict)
     rooms: dict[str, Room] = attrs.Factory(dict)
@@ -175,10 +235,11 @@ class Registry:
         if len(self.clients) >= self.max_clients:
             raise Refused("hub-full", f"the hub is full ({self.max_clients} clients); try later")
         host = str(client.address[0])
-        if self.per_host[host] >= limits.MAX_CLIENTS_PER_ADDRESS_HOST:
+        per_host = limits.MAX_CLIENTS_PER_ADDRESS_HOST if self.max_per_host is None else self.max_per_host
+        if self.per_host[host] >= per_host:
             raise Refused(
                 "too-many-clients",
-                f"{limits.MAX_CLIENTS_PER_ADDRESS_HOST} clients already come from {host}",
+                f"{per_host} clients already come from {host}; the operator can raise --max-clients-per-host",
             )
         self.clients[client.address] = client
         self._hold_nick(client)
@@ -199,7 +260,7 @@ class Registry:
         """Take ``client`` out of every room; return them (already without it)."""
         left = [self.rooms[key] for key in client.rooms if key in self.rooms]
         for room in left:
-            room.members.pop(client.address, None)
+            room.remove_member(client)
         client.rooms.clear()
         return left
 
@@ -248,7 +309,7 @@ class Registry:
             self.add_room(room)
         elif len(room.members) >= limits.MAX_MEMBERS_PER_ROOM:
             raise Refused("room-full", f"{room.name} is full ({limits.MAX_MEMBERS_PER_ROOM} members)")
-        room.members[client.address] = client
+        room.add_member(client)
         client.rooms.append(key)
         return room, True
 
@@ -257,7 +318,7 @@ class Registry:
         room = self.rooms.get(key)
         if room is None or client.address not in room.members:
             raise Refused("not-in-room", f"you are not in {name}")
-        del room.members[client.address]
+        room.remove_member(client)
         client.rooms.remove(key)
         return room
 

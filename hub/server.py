@@ -11,11 +11,13 @@ With ``--data-dir`` a third one commits the core's history records to disk every
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -25,7 +27,9 @@ from roomcast.hub.cluster.engine import ClusterEngine
 from roomcast.hub.cluster.options import ClusterOptions
 from roomcast.hub.cluster.peers import Peers
 from roomcast.hub.core import HubConfig, HubCore
+from roomcast.hub.fanout import Fanout
 from roomcast.hub.monitor import serve_monitor
+from roomcast.hub.recvbatch import BatchReceiver, open_batch_receiver
 from roomcast.hub.rooms import Address
 from roomcast.hub.stats import rss_kib
 from roomcast.hub.store import HistoryStore, StoreError
@@ -36,6 +40,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("roomcast.hub")
 
+#: A room message to fewer members than this goes out in the shared sendmmsg batch with the
+#: other datagrams (one system call for many small rooms' messages); bigger ones get their own
+#: sendmmsg over the room's live vector.
+SMALL_FANOUT = 8
 RECV_SIZE = 65535  # read whole datagrams, so an oversized one is seen (and refused) as such
 
 
@@ -77,6 +85,8 @@ class HubServer:
         self.options = options
         #: Sends a batch of datagrams per system call (sendmmsg); None: sendto each.
         self._batch: BatchSender | None = open_batch_sender(sock)
+        #: Reads a batch of datagrams per system call (recvmmsg); None: recvfrom each.
+        self._receiver: BatchReceiver | None = open_batch_receiver(sock, limits.RECV_BATCH)
         self.core = HubCore(options.core, trio.current_time(), wall_offset=time.time() - trio.current_time())
         #: Cluster mode: the NATS thread, started by serve().
         self.bridge: NatsBridge | None = None
@@ -195,13 +205,19 @@ class HubServer:
                 with trio.CancelScope(deadline=deadline) as self._wait_scope:
                     await trio.lowlevel.wait_readable(self.sock)
             now = trio.current_time()
-            self._drain_socket(now)
-            if self.bridge is not None:
-                self._cross_in(self.bridge, now)
-            self.core.on_timer(now)
-            if self.bridge is not None:
-                self._cross_out(self.bridge)
-            await self._flush()
+            # While datagrams keep coming, read again at once rather than go back through trio's
+            # wait (a few rounds at most, so the other tasks still get their turn).
+            for _ in range(limits.RECV_ROUNDS):
+                received = self._drain_socket(now)
+                if self.bridge is not None:
+                    self._cross_in(self.bridge, now)
+                self.core.on_timer(now)
+                if self.bridge is not None:
+                    self._cross_out(self.bridge)
+                await self._flush(now)
+                if not received or self._stopping:
+                    break
+                now = trio.current_time()
             if now >= next_stats:
                 log.info("stats %s", self.stats_line())
                 next_stats = now + self.options.stats_interval
@@ -222,27 +238,81 @@ class HubServer:
         if outputs:
             bridge.submit(outputs)
 
-    def _drain_socket(self, now: float) -> None:
-        receive, recvfrom = self.core.receive_datagram, self.sock.recvfrom
+    def _drain_socket(self, now: float) -> int:
+        """Read what waits on the socket into the core; how many datagrams."""
+        if self._receiver is not None:
+            return self._drain_batch(now)
+        receive, recvfrom, count = self.core.receive_datagram, self.sock.recvfrom, 0
         for _ in range(limits.RECV_BATCH):
             try:
                 data, address = recvfrom(RECV_SIZE)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:  # e.g. an ICMP error reported on the socket: nothing to read
                 self.core.counters.inc("errors.socket")
                 continue
             receive(data, address, now)
+            count += 1
+        return count
 
-    async def _flush(self) -> None:
-        out = self.core.datagrams_to_send()
-        if self._batch is None:
-            await self._flush_one_by_one(out)
-            return
-        send, done = self._batch.send, 0
-        while done < len(out):
+    def _drain_batch(self, now: float) -> int:
+        """Up to RECV_ROUNDS ``recvmmsg`` calls of RECV_BATCH datagrams, until the socket is
+        empty: in a big room the acks of one message outnumber one batch.  How many."""
+        assert self._receiver is not None
+        receive, capacity, count = self.core.receive_datagram, self._receiver.capacity, 0
+        for _ in range(limits.RECV_ROUNDS):
             try:
-                done += send(out, done)  # up to a batch per system call (sendmmsg)
+                batch = self._receiver.receive()
+            except OSError:  # e.g. an ICMP error reported on the socket
+                self.core.counters.inc("errors.socket")
+                continue
+            for data, address in batch:
+                receive(data, address, now)
+            count += len(batch)
+            if len(batch) < capacity:
+                break
+        return count
+
+    async def _flush(self, now: float) -> None:
+        """Send what the core produced, in order: runs of datagrams in ``sendmmsg`` batches,
+        each room message in one ``sendmmsg`` over its live vector.  After a big fan-out the
+        socket is read again before the next one, so that the acks of a big room do not
+        overflow its buffer while the hub is sending; what that produces goes out too."""
+        if self._batch is None:
+            await self._flush_one_by_one(self.core.datagrams_to_send())
+            return
+        batch = self._batch
+        for _ in range(limits.RECV_ROUNDS):
+            items = self.core.sends()
+            if not items:
+                return
+            plain: list[tuple[bytes, Address]] = []
+            for item in items:
+                if not isinstance(item, Fanout):
+                    plain.append(item)
+                    continue
+                if len(item) < SMALL_FANOUT:  # rides in the batch with the other datagrams
+                    data = item.data
+                    plain += [(data, address) for address in item.targets()]
+                    continue
+                if plain:
+                    await self._send_all(len(plain), functools.partial(batch.send, plain))
+                    plain = []
+                await self._send_all(
+                    len(item), functools.partial(batch.send_fanout, item.data, item.vector, item.skip)
+                )
+                if len(item) >= limits.RECV_BATCH:
+                    self._drain_socket(now)
+            if plain:
+                await self._send_all(len(plain), functools.partial(batch.send, plain))
+
+    async def _send_all(self, total: int, send_from: Callable[[int], int]) -> None:
+        """``send_from(done)`` sends from the ``done``-th datagram on (one ``sendmmsg``) and
+        says how many went; call it until all went, waiting when the socket buffer is full."""
+        done = 0
+        while done < total:
+            try:
+                done += send_from(done)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self.sock)
             except InterruptedError:

@@ -135,6 +135,8 @@ def _command(hub: HubCore, client: Client, line: str, now: float) -> list[str] |
         return list(text.HELP_LINES)
     if isinstance(command, text.Live):
         mode.live = command.on
+        for key in client.rooms:
+            hub.registry.rooms[key].fanout.changed()
         return [f"live mode {'on: room lines arrive as they happen' if command.on else 'off'}"]
     answer = requests.carry_out(hub, client, command, now)
     if isinstance(answer, events.Error):

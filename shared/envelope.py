@@ -13,6 +13,7 @@ add fields), unknown kinds, missing fields, wrong types and bad values are refus
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any
@@ -62,15 +63,31 @@ def encode(event: events.Event, token: bytes = b"") -> bytes:
     wire: dict[str, Any] = {KIND_KEY: event.KIND}
     if token:
         wire[TOKEN_KEY] = token
-    for field in attrs.fields(type(event)):  # type: ignore[arg-type]
-        value = getattr(event, field.name)
-        if value != field.default or field.default is attrs.NOTHING:
-            _check_size(event.KIND, field.name, value)
-            wire[field.name] = value
+    for name, default in _fields(type(event)):
+        value = getattr(event, name)
+        if value != default or default is attrs.NOTHING:
+            kind = type(value)
+            if kind is str:
+                if len(value) * 4 > limits.MAX_STR and len(value.encode()) > limits.MAX_STR:
+                    raise LocalProtocolError(f"{event.KIND}.{name} is over {limits.MAX_STR} bytes")
+            elif kind is tuple:
+                _check_size(event.KIND, name, value)
+            wire[name] = value
     data: bytes = HEADER + msgpack.packb(wire, use_bin_type=True)
     if len(data) > limits.MAX_DATAGRAM:
         raise LocalProtocolError(f"{event.KIND} envelope is {len(data)} bytes, over {limits.MAX_DATAGRAM}")
     return data
+
+
+_FIELDS: dict[type[Any], tuple[tuple[str, Any], ...]] = {}
+
+
+def _fields(cls: type[Any]) -> tuple[tuple[str, Any], ...]:
+    """(name, default) of each field of an event class, read once (encoding is hot)."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _FIELDS[cls] = tuple((f.name, f.default) for f in attrs.fields(cls))
+    return fields
 
 
 def _check_size(kind: str, name: str, value: object) -> None:
@@ -112,6 +129,44 @@ def decode(data: bytes) -> Envelope:
         if cls in events.REQUESTS and type(request_id) is int and 0 < request_id < 2**63:
             exc.request_id, exc.token = request_id, token
         raise
+
+
+#: How every ack starts (this code and the benchmark generator write the kind first).
+_ACK_HEAD = b"\xa1k\xa3ack"
+_LIMITS: dict[str, Any] = {
+    "raw": False,
+    "use_list": False,
+    "strict_map_key": True,
+    "max_str_len": limits.MAX_STR,
+    "max_bin_len": limits.MAX_BIN,
+    "max_array_len": limits.MAX_ARRAY,
+    "max_map_len": limits.MAX_MAP,
+    "max_ext_len": 0,
+}
+
+
+_unpack_fast = functools.partial(msgpack.unpackb, **_LIMITS)
+
+
+def fast_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
+    """The hub's fast path for the most frequent datagram: (token, stream, upto, sack) of a
+    well-formed ack, without building an event; None for anything else, which then takes
+    :func:`decode` (and gets its precise error)."""
+    if data[3:9] != _ACK_HEAD or data[:2] != HEADER or len(data) > limits.MAX_DATAGRAM:
+        return None
+    try:
+        wire = _unpack_fast(data[2:])
+    except Exception:  # msgpack raises several unrelated types on junk
+        return None
+    if type(wire) is not dict:
+        return None
+    get = wire.get
+    token, stream, upto, sack = get(TOKEN_KEY), get("stream"), get("upto"), get("sack", ())
+    if type(token) is not bytes or type(stream) is not str or type(upto) is not int or not 0 <= upto < 2**63:
+        return None
+    if type(sack) is not tuple or (sack and not all(type(seq) is int for seq in sack)):
+        return None
+    return token, stream, upto, sack
 
 
 def _unpack(body: bytes) -> dict[str, Any]:

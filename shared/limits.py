@@ -175,8 +175,11 @@ ADDRESS_FLOOD_SESSIONS: Final = 10
 
 # --- hub -------------------------------------------------------------------------------------------
 
-#: Datagrams the hub reads from the socket before it yields to other tasks.
+#: Datagrams the hub reads from the socket in one system call (recvmmsg), and the most such
+#: calls before it sends what they produced: a message to a room of 1,000 brings back about
+#: 125 acks, more than one batch.
 RECV_BATCH: Final = 64
+RECV_ROUNDS: Final = 8
 #: Seconds between two stats lines in the log.
 STATS_INTERVAL: Final = 60.0
 #: Seconds the hub keeps delivering after SIGTERM before it exits.

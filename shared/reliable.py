@@ -1,7 +1,8 @@
 """Reliable delivery over datagrams, without I/O: what to resend when, and what arrived in order.
 
 The client keeps one :class:`SendWindow` for its requests (keyed by request id); the hub's
-per-member deliveries use the same RTT estimator in ``shared.outbox``.  A receiver keeps one
+per-member deliveries use the same RTT estimator (``shared.outbox`` for private messages,
+``shared.ackrange`` with :func:`backoff_timeout` for rooms).  A receiver keeps one
 :class:`Reorder` per stream: it drops duplicates, holds early arrivals and releases items in
 sequence order, and says what to acknowledge (cumulative plus a few selective acks).
 

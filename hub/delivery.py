@@ -1,0 +1,95 @@
+"""The hub core's delivery of room events: fan-out, acks and the retransmission scan.
+
+What :meth:`hub.core.HubCore.commit` does after the history and the store: encode the event
+once, keep it in the room's ring (``hub.fanout``), and hand the shell one
+:class:`~hub.fanout.Fanout` per kind of member (envelope, text in live mode), whatever the
+room's size; text members in reply mode get the line queued.  Acks of room streams arrive
+here on the fast path (no event object); the per-room timer scan resends what timed out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from roomcast.hub import textfront
+from roomcast.hub.fanout import INF, Fanout, LiveVector
+from roomcast.hub.rooms import Address, Client, Room, RoomEvent
+from roomcast.shared import envelope, limits, text
+
+if TYPE_CHECKING:
+    from roomcast.hub.core import HubCore
+
+
+def fan_out(hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, now: float) -> None:
+    """Send a committed room event to every member but ``origin``: constant Python work for
+    envelope and live text members; members past their window are dropped as too slow."""
+    fan = room.fanout
+    data = envelope.encode(event)
+    too_slow = fan.add(event.seq, data, now)
+    if origin is not None and origin.link is not None:
+        fan.own(origin.address, event.seq)
+    if fan.envelope_live is None:
+        fan.rebuild(room.members)
+    origin_address = origin.address if origin is not None else None
+    _send(hub, data, fan.envelope_live, origin_address)  # type: ignore[arg-type]
+    if fan.text_live.addresses or fan.text_queued:
+        line = textfront.line_of(event)
+        live = text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n"
+        _send(hub, live, fan.text_live, origin_address)
+        for member in fan.text_queued:
+            if member is not origin:
+                textfront.deliver(hub, member, line, live=False)
+    if fan.scan_at == INF and fan.ranges:
+        hub.schedule_scan(room, now + limits.MIN_RTO)
+    for address in too_slow:
+        member = room.members.get(address)
+        if member is not None and member.link is not None:
+            hub.drop_from_rooms(member, "too slow", now)
+
+
+def _send(hub: HubCore, data: bytes, vector: LiveVector, origin: Address | None) -> None:
+    item = Fanout(data, vector, vector.index.get(origin, -1) if origin is not None else -1)
+    sent = len(item)
+    if sent > 0:
+        hub.queue_fanout(item)
+        hub.counters.inc("datagrams_out", sent)
+        hub.counters.inc("bytes_out", sent * len(data))
+        hub.counters.inc("deliveries", sent)
+
+
+def acknowledged(
+    hub: HubCore, client: Client, key: str, upto: int, sack: tuple[int, ...], now: float
+) -> None:
+    """An ack for the room stream ``key``: resend the holes it shows, serve a held-back
+    member what now fits its window."""
+    link = client.link
+    assert link is not None
+    fan = link.rooms.get(key)
+    if fan is None:
+        return
+    resend, served = fan.acknowledge(client.address, upto, sack, now, link.direct.rtt)
+    for data in resend:
+        hub.send(data, client.address)
+    for data in served:
+        hub.send(data, client.address)
+    if resend:
+        hub.counters.inc("retransmits.fast", len(resend))
+    if served:
+        hub.counters.inc("deliveries", len(served))
+        if fan.scan_at == INF:
+            hub.schedule_scan(hub.registry.rooms[key], now + limits.MIN_RTO)
+
+
+def scan(hub: HubCore, room: Room, now: float) -> None:
+    """A room's retransmission scan (``hub.fanout.RoomFanout.scan``), then the next one."""
+
+    def rto_of(address: Address) -> float:
+        link = room.members[address].link
+        return link.direct.rtt.rto() if link is not None else limits.INITIAL_RTO
+
+    resent = room.fanout.scan(now, rto_of)
+    for data, address in resent:
+        hub.send(data, address)
+    hub.counters.inc("retransmits", len(resent))
+    if room.fanout.scan_at != INF:
+        hub.schedule_scan(room, room.fanout.scan_at)

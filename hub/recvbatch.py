@@ -1,0 +1,116 @@
+"""Many datagrams in one system call: ``recvmmsg(2)`` through ctypes, for the hub's receive path.
+
+Why: most datagrams the hub reads under load are small acks, and ``recvfrom`` costs one
+system call and one interpreter call each.  ``recvmmsg`` fills up to ``capacity`` preallocated
+buffers at once; lengths and address lengths are read back through one integer view of the
+``mmsghdr`` array, and each sender's ``sockaddr`` is turned into the address tuple that
+``recvfrom`` would give once, then cached.
+
+Portable: :func:`open_batch_receiver` returns None where this cannot work (not Linux, no
+``recvmmsg`` in libc, another ``struct mmsghdr`` layout) and the shell keeps ``recvfrom``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import socket
+import struct
+import sys
+from typing import Any
+
+from roomcast.hub.batch import _IoVec, _layout_ok, _MMsgHdr, _MsgHdr
+
+Address = tuple[Any, ...]
+
+#: Bytes kept of one datagram: anything longer is over every limit of the hub and refused as
+#: such (its real length is reported with MSG_TRUNC, so it is never taken for a shorter one).
+SLOT = 4096
+_NAME = 128  # sizeof(struct sockaddr_storage)
+_MSG_DONTWAIT, _MSG_TRUNC = 0x40, 0x20
+_CACHE = 65_536
+
+
+class BatchReceiver:
+    """Reads up to ``capacity`` datagrams per ``recvmmsg`` call from one non-blocking socket."""
+
+    def __init__(self, sock: socket.socket, recvmmsg: Any, capacity: int = 64) -> None:
+        self.fd = sock.fileno()
+        self.capacity = capacity
+        self._recvmmsg = recvmmsg
+        self._msgs = (_MMsgHdr * capacity)()
+        self._iovs = (_IoVec * capacity)()
+        self._bufs = ctypes.create_string_buffer(SLOT * capacity)
+        self._names = ctypes.create_string_buffer(_NAME * capacity)
+        base, names = ctypes.addressof(self._bufs), ctypes.addressof(self._names)
+        for i in range(capacity):
+            self._iovs[i].iov_base, self._iovs[i].iov_len = base + i * SLOT, SLOT
+            hdr = self._msgs[i].msg_hdr
+            hdr.msg_iov, hdr.msg_iovlen = ctypes.addressof(self._iovs[i]), 1
+            hdr.msg_name, hdr.msg_namelen = names + i * _NAME, _NAME
+        self._ints = memoryview(self._msgs).cast("B").cast("I")
+        self._stride = ctypes.sizeof(_MMsgHdr) // 4
+        self._namelen_at = _MsgHdr.msg_namelen.offset // 4
+        self._len_at = _MMsgHdr.msg_len.offset // 4
+        self._data = memoryview(self._bufs).cast("B")
+        self._name_view = memoryview(self._names).cast("B")
+        self._addresses: dict[bytes, Address] = {}
+
+    def receive(self) -> list[tuple[bytes, Address]]:
+        """The datagrams waiting (at most ``capacity``); empty when none.  Raises OSError for
+        an error the socket reports (e.g. an ICMP error), as ``recvfrom`` would."""
+        got: int = self._recvmmsg(
+            self.fd, ctypes.addressof(self._msgs), self.capacity, _MSG_DONTWAIT | _MSG_TRUNC, None
+        )
+        if got < 0:
+            error = ctypes.get_errno()
+            if error in (11, 4):  # EAGAIN / EINTR: nothing (more) to read now
+                return []
+            raise OSError(error, os.strerror(error))
+        ints, stride, data, names = self._ints, self._stride, self._data, self._name_view
+        len_at, namelen_at, cache = self._len_at, self._namelen_at, self._addresses
+        out = []
+        for i in range(got):
+            at = i * stride
+            length, namelen = min(ints[at + len_at], SLOT), ints[at + namelen_at]
+            ints[at + namelen_at] = _NAME
+            raw = bytes(names[i * _NAME : i * _NAME + namelen])
+            address = cache.get(raw)
+            if address is None:
+                address = self._address(raw)
+            out.append((bytes(data[i * SLOT : i * SLOT + length]), address))
+        return out
+
+    def _address(self, raw: bytes) -> Address:
+        """The tuple ``recvfrom`` gives for a ``sockaddr``."""
+        family = struct.unpack_from("=H", raw)[0]
+        port = int.from_bytes(raw[2:4], "big")
+        address: Address
+        if family == socket.AF_INET6:
+            flowinfo = int.from_bytes(raw[4:8], "big")
+            host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
+            scope = struct.unpack_from("=I", raw, 24)[0]
+            if scope:
+                host = f"{host}%{socket.if_indextoname(scope)}"
+            address = (host, port, flowinfo, scope)
+        else:
+            address = (socket.inet_ntop(socket.AF_INET, raw[4:8]), port)
+        if len(self._addresses) > _CACHE:
+            self._addresses.clear()
+        self._addresses[raw] = address
+        return address
+
+
+def open_batch_receiver(sock: socket.socket, capacity: int = 64) -> BatchReceiver | None:
+    """A :class:`BatchReceiver` for ``sock``, or None where recvmmsg is not available."""
+    if not sys.platform.startswith("linux") or sock.type != socket.SOCK_DGRAM or not _layout_ok():
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        recvmmsg = libc.recvmmsg
+    except (OSError, AttributeError):
+        return None
+    recvmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p)
+    recvmmsg.restype = ctypes.c_int
+    return BatchReceiver(sock, recvmmsg, capacity)

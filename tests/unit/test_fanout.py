@@ -1,0 +1,132 @@
+"""Constant Python work per room message: one :class:`~hub.fanout.Fanout` item over a live
+vector built when membership changes, the sender skipped by its index; text members in live
+mode on their own vector; a member past its window leaves the vector and is served from the
+ring until it catches up."""
+
+from __future__ import annotations
+
+import pytest
+from roomcast.hub.core import HubConfig
+from roomcast.hub.fanout import Fanout
+from roomcast.shared import envelope, events, limits
+
+from tests.unit.hubwire import Hub, TextPeer, envelope_peer, of
+
+
+class Recorder:
+    """Keeps the Fanout items the core hands out (the harness spells them out per address)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.items: list[Fanout] = []
+        original = hub.core.sends
+
+        def sends() -> list[object]:
+            items = original()
+            self.items += [item for item in items if isinstance(item, Fanout)]
+            return items  # type: ignore[return-value]
+
+        hub.core.sends = sends  # type: ignore[method-assign]
+
+    def take(self) -> list[Fanout]:
+        items, self.items = self.items, []
+        return items
+
+
+def test_a_room_message_is_one_fanout_over_a_vector_built_once() -> None:
+    hub = Hub(HubConfig(flood_rate=0, max_clients_per_host=1000))
+    alice = envelope_peer(hub, 40001, "alice", "hall")
+    others = [envelope_peer(hub, 41000 + n, f"m{n}", "hall") for n in range(150)]
+    alice.received()
+    for peer in others:
+        peer.received()
+    fanouts = Recorder(hub)
+    alice.request(events.Say, room="hall", body="one")
+    [first] = fanouts.take()
+    alice.request(events.Say, room="hall", body="two")
+    [second] = fanouts.take()
+    assert second.vector is first.vector  # not rebuilt per message
+    assert len(second) == 150 and alice.address not in second.targets()
+    assert sorted(second.targets()) == sorted(p.address for p in others)
+    assert [e.body for e in of(events.Deliver, [envelope.decode(second.data).event])] == ["two"]
+    assert hub.core.counters["deliveries"] >= 300
+    envelope_peer(hub, 42000, "late", "hall")
+    fanouts.take()
+    alice.request(events.Say, room="hall", body="three")
+    [third] = fanouts.take()
+    assert third.vector is not first.vector and len(third) == 151  # membership changed
+
+
+def test_the_sender_is_skipped_and_everyone_else_gets_the_same_bytes() -> None:
+    hub = Hub(HubConfig(flood_rate=0))
+    peers = [envelope_peer(hub, 40001 + n, f"p{n}", "hall") for n in range(5)]
+    for peer in peers:
+        peer.received()
+    fanouts = Recorder(hub)
+    peers[2].request(events.Say, room="hall", body="hi")
+    [item] = fanouts.take()
+    assert sorted(item.targets()) == sorted(p.address for p in peers if p is not peers[2])
+    for peer in peers:
+        got = of(events.Deliver, peer.received())
+        assert [e.body for e in got] == ([] if peer is peers[2] else ["hi"])
+
+
+def test_text_members_in_live_mode_share_their_own_vector_with_the_plain_line() -> None:
+    hub = Hub(HubConfig(flood_rate=0))
+    alice = envelope_peer(hub, 40001, "alice", "lobby")
+    live = [TextPeer(hub, 42001 + n) for n in range(3)]
+    for peer in live:
+        peer.line("/live on")
+    queued = TextPeer(hub, 42010)
+    queued.line("hello")
+    alice.received()
+    fanouts = Recorder(hub)
+    alice.request(events.Say, room="lobby", body="to everyone")
+    items = fanouts.take()
+    text = [item for item in items if not envelope.is_envelope(item.data)]
+    assert len(text) == 1 and sorted(text[0].targets()) == sorted(p.address for p in live)
+    assert text[0].data == b"[lobby] alice: to everyone\n"
+    assert "[lobby] alice: to everyone" in queued.line("")  # queued for its next reply
+
+
+def test_a_member_past_its_window_leaves_the_vector_and_comes_back_after_acks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limits, "MEMBER_IN_FLIGHT", 4)
+    hub = Hub(HubConfig(flood_rate=0))
+    alice = envelope_peer(hub, 40001, "alice", "hall")
+    bob = envelope_peer(hub, 40002, "bob", "hall", auto_ack=False)
+    carol = envelope_peer(hub, 40003, "carol", "hall")
+    bob.ack("hall", 3)
+    alice.received()
+    carol.received()
+    fanouts = Recorder(hub)
+    for n in range(6):
+        alice.request(events.Say, room="hall", body=f"m{n}")  # seqs 4..9
+        carol.received()  # carol acknowledges as she goes
+    vectors = [item.vector.addresses for item in fanouts.take()]
+    assert [bob.address in v for v in vectors] == [True] * 4 + [False] * 2
+    bob.ack("hall", 7)  # m0..m3: the ring serves m4, m5
+    assert [e.body for e in of(events.Deliver, bob.received())] == [f"m{n}" for n in range(6)]
+    bob.ack("hall", 9)  # all acked: back in the vector
+    alice.request(events.Say, room="hall", body="m6")
+    assert bob.address in fanouts.take()[-1].vector.addresses
+
+
+def test_a_held_back_sender_is_never_sent_its_own_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "MEMBER_IN_FLIGHT", 3)
+    hub = Hub(HubConfig(flood_rate=0))
+    alice = envelope_peer(hub, 40001, "alice", "hall", auto_ack=False)
+    bob = envelope_peer(hub, 40002, "bob", "hall")
+    joined = of(events.Presence, alice.received())[-1].seq
+    for n in range(6):
+        bob.request(events.Say, room="hall", body=f"b{n}")
+        alice.request(events.Say, room="hall", body=f"a{n}")
+        bob.received()
+    got = of(events.Deliver, alice.received())
+    alice.ack("hall", joined)
+    alice.ack("hall", max(e.seq for e in got))
+    for _ in range(4):
+        got += of(events.Deliver, alice.received())
+        alice.ack("hall", hub.core.registry.rooms["hall"].seq)
+    assert sorted(e.body for e in got if e.nick == "bob") == [f"b{n}" for n in range(6)]
+    assert [e.body for e in got if e.nick == "alice"] == []
