@@ -39,7 +39,7 @@
 #define STALL_NS 300000000ull
 #define CLIENT_WINDOW 32
 #define MAX_SAMPLES 4000000
-#define MAX_SACK 16
+#define MAX_SACK 48
 #define REORDER 4096 /* MEMBER_WINDOW: how far ahead of the first gap a delivery is kept */
 
 enum proto { P_RELAY, P_TEXT, P_ENV };
@@ -239,7 +239,7 @@ static int ack_state(const peer *r, uint64_t *upto, uint64_t *sack) {
 static void send_ack(peer *r) {
     uint64_t upto, sack[MAX_SACK];
     int nsack = ack_state(r, &upto, sack);
-    uint8_t buf[256], *p = buf;
+    uint8_t buf[768], *p = buf;
     *p++ = 0xc1;
     *p++ = 1;
     *p++ = nsack ? 0x85 : 0x84;
@@ -252,7 +252,13 @@ static void send_ack(peer *r) {
     p = put_uint(p, upto);
     if (nsack) {
         p = put_key(p, "sack");
-        *p++ = (uint8_t)(0x90 | nsack);
+        if (nsack < 16) {
+            *p++ = (uint8_t)(0x90 | nsack); /* fixarray */
+        } else {
+            *p++ = 0xdc; /* array 16 */
+            *p++ = 0;
+            *p++ = (uint8_t)nsack;
+        }
         for (int i = 0; i < nsack; i++) p = put_uint(p, sack[i]);
     }
     if (r->fd < 0 || send(r->fd, buf, (size_t)(p - buf), 0) > 0) acks++;
@@ -608,7 +614,7 @@ static int relay(int port, double seconds) {
  * prints "d|t MS [SEQ] = ACKS" with the acks sent, each "UPTO" or "UPTO:S1,S2", or "-". */
 static int ackvector(void) {
     static peer r;
-    char line[256];
+    char line[1024];
     r.fd = -1;
     r.expected = 1;
     while (fgets(line, sizeof line, stdin)) {
@@ -617,7 +623,7 @@ static int ackvector(void) {
         if (line[0] == '#' || sscanf(line, "%c %llu", &what, &ms) != 2) continue;
         uint64_t t = 1000000000ull + ms * 1000000ull, before = acks;
         uint64_t upto, sack[MAX_SACK];
-        char out[512] = "", *o = out;
+        char out[1024] = "", *o = out;
         /* the ack that would go out is computed before the call resets the state */
         if (what == 'd' && sscanf(line, "%c %llu %llu", &what, &ms, &seq) == 3) {
             receive_seq(&r, seq, t);

@@ -38,7 +38,7 @@ TYPED_AHEAD = 256
 QUIT_DRAIN = 2.0
 #: The screen is redrawn at most this often: lines that arrive meanwhile are printed together,
 #: so a busy room costs one redraw of the prompt per frame, not one per line.
-FRAME = 0.05
+FRAME = 0.1
 #: Signals that end the client as /quit does.  While the prompt has the terminal, Ctrl-C is a
 #: key press (raw mode), not a signal; these cover ``kill`` and a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -41,6 +41,14 @@ def fan_out(hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, n
                 textfront.deliver(hub, member, line, live=False)
     if fan.scan_at == INF and fan.ranges:
         hub.schedule_scan(room, now + limits.MIN_RTO)
+    if fan.held_back:  # look again when a member past its window would count as stalled
+        stall = fan.stall_deadline()
+        if stall < fan.scan_at:
+            hub.schedule_scan(room, stall)
+    _drop(hub, room, too_slow, now)
+
+
+def _drop(hub: HubCore, room: Room, too_slow: list[Address], now: float) -> None:
     for address in too_slow:
         member = room.members.get(address)
         if member is not None and member.link is not None:
@@ -87,9 +95,13 @@ def scan(hub: HubCore, room: Room, now: float) -> None:
         link = room.members[address].link
         return link.direct.rtt.rto() if link is not None else limits.INITIAL_RTO
 
-    resent = room.fanout.scan(now, rto_of)
+    fan = room.fanout
+    resent = fan.scan(now, rto_of)
     for data, address in resent:
         hub.send(data, address)
     hub.counters.inc("retransmits", len(resent))
-    if room.fanout.scan_at != INF:
-        hub.schedule_scan(room, room.fanout.scan_at)
+    if fan.held_back:
+        _drop(hub, room, fan.too_slow(now), now)
+    at = min(fan.scan_at, fan.stall_deadline()) if fan.held_back else fan.scan_at
+    if at != INF:
+        hub.schedule_scan(room, at)

@@ -23,6 +23,7 @@ from typing import Any
 
 from roomcast.shared import limits
 from roomcast.shared.ackrange import AckRange
+from roomcast.shared.reliable import too_far_behind
 
 Address = tuple[Any, ...]
 INF = float("inf")
@@ -147,10 +148,10 @@ class RoomFanout:
         if full:
             for address in full:
                 ack = self.ranges[address]
-                ack.held, ack.sent = True, seq - 1
+                ack.held, ack.sent, ack.progress_at = True, seq - 1, now
                 self.held_back.add(address)
             self.envelope_live = None
-        too_slow = self._too_slow() if self.held_back else []
+        too_slow = self.too_slow(now) if self.held_back else []
         if len(self.ring) > 2 * self.window + 64 and seq >= self.next_trim:
             self._trim()
         return too_slow
@@ -164,17 +165,29 @@ class RoomFanout:
             if not ack.held:
                 self._file(address, ack)
 
-    def _too_slow(self) -> list[Address]:
+    def stall_deadline(self) -> float:
+        """When a held-back member past its window counts as stalled, if its acks make no
+        progress meanwhile (INF: none is past its window)."""
+        return min(
+            (
+                self.ranges[a].progress_at + limits.ACK_STALL_TIMEOUT
+                for a in self.held_back
+                if self.ranges[a].unacked(self.seq) > limits.MEMBER_WINDOW
+            ),
+            default=INF,
+        )
+
+    def too_slow(self, now: float) -> list[Address]:
+        """Held-back members to drop: past a window whose acks stalled, or past the hard caps
+        (one still acknowledging, only slowly, is served from the ring and catches up)."""
         out = []
         for address in self.held_back:
             ack = self.ranges[address]
-            if ack.unacked(self.seq) > limits.MEMBER_WINDOW:
-                out.append(address)
-                continue
+            held = ack.unacked(self.seq)
             behind = self.total_bytes - self._bytes_through(ack.acked)
             if behind > limits.MEMBER_WINDOW_BYTES:  # minus what it acknowledged selectively
                 behind -= sum(len(self.ring[s][0]) for s in ack.sacks if s in self.ring)
-            if behind > limits.MEMBER_WINDOW_BYTES:
+            if too_far_behind(held, behind, now - ack.progress_at):
                 out.append(address)
         return out
 
@@ -218,6 +231,8 @@ class RoomFanout:
         # Up to the room's seq, not only what was sent: a held-back member may have what it
         # was not sent yet from elsewhere (history), and must not be sent it again.
         newest = ack.acknowledge(upto, sack, self.seq)
+        if newest:
+            ack.progress_at = now
         if ack.clean_after < newest <= top and newest in self.ring:
             rtt.sample(now - self.ring[newest][2])
         resend: list[bytes] = []

@@ -26,7 +26,7 @@ INF = float("inf")
 class AckRange:
     """One member's acks on one room stream; see the module docstring."""
 
-    __slots__ = ("acked", "backoff", "clean_after", "held", "resent", "sacks", "sent")
+    __slots__ = ("acked", "backoff", "clean_after", "held", "progress_at", "resent", "sacks", "sent")
 
     def __init__(self, start: int) -> None:
         #: Every seq up to this one is acknowledged (the stream starts after ``start``).
@@ -44,6 +44,9 @@ class AckRange:
         self.clean_after = start
         #: Held back from the live fan-out (its window is full): ``sent`` is its top.
         self.held = False
+        #: When its acks last made progress, or it was last held back: a held-back member is
+        #: dropped as too slow only once its acks stall (``shared.reliable.too_far_behind``).
+        self.progress_at = 0.0
 
     def top(self, room_seq: int) -> int:
         """The last seq sent to the member: the room's while it is live."""

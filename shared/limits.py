@@ -87,14 +87,16 @@ MEMBER_WINDOW_BYTES: Final = 2 * 1024 * 1024
 #: no progress for this long: one that still receives and acknowledges, only slowly (a busy
 #: machine), catches up instead.  Past MEMBER_WINDOW_HARD deliveries (or MEMBER_WINDOW_BYTES)
 #: it is dropped at once, so memory stays bounded.
-ACK_STALL_TIMEOUT: Final = 5.0
+ACK_STALL_TIMEOUT: Final = 10.0
 MEMBER_WINDOW_HARD_FACTOR: Final = 4
 #: Deliveries in flight to one member at once; the rest wait in its queue until acks make room.
 MEMBER_IN_FLIGHT: Final = 256
 #: Most datagrams resent to one peer when its retransmission timer fires.
 RETRANSMIT_BURST: Final = 16
-#: Selective-ack entries in one ack.
-MAX_SACK: Final = 16
+#: Selective-ack entries in one ack (the lowest seqs received beyond the cumulative point; the
+#: hub resends the holes below the highest at once).  48 reach far enough past the holes that
+#: a 10% loss opens in a window of 256 for them to be repaired in one round trip.
+MAX_SACK: Final = 48
 #: Retransmission backoff (shared.reliable.backoff_timeout, for requests and deliveries alike):
 #: each resend of the same data doubles the timeout, at most this many times, and never
 #: beyond MAX_BACKOFF_TIMEOUT.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import signal
 import subprocess
 import threading
@@ -12,6 +13,10 @@ from pathlib import Path
 
 from tests.tools.hubproc import BIN, LOOPBACK
 from tests.tools.processes import end, spawn
+
+#: fcntl.F_SETPIPE_SZ (Linux; named in the fcntl module from Python 3.10 on some builds only).
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+PIPE_SIZE = 1024 * 1024
 
 
 class PipedClient:
@@ -32,6 +37,11 @@ class PipedClient:
                 [str(bin_dir / "roomcast"), "--hub", f"{LOOPBACK}:{port}", "--nick", nick, "--room", room, *extra],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
             )  # fmt: skip
+        # A roomy pipe: a test reading late for a moment (a busy machine) must not block the
+        # client's writes, and with them its acks.
+        assert self.proc.stdout is not None
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
         self.lines: list[str] = []
         #: Room lines shown so far (cheap to poll, unlike :meth:`bodies`).
         self.shown = 0

@@ -28,6 +28,8 @@ from tests.tools.hubproc import BIN, HubProcess, running_hub
 from tests.tools.lossy import running_proxy
 from tests.tools.processes import run
 
+TOO_SLOW = "dropped from its rooms (too slow)"
+
 
 def rss_kib(pid: int) -> int:
     match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
@@ -65,8 +67,9 @@ def table(receivers: list[PipedClient], senders: int, messages: int) -> tuple[st
     return "\n".join(rows), perfect
 
 
-def lossy_scenario(tmp: Path, port: int, args: argparse.Namespace, deadline: float) -> bool:
-    """Run the scenario until every receiver is complete or ``deadline``; print the table."""
+def lossy_scenario(tmp: Path, port: int, args: argparse.Namespace, deadline: float, hub: HubProcess) -> bool:
+    """Run the scenario until every receiver is complete, or ``deadline``, or a receiver was
+    dropped as too slow (it cannot be complete any more); print the table."""
     senders, messages = args.senders, args.messages
     clients: list[PipedClient] = []
     receivers: list[PipedClient] = []
@@ -85,9 +88,11 @@ def lossy_scenario(tmp: Path, port: int, args: argparse.Namespace, deadline: flo
             print(f"  sender s{n} exited {code} after {time.monotonic() - started:.1f} s", flush=True)
         for receiver in receivers:
             receiver.wait_for(
-                lambda r=receiver: r.shown >= senders * messages,
+                lambda r=receiver: r.shown >= senders * messages or TOO_SLOW in hub.log(),
                 "every line", timeout=max(1.0, deadline - time.monotonic()),
             )  # fmt: skip
+            if TOO_SLOW in hub.log():
+                raise AssertionError("a receiver was dropped as too slow")
         complete = True
     except Exception as stuck:  # a timeout, a failed client: report what we have, loudly
         print(f"SOAK FAILED: {str(stuck)[:600]}", flush=True)
@@ -137,8 +142,8 @@ def main() -> None:
         tmp = Path(tmpdir)
         with running_hub(tmp, "--flood-rate", args.flood_rate, "--trust", "::1/128") as hub:
             with running_proxy(hub.port, lifetime=args.timeout + 60) as port:
-                ok = lossy_scenario(tmp, port, args, deadline)
-            too_slow = hub.log().count("dropped from its rooms (too slow)")
+                ok = lossy_scenario(tmp, port, args, deadline, hub)
+            too_slow = hub.log().count(TOO_SLOW)
             print(f"too slow departures: {too_slow}", flush=True)
             alive = junk_flood(hub, args)
     sys.exit(0 if ok and alive and too_slow == 0 else 1)

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from roomcast.shared import events
+from roomcast.shared import events, limits
 from roomcast.shared.inbox import Inbox
 
 VECTOR = Path(__file__).with_name("ack_vector.txt")
@@ -36,7 +36,7 @@ def render(ack: events.Ack | None) -> str:
 def test_the_vector_covers_gaps_duplicates_reordering_and_the_sack_limit() -> None:
     expected = [e for _, e in steps()]
     assert any(":" in e for e in expected)  # selective acks
-    assert max(len(e.split(":")[1].split(",")) for e in expected if ":" in e) == 16
+    assert max(len(e.split(":")[1].split(",")) for e in expected if ":" in e) == limits.MAX_SACK
     assert "d 110 14" in [g for g, _ in steps()]  # a duplicate
 
 
