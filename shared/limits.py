@@ -227,6 +227,10 @@ CLUSTER_RETRY_AFTER: Final = 1.0
 #: JetStream API and publish timeout: the default 5 s makes a leader election stall twice as
 #: long (issue 12 measured 11 s); an election takes about 5 s, retried in 1 s steps.
 NATS_API_TIMEOUT: Final = 1.0
+#: At start, how long a hub waits for JetStream to answer (a cluster started together with its
+#: hubs elects its leaders first), and how often it asks meanwhile.
+JETSTREAM_START_WAIT: Final = 30.0
+JETSTREAM_START_RETRY: Final = 0.5
 #: A proposed event not confirmed by JetStream within this long is given up (its requester is
 #: told); a retried publish carries the same Nats-Msg-Id, so it is never stored twice.
 CLUSTER_PUBLISH_GIVE_UP: Final = 20.0

@@ -92,11 +92,35 @@ class NatsSide:
         self._check_ready()
 
     async def _ensure_stream(self, shard: int) -> api.StreamInfo:
+        """The shard's stream, made if missing.  A JetStream that is still electing its leaders
+        (a cluster started together with its hubs) is waited for, up to JETSTREAM_START_WAIT."""
+        deadline = asyncio.get_running_loop().time() + limits.JETSTREAM_START_WAIT
+        while True:
+            try:
+                info = await self._stream_info_or_create(shard)
+                break
+            except UNREACHABLE as exc:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise ClusterError(
+                        f"JetStream does not answer ({exc!r}) within {limits.JETSTREAM_START_WAIT:g} s; "
+                        "is nats-server running with -js?"
+                    ) from None
+                log.info("waiting for JetStream (%r)", exc)
+                await asyncio.sleep(limits.JETSTREAM_START_RETRY)
+        found = Names.shards_in(info.config.description or "")
+        if found != self.options.shards:
+            raise ClusterError(
+                f"stream {info.config.name} was created with --stream-shards {found}, not {self.options.shards}; "
+                f"every hub of cluster {self.options.cluster} must use --stream-shards {found}"
+            )
+        return info
+
+    async def _stream_info_or_create(self, shard: int) -> api.StreamInfo:
         assert self.nc is not None
         jsm = self.nc.jsm(timeout=5.0)  # creating a replicated stream takes longer than a publish
         name = self.names.stream(shard)
         try:
-            info = await jsm.stream_info(name)
+            return await jsm.stream_info(name)
         except NotFoundError:
             config = api.StreamConfig(
                 name=name, description=self.names.description(), subjects=[self.names.stream_subjects(shard)],
@@ -107,19 +131,9 @@ class NatsSide:
             try:
                 info = await jsm.add_stream(config)
                 log.info("created stream %s (%d replicas)", name, self.replicas)
+                return info
             except APIError:  # another hub created it meanwhile, with its own choices
-                info = await jsm.stream_info(name)
-        except UNREACHABLE as exc:
-            raise ClusterError(
-                f"JetStream does not answer ({exc!r}); is nats-server running with -js?"
-            ) from None
-        found = Names.shards_in(info.config.description or "")
-        if found != self.options.shards:
-            raise ClusterError(
-                f"stream {name} was created with --stream-shards {found}, not {self.options.shards}; "
-                f"every hub of cluster {self.options.cluster} must use --stream-shards {found}"
-            )
-        return info
+                return await jsm.stream_info(name)
 
     def _stream_of(self, subject: str) -> str:
         return self.names.stream(int(subject.split(".")[-2]))

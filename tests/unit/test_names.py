@@ -152,7 +152,12 @@ def test_folding_is_idempotent(text: str) -> None:
 @given(NICKS)
 def test_the_shown_form_and_the_folded_form_are_fixed_points(nick: str) -> None:
     assert check_nick(nick) == nick
-    assert fold(check_nick(fold(nick))) == fold(nick)
+    folded = fold(nick)
+    assert fold(folded) == folded
+    # Folding may lengthen a name (ß is ss): the key of a 24-character nick can be longer
+    # than a nick may be; within the limits it is itself a valid nick with the same key.
+    if len(folded) <= limits.MAX_NICK and len(folded.encode()) <= limits.MAX_NICK_BYTES:
+        assert fold(check_nick(folded)) == folded
 
 
 @given(st.text(max_size=40))
