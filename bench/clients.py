@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 import attrs
+
 from roomcast.shared import envelope, events, limits
 
 LOOPBACK = "127.0.0.1"

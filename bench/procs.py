@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from roomcast.shared import envelope, events, limits
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from roomcast.shared import limits
-
 from bench import chart, clients, cluster, coreprofile, procs, report
 from bench.procs import BASELINES, C_RELAY, HUB, Relay, Running
+from roomcast.shared import limits
 
 DURATION = 2.5
 WARMUP = 0.5

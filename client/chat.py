@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+
 from roomcast.client import render
 from roomcast.shared import events, link, text
 from roomcast.shared.names import fold

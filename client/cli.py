@@ -7,6 +7,7 @@ import os
 import sys
 
 import trio
+
 from roomcast.client import render
 from roomcast.client.options import ClientOptions, parse_args
 from roomcast.client.piped import run_piped

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import attrs
+
 from roomcast.client.runner import resolve_hubs, split_hub_list
 from roomcast.shared import __version__, limits
 from roomcast.shared.names import BadName, check_nick, check_room

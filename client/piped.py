@@ -13,6 +13,7 @@ import sys
 from typing import TextIO
 
 import trio
+
 from roomcast.client import render
 from roomcast.client.chat import ChatSession
 from roomcast.client.options import ClientOptions

@@ -12,6 +12,7 @@ import sys
 
 import attrs
 import trio
+
 from roomcast.client.options import ClientOptions
 from roomcast.shared import limits, text
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+
 from roomcast.shared import limits
 from roomcast.shared.addresses import parse_host_port
 from roomcast.shared.link import HubLink, LinkEvent, LinkState

@@ -22,6 +22,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
+
 from roomcast.client import render
 from roomcast.client.chat import ChatSession
 from roomcast.client.options import ClientOptions

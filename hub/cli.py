@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import trio
+
 from roomcast.hub.cluster.options import ClusterError, ClusterOptions
 from roomcast.hub.cluster.wire import check_cluster_name
 from roomcast.hub.core import LOOPBACK, HubConfig

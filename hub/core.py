@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable, Iterable
 
 import attrs
+
 from roomcast.hub import delivery, envelopefront, textfront
 from roomcast.hub.engine import Deferred, Engine, MemoryEngine
 from roomcast.hub.fanout import Fanout

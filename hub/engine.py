@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+
 from roomcast.hub.rooms import Address, Client, Room, RoomEvent
 from roomcast.shared import events
 from roomcast.shared.names import fold

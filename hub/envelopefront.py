@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
 from roomcast.hub import delivery, requests
 from roomcast.hub.rooms import Address, Client, Link
 from roomcast.shared import cookie, envelope, events, limits

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import trio
+
 from roomcast.hub import prometheus
 from roomcast.hub.core import HubCore
 from roomcast.hub.rooms import Address, Client, Room

@@ -9,6 +9,7 @@ one in use.
 from __future__ import annotations
 
 import attrs
+
 from roomcast.shared.lookalikes import looks
 
 

@@ -9,6 +9,7 @@ sans-I/O: it lists what must be stored (:meth:`HubCore.records_to_store`, like
 from __future__ import annotations
 
 import attrs
+
 from roomcast.hub.rooms import RoomEvent
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
 from roomcast.hub.records import RoomTopic
 from roomcast.hub.rooms import Client, Refused
 from roomcast.shared import events, limits

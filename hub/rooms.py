@@ -15,6 +15,7 @@ from collections import Counter, deque
 from typing import Any, Literal
 
 import attrs
+
 from roomcast.hub.fanout import INF, RoomFanout
 from roomcast.hub.nameindex import LookIndex
 from roomcast.shared import events, limits

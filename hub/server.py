@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 import trio
+
 from roomcast.hub.batch import BatchSender, open_batch_sender
 from roomcast.hub.cluster.engine import ClusterEngine
 from roomcast.hub.cluster.options import ClusterOptions

@@ -19,6 +19,7 @@ import itertools
 from collections import Counter
 
 import attrs
+
 from roomcast.shared import events, limits
 
 Shown = events.RoomEvent

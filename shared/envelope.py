@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 import msgpack
+
 from roomcast.shared import events, limits
 from roomcast.shared.names import BadName
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import attrs
+
 from roomcast.shared import limits
 from roomcast.shared.names import BadName, check_nick, check_room
 

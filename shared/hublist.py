@@ -12,6 +12,7 @@ sooner, so that it is on another hub well within 10 s of its hub's death.  The s
 from __future__ import annotations
 
 import attrs
+
 from roomcast.shared import limits
 
 

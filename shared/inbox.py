@@ -14,6 +14,7 @@ first, each once, in the room's order.
 from __future__ import annotations
 
 import attrs
+
 from roomcast.shared import events, limits
 from roomcast.shared.catchup import CatchUp
 from roomcast.shared.names import fold

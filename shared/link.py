@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.hublist import HubList
 from roomcast.shared.inbox import Inbox, Shown

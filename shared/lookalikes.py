@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 import unicodedataplus
+
 from roomcast.shared.names import fold
 
 #: Unicode's confusables.txt (UTS #39 data), shipped unmodified.

@@ -23,6 +23,7 @@ from typing import Any, Final
 import unicodedataplus
 from precis_i18n import get_profile
 from precis_i18n.unicode import UnicodeData
+
 from roomcast.shared import limits
 
 #: precis-i18n's view of unicodedataplus (its stub types the argument as its own wrapper).

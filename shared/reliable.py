@@ -18,6 +18,7 @@ from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 import attrs
+
 from roomcast.shared import limits
 
 K = TypeVar("K", bound=Hashable)

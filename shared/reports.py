@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+
 from roomcast.shared import events
 from roomcast.shared.inbox import Shown
 

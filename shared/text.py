@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Sequence
 
 import attrs
+
 from roomcast.shared import events, limits
 from roomcast.shared.names import BadName, check_nick, check_room
 

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 
 import trio
+
 from roomcast.hub.cluster.messages import Input, Output
 from roomcast.hub.cluster.nats import NatsSide
 from roomcast.hub.cluster.options import ClusterError, ClusterOptions

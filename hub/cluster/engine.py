@@ -16,6 +16,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster.peers import Peers
 from roomcast.hub.cluster.sessions import Sessions, resume_hash

@@ -7,6 +7,7 @@ inputs, each side in batches (``hub.cluster.bridge``).  Nothing here imports nat
 from __future__ import annotations
 
 import attrs
+
 from roomcast.hub.rooms import RoomEvent
 from roomcast.shared import limits
 

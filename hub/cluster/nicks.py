@@ -20,6 +20,7 @@ import msgpack
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster.writer import UNREACHABLE
 from roomcast.shared.names import fold, subject_token

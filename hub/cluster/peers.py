@@ -11,6 +11,7 @@ ids if they think they are lowest: JetStream stores each once).
 from __future__ import annotations
 
 import attrs
+
 from roomcast.hub.cluster.messages import Snapshot
 from roomcast.shared import events, limits
 from roomcast.shared.names import fold

@@ -11,6 +11,7 @@ import itertools
 from typing import TYPE_CHECKING
 
 import attrs
+
 from roomcast.hub import requests
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster.peers import Peers

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import msgpack
+
 from roomcast.hub.cluster.messages import Snapshot
 from roomcast.shared import envelope, events
 from roomcast.shared.names import fold, subject_token

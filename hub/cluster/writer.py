@@ -29,6 +29,7 @@ from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
+
 from roomcast.hub.cluster.messages import Proposal
 from roomcast.hub.cluster.wire import MAX_BATCH, BadClusterData, decode_message, encode_message
 from roomcast.shared import limits

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+
 from roomcast.hub.batch import open_batch_sender
 from roomcast.hub.fanout import Fanout, LiveVector
 from roomcast.hub.recvbatch import SLOT, open_batch_receiver

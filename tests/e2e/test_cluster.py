@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from roomcast.shared import events
 
+from roomcast.shared import events
 from tests.tools import screen
 from tests.tools.chatclient import ChatClient, HelloRefused
 from tests.tools.hubproc import BIN, HubProcess, free_udp_port, running_hub

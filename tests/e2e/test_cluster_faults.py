@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from roomcast.shared import events
 
+from roomcast.shared import events
 from tests.tools.chatclient import ChatClient
 from tests.tools.natsproc import NatsNode, cluster_hubs, free_tcp_port, nats_nodes, stream_leader, wait_for
 

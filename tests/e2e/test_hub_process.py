@@ -10,9 +10,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import pytest
+
 from roomcast.hub.cli import default_port, parse_args
 from roomcast.shared import __version__
-
 from tests.tools import processes, screen
 from tests.tools.hubproc import LOOPBACK, HubProcess, free_udp_port, wait_until_answering
 from tests.tools.liveproc import BIN, LiveProcess, live_process, netcat_client, roomcast_client

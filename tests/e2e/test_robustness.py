@@ -14,8 +14,8 @@ import threading
 import time
 
 import msgpack
-from roomcast.shared import envelope, events
 
+from roomcast.shared import envelope, events
 from tests.tools import screen
 from tests.tools.hubproc import HubProcess
 from tests.tools.liveproc import roomcast_client

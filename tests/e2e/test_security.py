@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from roomcast.shared import envelope, events
-
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import BIN, HubProcess, running_hub
 from tests.tools.junk import junk_pool

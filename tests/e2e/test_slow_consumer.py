@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 from roomcast.shared import events, limits
-
 from tests.tools.clientproc import PipedClient
 from tests.tools.hubproc import running_hub
 from tests.tools.rawclient import RawClient

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from roomcast.shared import limits
 
+from roomcast.shared import limits
 from tests.tools import screen
 from tests.tools.hubproc import HubProcess, free_udp_port, running_hub
 from tests.tools.liveproc import BIN, REAL_NC, live_process, netcat_client, roomcast_client

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from prompt_toolkit.utils import get_cwidth
-from roomcast.client import render
 
+from roomcast.client import render
 from tests.e2e.test_interactive import TIMEOUT, Terminal
 from tests.tools.hubproc import BIN, HubProcess
 from tests.tools.liveproc import clean_env

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+
 from roomcast.shared import envelope, events, limits
 
 RESEND = 0.5

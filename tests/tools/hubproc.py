@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
-from roomcast.shared import envelope, events, limits
 
+from roomcast.shared import envelope, events, limits
 from tests.tools.processes import BIN, end, spawn
 
 LOOPBACK = "127.0.0.1"

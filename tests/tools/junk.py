@@ -14,6 +14,7 @@ import socket
 import time
 
 import msgpack
+
 from roomcast.shared import envelope, events, limits
 
 HEADER = envelope.HEADER

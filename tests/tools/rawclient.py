@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 import attrs
+
 from roomcast.shared import envelope, events, limits
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
+
 from roomcast.hub.core import HubConfig, HubCore
 from roomcast.shared import envelope, events
 from roomcast.shared.link import HubLink, LinkEvent

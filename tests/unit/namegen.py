@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hypothesis import strategies as st
+
 from roomcast.shared import limits
 from roomcast.shared.names import BadName, check_nick, check_room
 

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from roomcast.shared import events, limits
 from roomcast.shared.inbox import Inbox
 

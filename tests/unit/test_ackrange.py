@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from roomcast.shared.ackrange import AckRange
 from roomcast.shared.reliable import backoff_timeout
 

@@ -12,13 +12,13 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster import wire
 from roomcast.hub.cluster.engine import ClusterEngine
 from roomcast.hub.cluster.peers import Peers
 from roomcast.shared import events
 from roomcast.shared.names import fold
-
 from tests.unit.hubwire import Hub, Peer, TextPeer, of
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from roomcast.hub.cli import parse_args
 from roomcast.hub.cluster.options import ClusterOptions
 

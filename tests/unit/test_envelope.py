@@ -10,6 +10,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.envelope import (
     Envelope,
@@ -19,7 +20,6 @@ from roomcast.shared.envelope import (
     encode,
     is_envelope,
 )
-
 from tests.unit.namegen import NICKS, ROOMS
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

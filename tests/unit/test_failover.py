@@ -15,7 +15,6 @@ from roomcast.client.chat import ChatSession
 from roomcast.hub.core import HubConfig
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.link import Answered, Connected, HubLink, LinkState, Reconnecting, Show, Unreachable
-
 from tests.unit.hubwire import Wire, new_core, of
 
 HUBS = ("127.0.0.1:9999", "127.0.0.1:10000")

@@ -6,10 +6,10 @@ ring until it catches up."""
 from __future__ import annotations
 
 import pytest
+
 from roomcast.hub.core import HubConfig
 from roomcast.hub.fanout import Fanout
 from roomcast.shared import envelope, events, limits
-
 from tests.unit.hubwire import Hub, TextPeer, envelope_peer, of
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgpack
 from hypothesis import given
 from hypothesis import strategies as st
+
 from roomcast.shared import envelope, events
 
 TOKEN = bytes(range(16))

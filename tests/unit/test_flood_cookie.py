@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from roomcast.shared import limits
 from roomcast.shared.cookie import CODE_LENGTH, COOKIE_MAC, check_code, check_cookie, make_code, make_cookie
 from roomcast.shared.flood import TokenBucket

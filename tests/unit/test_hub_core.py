@@ -13,10 +13,10 @@ import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from roomcast.hub.core import HubConfig
 from roomcast.shared import cookie, envelope, events, limits
 from roomcast.shared.text import HELP_LINES
-
 from tests.unit.hubwire import UNTRUSTED, Hub, Peer, TextPeer, envelope_peer, of, one
 
 FOREIGN_TOKEN = bytes(range(16))

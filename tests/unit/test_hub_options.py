@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from roomcast.hub.cli import parse_args
 from roomcast.hub.core import HubConfig
 from roomcast.shared import events, limits
-
 from tests.unit.hubwire import Hub, Peer, TextPeer, envelope_peer, one
 
 

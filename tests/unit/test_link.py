@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from roomcast.hub.core import HubConfig
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.link import (
@@ -23,7 +24,6 @@ from roomcast.shared.link import (
     Show,
     Unreachable,
 )
-
 from tests.unit.hubwire import Impairment, Wire, new_core
 
 

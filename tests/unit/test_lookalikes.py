@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+
 from roomcast.shared import lookalikes
 from roomcast.shared.lookalikes import mixes_scripts, script_names, skeleton
 from roomcast.shared.names import fold

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+
 from roomcast.hub import monitor, prometheus
 from roomcast.hub.core import HubConfig, HubCore
 from roomcast.shared import addresses, limits

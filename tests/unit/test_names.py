@@ -8,10 +8,10 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.names import BadName, check_name, check_nick, check_room, fold, subject_token
 from roomcast.shared.text import format_event, parse_line, strip_line
-
 from tests.unit.namegen import NICKS, ROOMS
 
 TOKEN = re.compile(r"[a-z0-9_-]+")

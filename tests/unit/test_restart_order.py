@@ -15,11 +15,11 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from roomcast.hub.core import HubConfig, HubCore
 from roomcast.hub.records import SavedHistory, SavedRoom
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.link import Connected, HubLink, Show
-
 from tests.unit.hubwire import Impairment, Wire, new_core
 from tests.unit.test_link import answered, join_all
 

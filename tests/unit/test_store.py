@@ -10,10 +10,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from roomcast.hub.records import RoomGone, RoomTopic, SavedHistory, SavedRoom
 from roomcast.hub.store import FILE_NAME, HistoryStore, StoreError
 from roomcast.shared import events, limits
-
 from tests.unit.hubwire import Hub, Peer, envelope_peer, of
 
 

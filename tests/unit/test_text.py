@@ -7,6 +7,7 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from roomcast.shared import events, limits
 from roomcast.shared.text import (
     HELP_LINES,

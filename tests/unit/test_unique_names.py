@@ -10,12 +10,12 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
 from roomcast.hub.rooms import Client, Refused, Registry
 from roomcast.shared import events
 from roomcast.shared.flood import TokenBucket
 from roomcast.shared.lookalikes import looks, skeleton
 from roomcast.shared.names import fold
-
 from tests.unit.hubwire import Hub, Peer, TextPeer, envelope_peer, one
 
 _ports = itertools.count(41000)
