@@ -209,9 +209,11 @@ class HubServer:
             # While datagrams keep coming, read again at once rather than go back through trio's
             # wait (a few rounds at most, so the other tasks still get their turn).
             for _ in range(limits.RECV_ROUNDS):
-                received = self._drain_socket(now)
+                # What NATS brought first (a commit, NATS back), so the datagrams read next meet
+                # the cluster as it is now, not as it was at the last wake.
                 if self.bridge is not None:
                     self._cross_in(self.bridge, now)
+                received = self._drain_socket(now)
                 self.core.on_timer(now)
                 if self.bridge is not None:
                     self._cross_out(self.bridge)

@@ -24,6 +24,7 @@ from tests.tools.chatclient import ChatClient, HelloRefused
 from tests.tools.hubproc import BIN, HubProcess, free_udp_port, running_hub
 from tests.tools.liveproc import clean_env, netcat_client, roomcast_client
 from tests.tools.natsproc import NatsNode, cluster_hubs, free_tcp_port, nats_nodes
+from tests.tools.processes import end, spawn
 from tests.tools.textbook import TextbookClient
 
 pytestmark = pytest.mark.timeout(120)
@@ -429,3 +430,28 @@ def test_a_hub_whose_nats_is_not_there_says_so_and_exits_1() -> None:
     )  # fmt: skip
     assert result.returncode == 1, result
     assert f"cannot reach NATS at {nowhere}" in result.stderr, result.stderr
+
+
+def test_the_first_line_after_a_cluster_hub_says_it_listens_is_carried_out(
+    tmp_path: Path, nats1: NatsNode
+) -> None:
+    """NATS became available while the hub started: the first datagram it reads must meet that
+    news, not an 'unavailable' from before it (no probe may wake the hub first)."""
+    port = free_udp_port()
+    log_path = tmp_path / "fresh-hub.log"
+    with log_path.open("wb") as log_file:
+        proc = spawn(
+            [str(BIN / "roomcast-hub"), "--host", "127.0.0.1", "--port", str(port), "--nats", nats1.url,
+             "--cluster", "fresh"],
+            stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "hub listening on" not in log_path.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")
+            time.sleep(0.02)
+        with TextbookClient("127.0.0.1", port) as guest:
+            first = guest.say("/join fresh-start")
+        assert "unavailable" not in first and "fresh-start" in first, first
+    finally:
+        end(proc)
