@@ -34,17 +34,11 @@ BODY = 100
 PACED_RATE = 1000
 
 
-def _free_tcp() -> int:
-    with socket.socket() as sock:
-        sock.bind((procs.LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def nats_node() -> Iterator[str]:
     """One nats-server with JetStream in a scratch folder: its URL; killed and removed after."""
     store = Path(tempfile.mkdtemp(prefix="roomcast-bench-nats-"))
-    port, monitor = _free_tcp(), _free_tcp()
+    port, monitor = procs.free_port(socket.SOCK_STREAM), procs.free_port(socket.SOCK_STREAM)
     argv = [
         str(NATS_SERVER),
         "-a",

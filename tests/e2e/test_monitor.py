@@ -17,7 +17,7 @@ import attrs
 import pytest
 
 from tests.tools.clientproc import PipedClient
-from tests.tools.hubproc import BIN, LOOPBACK, HubProcess, running_hub
+from tests.tools.hubproc import BIN, LOOPBACK, HubProcess, free_tcp_port, running_hub
 from tests.tools.processes import run
 
 #: No proxy, even if the environment names one: these requests are for loopback only.
@@ -25,12 +25,6 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 SAMPLE = re.compile(
     r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*"(,[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*")*\})? \S+'
 )
-
-
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def fetch(port: int, path: str, method: str = "GET") -> tuple[int, Message, bytes]:

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.e2e.test_monitor import fetch, free_tcp_port
+from tests.e2e.test_monitor import fetch
 from tests.tools import screen
-from tests.tools.hubproc import LOOPBACK, HubProcess, running_hub
+from tests.tools.hubproc import LOOPBACK, HubProcess, free_tcp_port, running_hub
 from tests.tools.liveproc import LiveProcess, live_process, netcat_client, roomcast_argv, roomcast_client
 
 TIMEOUT = 10.0

@@ -19,10 +19,15 @@ LOOPBACK = "127.0.0.1"
 __all__ = ["BIN", "LOOPBACK", "HubProcess", "free_udp_port", "running_hub", "wait_until_answering"]
 
 
-def free_udp_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+def free_udp_port(host: str = LOOPBACK, kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
+    """A port on ``host`` free right now (UDP unless ``kind`` says TCP)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_tcp_port(host: str = LOOPBACK) -> int:
+    return free_udp_port(host, socket.SOCK_STREAM)
 
 
 @attrs.define

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from tests.tools.hubproc import HubProcess, free_udp_port, wait_until_answering
+from tests.tools.hubproc import HubProcess, free_tcp_port, free_udp_port, wait_until_answering
 from tests.tools.processes import end, spawn
 
 LOOPBACK = "127.0.0.1"
@@ -31,12 +30,6 @@ BIN = Path(sys.executable).parent
 NATS_SERVER = BIN / "nats-server"
 #: NATS_* from the developer's shell (a context, credentials) must not reach the programs.
 NATS_ENV: dict[str, str | None] = {name: None for name in os.environ if name.startswith("NATS_")}
-
-
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 @attrs.define
