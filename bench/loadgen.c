@@ -467,7 +467,8 @@ static int read_plan(void) {
     for (int i = 0; i < nsnd; i++) {
         snds[i].next_id = first_id;
         for (int j = 0; j < nrecv; j++) snds[i].members += !strcmp(recvs[j].room, snds[i].room);
-        for (int j = 0; j < nsnd; j++) snds[i].members += j != i && !strcmp(snds[j].room, snds[i].room);
+        for (int j = 0; j < nsnd && proto == P_ENV; j++) /* envelope senders read their room too */
+            snds[i].members += j != i && !strcmp(snds[j].room, snds[i].room);
     }
     int ok = nsnd > 0 && nrecv + nsnd > 1;
     for (int i = 0; i < nsnd; i++) ok = ok && snds[i].fd > 0 && snds[i].members > 0;
