@@ -8,9 +8,14 @@
  *                          (tests/unit/ack_vector.txt) and print the acks: the same vector pins
  *                          the real client's shared/inbox.py, so both acknowledge alike
  *
- * One thread, one core: a sender (closed loop with a window, or paced) and all receivers,
- * drained with recvmmsg.  Each message body carries "~LG" + the send time (16 hex digits of
- * CLOCK_MONOTONIC ns), so a receiver measures sender -> receiver latency.  Envelope receivers
+ * One thread, one core: one or more senders (closed loop with a window, or paced), each in
+ * its room, and all receivers, drained with recvmmsg.  Each message body carries "~LG" + the
+ * send time (16 hex digits of CLOCK_MONOTONIC ns) + the sender's index (2 hex digits), so a
+ * receiver measures sender -> receiver latency and counts each sender's lines apart.  A
+ * sender is also a member of its room: it receives (and acknowledges) the other senders'
+ * lines there, and takes its own lines' seqs from the replies to its says.  With "idle 1" in
+ * the plan the generator sleeps in epoll between sends instead of spinning (a timerfd wakes
+ * it for the next paced send), leaving its core to the processes under test.  Envelope receivers
  * acknowledge like the real client (shared/inbox.py): cumulative up to the first gap, with up
  * to MAX_SACK selective acks beyond it, every ACK_EVERY deliveries released or ACK_DELAY after
  * the first, and at once on a gap or a duplicate; a reordered delivery is not a duplicate.
@@ -27,10 +32,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_PEERS 1100
+#define MAX_SENDERS 64
 #define BATCH 64
 #define DGRAM 2048
 #define ACK_EVERY 8
@@ -54,15 +61,20 @@ typedef struct {
     int unacked;
     uint64_t ack_due; /* 0: no ack pending */
     uint64_t poll_due;
+    /* a sender's own figures: ids, lines sent, answers, receptions of its lines (got) */
+    int index, members; /* members: who receives its lines (receivers and other senders) */
+    uint64_t next_id, sent, answered, refused, got, written_off, last_got, last_progress, next_send;
+    uint64_t got_at_warm, got_at_end, sent_at_warm, sent_at_end;
 } peer;
 
 static peer recvs[MAX_PEERS];
 static int nrecv;
-static peer snd;
+static peer snds[MAX_SENDERS];
+static int nsnd;
+static int idle_mode;
 static enum proto proto = P_RELAY;
 static double duration = 2.0, warmup = 0.5, grace = 0.3, rate = 0.0;
 static int window = 32, body_size = 100, poll_mode = 0;
-static uint64_t next_id = 2;
 static uint32_t *samples;
 static size_t nsamples;
 static uint64_t received, received_at_warm, received_at_end, dups, acks, polls, sender_in, sent;
@@ -182,17 +194,18 @@ static int read_envelope(const uint8_t *p, size_t n, char *kind, uint64_t *seq) 
 
 /* --- messages ------------------------------------------------------------------------------ */
 
-static size_t make_body(char *out, uint64_t ts) {
-    int n = snprintf(out, 64, "~LG%016llx %llu ", (unsigned long long)ts, (unsigned long long)sent);
+static size_t make_body(const peer *s, char *out, uint64_t ts) {
+    int n = snprintf(out, 64, "~LG%016llx%02x %llu ", (unsigned long long)ts, (unsigned)s->index,
+                     (unsigned long long)s->sent);
     while (n < body_size) out[n++] = 'x';
     return (size_t)n;
 }
 
-static size_t make_message(uint8_t *out, uint64_t ts) {
+static size_t make_message(peer *s, uint8_t *out, uint64_t ts) {
     char body[512];
-    size_t blen = make_body(body, ts);
+    size_t blen = make_body(s, body, ts);
     if (proto == P_RELAY) {
-        int n = snprintf((char *)out, 64, "MSG %s ", snd.room);
+        int n = snprintf((char *)out, 64, "MSG %s ", s->room);
         memcpy(out + n, body, blen);
         return (size_t)n + blen;
     }
@@ -207,11 +220,11 @@ static size_t make_message(uint8_t *out, uint64_t ts) {
     *p++ = 0x85;
     p = put_key(p, "k");
     p = put_key(p, "say");
-    p = put_token(p, snd.token);
+    p = put_token(p, s->token);
     p = put_key(p, "id");
-    p = put_uint(p, next_id++);
+    p = put_uint(p, s->next_id++);
     p = put_key(p, "room");
-    p = put_key(p, snd.room);
+    p = put_key(p, s->room);
     p = put_key(p, "body");
     p = put_str(p, body, blen);
     return (size_t)(p - out);
@@ -311,6 +324,9 @@ static void count_marks(const uint8_t *data, size_t n, uint64_t t) {
             ts = (ts << 4) | (uint64_t)v;
         }
         if (!ok) continue;
+        int index = (end - p >= 18 && hexval(p[16]) >= 0 && hexval(p[17]) >= 0)
+                        ? hexval(p[16]) * 16 + hexval(p[17]) : 0;
+        if (index < nsnd) snds[index].got++;
         received++;
         if (rate > 0 && samples && nsamples < MAX_SAMPLES && warm && t > ts)
             samples[nsamples++] = (uint32_t)((t - ts) / 100); /* units of 0.1 us */
@@ -330,12 +346,27 @@ static void on_datagram(peer *r, const uint8_t *data, size_t n, uint64_t t) {
     if (receive_seq(r, seq, t)) count_marks(data, n, t);
 }
 
-/* What the relay says to the sender: for the hub, the answers to its says. */
-static void on_sender_datagram(const uint8_t *data, size_t n) {
+/* What the relay says to a sender: for the hub, the answers to its says (a reply's seq is its
+ * own line's place in the room's stream) and, in a room with other senders, their lines. */
+static void on_sender_datagram(peer *s, const uint8_t *data, size_t n, uint64_t t) {
     char kind[16];
     uint64_t seq;
-    if (proto != P_ENV || (read_envelope(data, n, kind, &seq) == 0 && !strcmp(kind, "reply"))) sender_in++;
+    if (proto != P_ENV) {
+        s->answered++, sender_in++;
+        return;
+    }
+    if (read_envelope(data, n, kind, &seq) != 0) return;
+    if (!strcmp(kind, "reply")) {
+        s->answered++, sender_in++;
+        if (seq) receive_seq(s, seq, t);
+    } else if (!strcmp(kind, "error")) {
+        s->answered++, s->refused++;
+    } else {
+        on_datagram(s, data, n, t);
+    }
 }
+
+static int is_sender(const peer *r) { return r >= snds && r < snds + nsnd; }
 
 static void drain(peer *r, uint64_t t) {
     static uint8_t bufs[BATCH][DGRAM];
@@ -352,33 +383,34 @@ static void drain(peer *r, uint64_t t) {
         int n = recvmmsg(r->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) return;
         for (int i = 0; i < n; i++) {
-            if (r == &snd) on_sender_datagram(bufs[i], msgs[i].msg_len);
+            if (is_sender(r)) on_sender_datagram(r, bufs[i], msgs[i].msg_len, t);
             else on_datagram(r, bufs[i], msgs[i].msg_len, t);
         }
         if (n < BATCH) return;
     }
 }
 
-static void send_batch(int count, uint64_t t) {
+static void send_batch(peer *s, int count, uint64_t t) {
     static uint8_t bufs[BATCH][DGRAM];
     static struct iovec iov[BATCH];
     static struct mmsghdr msgs[BATCH];
     for (int i = 0; i < count; i++) {
         iov[i].iov_base = bufs[i];
-        iov[i].iov_len = make_message(bufs[i], t);
+        iov[i].iov_len = make_message(s, bufs[i], t);
         memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
-        sent++;
+        s->sent++;
     }
     int done = 0;
     for (int tries = 0; done < count && tries < 1000; tries++) {
-        int n = sendmmsg(snd.fd, msgs + done, (unsigned)(count - done), 0);
+        int n = sendmmsg(s->fd, msgs + done, (unsigned)(count - done), 0);
         if (n > 0) done += n;
         else if (errno != EAGAIN && errno != EINTR && errno != ENOBUFS) break;
     }
-    sent -= (uint64_t)(count - done);
-    if (proto == P_ENV) next_id -= (uint64_t)(count - done); /* unsent: their ids are not used */
+    s->sent -= (uint64_t)(count - done);
+    sent += (uint64_t)done;
+    if (proto == P_ENV) s->next_id -= (uint64_t)(count - done); /* unsent: their ids are not used */
 }
 
 static int cmp_u32(const void *a, const void *b) {
@@ -399,6 +431,7 @@ static void parse_token(const char *hex, uint8_t *out) {
 
 static int read_plan(void) {
     char line[256], a[64], b[64], c[64], d[64], e[64];
+    uint64_t first_id = 2;
     while (fgets(line, sizeof line, stdin)) {
         d[0] = '-';
         e[0] = '0', e[1] = 0;
@@ -411,13 +444,17 @@ static int read_plan(void) {
         else if (!strcmp(a, "window")) window = atoi(b);
         else if (!strcmp(a, "size")) body_size = atoi(b);
         else if (!strcmp(a, "poll")) poll_mode = atoi(b);
-        else if (!strcmp(a, "next_id")) next_id = strtoull(b, NULL, 10);
+        else if (!strcmp(a, "idle")) idle_mode = atoi(b);
+        else if (!strcmp(a, "next_id")) first_id = strtoull(b, NULL, 10);
         else if (!strcmp(a, "sender") || !strcmp(a, "recv")) {
             /* sender|recv FD ROOM TOKENHEX|- SEQ (the room's seq when it joined: its stream
              * starts after it) */
-            peer *p = !strcmp(a, "sender") ? &snd : (nrecv < MAX_PEERS ? &recvs[nrecv++] : NULL);
+            int is_snd = !strcmp(a, "sender");
+            peer *p = is_snd ? (nsnd < MAX_SENDERS ? &snds[nsnd] : NULL) : (nrecv < MAX_PEERS ? &recvs[nrecv] : NULL);
             if (!p) return -1;
             memset(p, 0, sizeof *p);
+            if (is_snd) p->index = nsnd++;
+            else nrecv++;
             p->fd = atoi(b);
             snprintf(p->room, sizeof p->room, "%.39s", c);
             if (d[0] != '-') parse_token(d, p->token);
@@ -426,83 +463,166 @@ static int read_plan(void) {
     }
     if (body_size < 40 || body_size > 400) body_size = 100;
     if (duration > 30) duration = 30; /* bounded, whatever the plan says */
-    return nrecv > 0 && snd.fd > 0 ? 0 : -1;
+    /* Who receives each sender's lines: the receivers in its room and the other senders there. */
+    for (int i = 0; i < nsnd; i++) {
+        snds[i].next_id = first_id;
+        for (int j = 0; j < nrecv; j++) snds[i].members += !strcmp(recvs[j].room, snds[i].room);
+        for (int j = 0; j < nsnd && proto == P_ENV; j++) /* envelope senders read their room too */
+            snds[i].members += j != i && !strcmp(snds[j].room, snds[i].room);
+    }
+    int ok = nsnd > 0 && nrecv + nsnd > 1;
+    for (int i = 0; i < nsnd; i++) ok = ok && snds[i].fd > 0 && snds[i].members > 0;
+    return ok ? 0 : -1;
+}
+
+/* A sender's next sends: paced, those due; closed loop, as many as its window allows (at most
+ * `window` lines per member in flight and, for the hub, CLIENT_WINDOW unanswered says, as the
+ * real client). */
+static int due(peer *s, uint64_t t, uint64_t period) {
+    int count = 0;
+    if (period) {
+        while (s->next_send <= t && count < BATCH) s->next_send += period, count++;
+        return count;
+    }
+    uint64_t n = (uint64_t)s->members;
+    while (count < BATCH && (s->sent + count) * n < s->got + s->written_off + (uint64_t)window * n &&
+           (proto != P_ENV || s->sent + count < s->answered + CLIENT_WINDOW))
+        count++;
+    return count;
+}
+
+/* Closed loop: a sender whose lines stopped arriving for STALL_NS writes the missing off as lost. */
+static void write_off(peer *s, uint64_t t) {
+    uint64_t n = (uint64_t)s->members;
+    if (s->got != s->last_got) s->last_progress = t, s->last_got = s->got;
+    if (t - s->last_progress > STALL_NS && s->sent * n > s->got + s->written_off) {
+        s->written_off = s->sent * n - s->got;
+        s->last_progress = t;
+    }
+}
+
+static void run_timers(uint64_t t) {
+    for (int i = 0; i < nrecv; i++) {
+        peer *r = &recvs[i];
+        if (r->ack_due && r->ack_due <= t) send_ack(r);
+        if (poll_mode && r->poll_due <= t) send_poll(r, t);
+    }
+    for (int i = 0; i < nsnd; i++)
+        if (snds[i].ack_due && snds[i].ack_due <= t) send_ack(&snds[i]);
+}
+
+/* Idle mode, paced: the timerfd rings at the next send. */
+static void arm(int tfd, uint64_t when) {
+    struct itimerspec its = {.it_value = {.tv_sec = (time_t)(when / 1000000000ull),
+                                          .tv_nsec = (long)(when % 1000000000ull)}};
+    timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void mark(int at_end) {
+    for (int i = 0; i < nsnd; i++) {
+        peer *s = &snds[i];
+        if (at_end) s->got_at_end = s->got, s->sent_at_end = s->sent;
+        else s->got_at_warm = s->got, s->sent_at_warm = s->sent;
+    }
+    if (at_end) received_at_end = received, sent_at_end = sent;
+    else received_at_warm = received, sent_at_warm = sent;
+}
+
+static void report(double window_s) {
+    uint64_t expected = 0;
+    double carried = 0, slowest = -1;
+    for (int i = 0; i < nsnd; i++) {
+        peer *s = &snds[i];
+        expected += s->sent * (uint64_t)s->members;
+        double lines = (double)(s->got_at_end - s->got_at_warm) / s->members / window_s;
+        carried += lines;
+        if (slowest < 0 || lines < slowest) slowest = lines;
+    }
+    uint64_t refused = 0;
+    for (int i = 0; i < nsnd; i++) refused += snds[i].refused;
+    printf("{\"sent\": %llu, \"senders\": %d, \"receivers\": %d, \"expected\": %llu, \"received\": %llu, "
+           "\"loss\": %.6f, \"deliveries_per_s\": %.1f, \"messages_per_s\": %.1f, \"carried_per_s\": %.1f, "
+           "\"slowest_sender_per_s\": %.1f, \"refused\": %llu, \"dups\": %llu, "
+           "\"acks\": %llu, \"polls\": %llu, \"sender_in\": %llu, \"samples\": %zu, "
+           "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f}\n",
+           (unsigned long long)sent, nsnd, nrecv, (unsigned long long)expected, (unsigned long long)received,
+           expected ? 1.0 - (double)received / (double)expected : 1.0,
+           (double)(received_at_end - received_at_warm) / window_s,
+           (double)(sent_at_end - sent_at_warm) / window_s, carried, slowest, (unsigned long long)refused,
+           (unsigned long long)dups, (unsigned long long)acks, (unsigned long long)polls,
+           (unsigned long long)sender_in, nsamples, pct(0.5), pct(0.99), pct(0.999));
 }
 
 static int run(void) {
     if (read_plan() != 0) {
-        fprintf(stderr, "loadgen: bad plan on stdin (need a sender and receivers)\n");
+        fprintf(stderr, "loadgen: bad plan on stdin (need senders, each with someone in its room to receive)\n");
         return 2;
     }
     samples = rate > 0 ? malloc(sizeof(uint32_t) * MAX_SAMPLES) : NULL;
-    int ep = epoll_create1(0);
+    int ep = epoll_create1(0), tfd = -1;
     struct epoll_event ev = {.events = EPOLLIN};
     for (int i = 0; i < nrecv; i++) {
         ev.data.ptr = &recvs[i];
         epoll_ctl(ep, EPOLL_CTL_ADD, recvs[i].fd, &ev);
     }
-    ev.data.ptr = &snd;
-    epoll_ctl(ep, EPOLL_CTL_ADD, snd.fd, &ev);
+    for (int i = 0; i < nsnd; i++) {
+        ev.data.ptr = &snds[i];
+        epoll_ctl(ep, EPOLL_CTL_ADD, snds[i].fd, &ev);
+    }
     uint64_t start = now_ns(), t = start;
     uint64_t warm_at = start + (uint64_t)(warmup * 1e9), end = start + (uint64_t)(duration * 1e9);
-    uint64_t stop = end + (uint64_t)(grace * 1e9), next_send = start, next_timers = start;
-    uint64_t period = rate > 0 ? (uint64_t)(1e9 / rate) : 0, last_progress = start, written_off = 0;
-    uint64_t last_received = 0, n = (uint64_t)nrecv;
+    uint64_t stop = end + (uint64_t)(grace * 1e9), next_timers = start;
+    uint64_t period = rate > 0 ? (uint64_t)(1e9 / rate) : 0;
+    for (int i = 0; i < nsnd; i++) /* paced senders spread over one period */
+        snds[i].next_send = start + period * (uint64_t)i / (uint64_t)nsnd, snds[i].last_progress = start;
+    if (idle_mode && period) {
+        tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+        ev.data.ptr = NULL;
+        epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+    }
     if (poll_mode)
         for (int i = 0; i < nrecv; i++) send_poll(&recvs[i], t);
     struct epoll_event evs[256];
     while ((t = now_ns()) < stop) {
         if (t >= warm_at && !warm) {
             warm = 1;
-            received_at_warm = received;
-            sent_at_warm = sent;
+            mark(0);
         }
+        uint64_t next_send = UINT64_MAX;
         if (t < end) {
-            int count = 0;
-            if (period) {
-                while (next_send <= t && count < BATCH) next_send += period, count++;
-            } else {
-                /* and, for the hub, at most CLIENT_WINDOW requests unanswered, as the real client */
-                while (count < BATCH && (sent + count) * n < received + written_off + (uint64_t)window * n &&
-                       (proto != P_ENV || sent + count < sender_in + CLIENT_WINDOW))
-                    count++;
+            for (int i = 0; i < nsnd; i++) {
+                int count = due(&snds[i], t, period);
+                if (count) send_batch(&snds[i], count, t);
+                if (snds[i].next_send < next_send) next_send = snds[i].next_send;
             }
-            if (count) send_batch(count, t);
         } else if (!received_at_end) {
-            received_at_end = received;
-            sent_at_end = sent;
+            mark(1);
         }
-        int ready = epoll_wait(ep, evs, 256, t < end ? 0 : 1);
+        int wait_ms = t < end ? 0 : 1;
+        if (idle_mode) {
+            wait_ms = 1;
+            if (tfd >= 0 && t < end) arm(tfd, next_send);
+        }
+        int ready = epoll_wait(ep, evs, 256, wait_ms);
         t = now_ns();
-        for (int i = 0; i < ready; i++) drain((peer *)evs[i].data.ptr, t);
-        if (received != last_received) last_progress = t, last_received = received;
-        if (!period && t - last_progress > STALL_NS && sent * n > received + written_off) {
-            written_off = sent * n - received; /* lost: stop waiting for them */
-            last_progress = t;
+        for (int i = 0; i < ready; i++) {
+            uint64_t ticks;
+            if (evs[i].data.ptr == NULL) {
+                if (read(tfd, &ticks, sizeof ticks) < 0) continue;
+            } else {
+                drain((peer *)evs[i].data.ptr, t);
+            }
         }
+        if (!period)
+            for (int i = 0; i < nsnd; i++) write_off(&snds[i], t);
         if (t >= next_timers) {
             next_timers = t + 1000000;
-            for (int i = 0; i < nrecv; i++) {
-                peer *r = &recvs[i];
-                if (r->ack_due && r->ack_due <= t) send_ack(r);
-                if (poll_mode && r->poll_due <= t) send_poll(r, t);
-            }
+            run_timers(t);
         }
     }
-    if (!received_at_end) received_at_end = received, sent_at_end = sent;
-    double window_s = duration - warmup;
+    if (!received_at_end) mark(1);
     if (samples) qsort(samples, nsamples, sizeof *samples, cmp_u32);
-    uint64_t expected = sent * n;
-    printf("{\"sent\": %llu, \"receivers\": %d, \"expected\": %llu, \"received\": %llu, "
-           "\"loss\": %.6f, \"deliveries_per_s\": %.1f, \"messages_per_s\": %.1f, \"dups\": %llu, "
-           "\"acks\": %llu, \"polls\": %llu, \"sender_in\": %llu, \"samples\": %zu, "
-           "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f}\n",
-           (unsigned long long)sent, nrecv, (unsigned long long)expected, (unsigned long long)received,
-           expected ? 1.0 - (double)received / (double)expected : 1.0,
-           (double)(received_at_end - received_at_warm) / window_s,
-           (double)(sent_at_end - sent_at_warm) / window_s, (unsigned long long)dups,
-           (unsigned long long)acks, (unsigned long long)polls, (unsigned long long)sender_in, nsamples,
-           pct(0.5), pct(0.99), pct(0.999));
+    report(duration - warmup);
     /* A dead run must never pass for a result. */
     if (sent == 0 || received == 0 || received_at_end <= received_at_warm) {
         fprintf(stderr, "loadgen: dead run: sent %llu, received %llu, %llu in the measured window; "

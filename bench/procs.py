@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,15 @@ def pin(pid: int, core: int) -> None:
         os.sched_setaffinity(pid, {core})
 
 
+def on_cores(core: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that runs the child on ``core``, or on every core of the run when None
+    (this process itself may be pinned, and a child inherits that)."""
+    if not pinning():
+        return None
+    cores = set(CORES) if core is None else {core}
+    return lambda: os.sched_setaffinity(0, cores)
+
+
 def free_port(kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind((LOOPBACK, 0))
@@ -102,13 +111,15 @@ class Running:
 
 
 @contextmanager
-def running(relay: Relay) -> Iterator[Running]:
+def running(relay: Relay, core: int | None = RELAY_CORE) -> Iterator[Running]:
+    """``relay`` started on a free port and answering, pinned to ``core`` (None: not pinned)."""
     port = free_port()
     # Every option is the benchmark's: none may leak in from the shell (ROOMCAST_MONITOR, ...).
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.Popen(relay.argv(port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    pin(proc.pid, RELAY_CORE)
+    proc = subprocess.Popen(
+        relay.argv(port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, preexec_fn=on_cores(core)
+    )
     try:
         _wait_until_answering(relay, port)
         yield Running(relay, proc, port)
@@ -141,14 +152,17 @@ def _wait_until_answering(relay: Relay, port: int, timeout: float = 10.0) -> Non
     raise TimeoutError(f"{relay.name} did not answer on port {port} within {timeout} s")
 
 
-def generate(plan: Sequence[str], fds: Sequence[int], duration: float) -> dict[str, Any]:
-    """Run the C generator with ``plan`` on its stdin and the sockets ``fds``; its JSON result."""
+def generate(
+    plan: Sequence[str], fds: Sequence[int], duration: float, core: int | None = LOAD_CORE
+) -> dict[str, Any]:
+    """Run the C generator with ``plan`` on its stdin and the sockets ``fds``, pinned to
+    ``core`` (None: wherever the scheduler puts it); its JSON result."""
     proc = subprocess.Popen(
         [str(LOADGEN), "run"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         pass_fds=tuple(fds),
-        preexec_fn=(lambda: os.sched_setaffinity(0, {LOAD_CORE})) if pinning() else None,
+        preexec_fn=on_cores(core),
     )
     out, _ = proc.communicate("\n".join(plan).encode() + b"\n", timeout=duration + 20)
     if proc.returncode != 0:
