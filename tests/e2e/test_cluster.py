@@ -234,6 +234,48 @@ def test_a_nick_is_released_on_quit_and_kept_by_a_resumed_session(hubs: list[Hub
     hello_once_free(hubs[2], "dana").close()  # released on quit
 
 
+def test_a_look_alike_of_a_nick_on_another_hub_is_refused_until_it_quits(hubs: list[HubProcess]) -> None:
+    """``аlicia`` (Cyrillic а) on hub 1 while ``alicia`` is on hub 0: refused as name-confusable,
+    naming alicia, as a standalone hub does; a Latin-only look-alike (capital I for l) too, by
+    hello and by rename.  Once alicia quits, the look is free again."""
+    alice = ChatClient(hubs[0].address, "alicia")
+    bert = ChatClient(hubs[1].address, "bert")
+    try:
+        with pytest.raises(HelloRefused) as refused:
+            ChatClient(hubs[1].address, "\u0430licia")
+        assert refused.value.error.code == "name-confusable", refused.value.error
+        assert "looks like alicia" in refused.value.error.text, refused.value.error
+        with pytest.raises(HelloRefused) as refused:
+            ChatClient(hubs[2].address, "AIicia")
+        assert refused.value.error.code == "name-confusable", refused.value.error
+        renamed = bert.request(events.Nick(id=0, nick="aIicia"))
+        assert isinstance(renamed, events.Error) and renamed.code == "name-confusable", renamed
+        moved = ChatClient(hubs[2].address, "alicia", resume=alice.welcome.resume)  # still its own
+        moved.close()
+    finally:
+        alice.close(bye=False)
+        bert.close()
+    hello_once_free(hubs[1], "AIicia").close()  # released on quit: its looks too
+    with pytest.raises(HelloRefused) as refused:
+        ChatClient(hubs[1].address, "\u0430licia")
+    assert refused.value.error.code == "name-mixed-scripts", refused.value.error
+
+
+def test_a_room_like_one_made_on_another_hub_is_refused(hubs: list[HubProcess]) -> None:
+    """Every hub knows every room (it consumes every room subject), so a room whose name looks
+    like one made elsewhere is refused as on a standalone hub."""
+    roomer, lookr = ChatClient(hubs[0].address, "roomer"), ChatClient(hubs[1].address, "lookr")
+    try:
+        assert isinstance(roomer.join("ape"), events.Reply)
+        eventually(lookr, events.Rooms(id=0), lambda r: any(i.startswith("ape") for i in r.items))
+        answer = lookr.join("\u0430\u0440\u0435")  # Cyrillic а р е
+        assert isinstance(answer, events.Error), answer
+        assert answer.code == "name-confusable" and "looks like ape" in answer.text, answer
+    finally:
+        roomer.close()
+        lookr.close()
+
+
 def test_who_rooms_and_stats_see_every_hub(hubs: list[HubProcess]) -> None:
     clients = [ChatClient(hub.address, f"member{n}") for n, hub in enumerate(hubs)]
     try:
