@@ -90,6 +90,9 @@ class RoomWriter:
         #: Ids of this hub's proposals not yet settled, and those the consumer saw stored.
         self.inflight: set[str] = set()
         self.seen: set[str] = set()
+        #: Ids of proposals given up (not confirmed in time), oldest first: one stored all the
+        #: same is marked seen when consumed, so its resend (same id) is not published again.
+        self.given_up: dict[str, None] = {}
         self.stats = WriterStats()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -103,6 +106,8 @@ class RoomWriter:
         """The consumer saw message ``sseq`` on ``subject`` (``room_seq`` None: bad data)."""
         self.state(subject).advance(sseq, room_seq)
         self.seen.update(i for i in msg_ids if i in self.inflight)
+        if self.given_up:
+            self.seen.update(i for i in msg_ids if self.given_up.pop(i, 0) is None)
 
     def submit(self, subject: str, proposal: Proposal) -> None:
         st = self.state(subject)
@@ -128,6 +133,8 @@ class RoomWriter:
                 for proposal in batch:
                     self.inflight.discard(proposal.msg_id)
                     self.seen.discard(proposal.msg_id)
+                    if result is None:
+                        self._give_up(proposal.msg_id)
                     self.on_done(proposal, None if result is None else result.get(proposal.msg_id, 0))
         finally:
             st.busy = False
@@ -137,11 +144,13 @@ class RoomWriter:
         it got when it had been stored before (a duplicate), None when given up."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + limits.CLUSTER_PUBLISH_GIVE_UP
-        msg_id = batch[0].msg_id if len(batch) == 1 else f"b.{batch[0].msg_id}.{len(batch)}"
         first = True
         while loop.time() < give_up:
-            if batch[0].msg_id in self.seen:
-                return {}  # stored by an earlier try whose answer we missed
+            # Stored by an earlier try whose answer we missed, or (a resend) before it was given up.
+            batch = [p for p in batch if p.msg_id not in self.seen]
+            if not batch:
+                return {}
+            msg_id = batch[0].msg_id if len(batch) == 1 else f"b.{batch[0].msg_id}.{len(batch)}"
             if not first:
                 self.stats.retries += 1
             first = False
@@ -172,6 +181,11 @@ class RoomWriter:
             st.advance(ack.seq, seq + len(batch) - 1)
             return {}
         return None
+
+    def _give_up(self, msg_id: str) -> None:
+        self.given_up[msg_id] = None
+        if len(self.given_up) > limits.CLUSTER_GIVEN_UP_KEPT:
+            del self.given_up[next(iter(self.given_up))]
 
     async def _stored_seqs(self, subject: str, sseq: int) -> dict[str, int]:
         """The room seqs of the events stored at stream sequence ``sseq``, by proposal id

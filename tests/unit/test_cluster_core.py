@@ -138,6 +138,39 @@ def test_a_line_stored_before_a_failover_is_answered_with_its_first_seq() -> Non
     assert [r.seq for r in of(events.Reply, alice.received())] == [41]
 
 
+def test_a_line_not_delivered_but_stored_all_the_same_is_answered_with_its_seq_when_resent() -> None:
+    one, two = cluster_hub("a", 1), cluster_hub("b", 2)
+    cluster = Sequencer([one, two])
+    alice = joined(one, 5000, "alice", cluster, "ops")
+    bob = joined(two, 5001, "bob", cluster, "ops")
+    bob.received()
+    first = alice.request(events.Say, room="ops", body="late", mid=4)
+    proposal = next(o for o in cluster.run(hold={"ops"}) if isinstance(o, m.Proposal))
+    deliver(one, [m.Failed(proposal.msg_id, "not confirmed in time")])
+    [refused] = of(events.Error, alice.received())
+    assert (refused.id, refused.code) == (first.id, "not-delivered")
+    cluster.commit("a", proposal)  # JetStream had stored it after all: the consumer brings it
+    resent = alice.request(events.Say, room="ops", body="late", mid=4)
+    assert [o for o in cluster.run() if isinstance(o, m.Proposal)] == [], "not proposed again"
+    assert [(r.id, r.seq) for r in of(events.Reply, alice.received())] == [(resent.id, 3)]
+    assert [d.body for d in of(events.Deliver, bob.received())] == ["late"]
+
+
+def test_a_resend_proposed_before_its_stored_original_came_back_is_answered_by_it() -> None:
+    one = cluster_hub("a", 1)
+    cluster = Sequencer([one])
+    alice = joined(one, 5000, "alice", cluster, "ops")
+    alice.request(events.Say, room="ops", body="late", mid=4)
+    proposal = next(o for o in cluster.run(hold={"ops"}) if isinstance(o, m.Proposal))
+    deliver(one, [m.Failed(proposal.msg_id, "not confirmed in time")])
+    alice.received()
+    resent = alice.request(events.Say, room="ops", body="late", mid=4)
+    again = next(o for o in cluster.run(hold={"ops"}) if isinstance(o, m.Proposal))
+    assert again.msg_id == proposal.msg_id, "the same Nats-Msg-Id: JetStream stores it once"
+    cluster.commit("a", proposal)  # the original, stored before the hub gave up, comes back
+    assert [(r.id, r.seq) for r in of(events.Reply, alice.received())] == [(resent.id, 2)]
+
+
 def test_a_lost_hubs_members_are_announced_left_after_its_timeout_unless_back() -> None:
     one = cluster_hub("a", 1)
     cluster = Sequencer([one])
