@@ -335,15 +335,21 @@ def _until_sent(wire: ByHand, kind: type[Any], limit: float = 120.0) -> list[Any
     return []
 
 
+def said(body: str) -> tuple[ByHand, events.Say]:
+    """A link with a session that has just sent ``body`` to hall: it and the say it sent."""
+    wire = ByHand()
+    wire.open_session(bytes(16))
+    wire.link.submit(events.Say(id=0, room="hall", body=body), wire.now)
+    [say] = of(events.Say, wire.sent())
+    return wire, say
+
+
 def _not_delivered(say: events.Say) -> events.Error:
     return events.Error(code="not-delivered", text="the cluster did not confirm it in time", id=say.id)
 
 
 def test_a_line_answered_not_delivered_is_resent_under_the_same_mid_and_answered_once() -> None:
-    wire = ByHand()
-    wire.open_session(bytes(16))
-    wire.link.submit(events.Say(id=0, room="hall", body="maybe stored"), wire.now)
-    [say] = of(events.Say, wire.sent())
+    wire, say = said("maybe stored")
     assert wire.feed(_not_delivered(say)) == [], "not a refusal yet: the line is held"
     assert wire.link.busy == 1
     refused_at = wire.now
@@ -357,10 +363,7 @@ def test_a_line_answered_not_delivered_is_resent_under_the_same_mid_and_answered
 
 
 def test_a_line_never_confirmed_is_given_up_after_a_bounded_number_of_resends_and_the_user_told() -> None:
-    wire = ByHand()
-    wire.open_session(bytes(16))
-    wire.link.submit(events.Say(id=0, room="hall", body="lost cause"), wire.now)
-    [say] = of(events.Say, wire.sent())
+    wire, say = said("lost cause")
     start, sends, refused = wire.now, [say], []
     while not refused:
         refused = of(Refused, wire.feed(_not_delivered(sends[-1])))
@@ -377,10 +380,7 @@ def test_a_line_never_confirmed_is_given_up_after_a_bounded_number_of_resends_an
 
 
 def test_resends_of_a_line_not_delivered_stop_once_their_time_is_up() -> None:
-    wire = ByHand()
-    wire.open_session(bytes(16))
-    wire.link.submit(events.Say(id=0, room="hall", body="slow cluster"), wire.now)
-    [say] = of(events.Say, wire.sent())
+    wire, say = said("slow cluster")
     wire.feed(_not_delivered(say))
     [resent] = _until_sent(wire, events.Say)
     wire.now += limits.NOT_DELIVERED_WITHIN  # each try took the hub its full give-up time
@@ -392,10 +392,7 @@ def test_resends_of_a_line_not_delivered_stop_once_their_time_is_up() -> None:
 
 
 def test_a_line_held_after_not_delivered_goes_to_the_next_hub_when_this_one_is_lost() -> None:
-    wire = ByHand()
-    wire.open_session(bytes(16))
-    wire.link.submit(events.Say(id=0, room="hall", body="moving"), wire.now)
-    [say] = of(events.Say, wire.sent())
+    wire, say = said("moving")
     wire.feed(_not_delivered(say))
     wire.go_silent()
     wire.sent()
