@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from roomcast.shared import events
+from roomcast.shared import events, limits
 from tests.tools import screen
 from tests.tools.chatclient import ChatClient, HelloRefused
 from tests.tools.hubproc import BIN, HubProcess, free_udp_port, running_hub
@@ -259,6 +259,37 @@ def test_a_look_alike_of_a_nick_on_another_hub_is_refused_until_it_quits(hubs: l
     with pytest.raises(HelloRefused) as refused:
         ChatClient(hubs[1].address, "\u0430licia")
     assert refused.value.error.code == "name-mixed-scripts", refused.value.error
+
+
+def test_a_hub_started_later_has_the_rooms_last_events_from_jetstream_and_says_older_are_gone(
+    tmp_path: Path, hubs: list[HubProcess], nats1: NatsNode
+) -> None:
+    """History lives in JetStream: a hub that was not there when the lines were said answers
+    /history and since-seq catch-up from the stream's last HISTORY_PER_ROOM events, and says
+    "older messages are gone" for the rest, as every other hub does."""
+    kept = limits.HISTORY_PER_ROOM
+    with cluster_hubs(tmp_path, nats1.url, 1, "--flood-rate", "0") as (quick,):  # no pacing
+        alice = ChatClient(quick.address, "ringer")
+        try:
+            alice.join("ring")  # seq 1: the join
+            said = [alice.say("ring", f"r{i}") for i in range(kept + 4)]
+            assert all(isinstance(s, events.Reply) for s in said), said[-1]
+            last = max(s.seq for s in said if isinstance(s, events.Reply))
+        finally:
+            alice.close()
+    with cluster_hubs(tmp_path, nats1.url, 1) as (late,):
+        for hub in (late, hubs[1]):
+            bob = ChatClient(hub.address, "ringreader")
+            try:
+                assert isinstance(bob.join("ring"), events.Reply)
+                caught = bob.request(events.History(id=0, room="ring", since=1, until=last))
+                assert isinstance(caught, events.Reply), caught
+                assert caught.text.endswith("older messages are gone"), caught
+                bodies = [e.body for e in bob.history if isinstance(e, events.Deliver)]
+                assert bodies[-1] == f"r{kept + 3}" and last - bob.history[0].seq < kept, bodies[:3]
+                assert len(bodies) == len(set(bodies)), "each once"
+            finally:
+                bob.close()
 
 
 def test_a_room_like_one_made_on_another_hub_is_refused(hubs: list[HubProcess]) -> None:
