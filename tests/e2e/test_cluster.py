@@ -292,6 +292,36 @@ def test_a_hub_started_later_has_the_rooms_last_events_from_jetstream_and_says_o
                 bob.close()
 
 
+def test_two_clusters_on_one_nats_system_share_no_room_and_no_nick(
+    tmp_path: Path, hubs: list[HubProcess], nats1: NatsNode
+) -> None:
+    """``--cluster NAME`` prefixes every stream, bucket and subject: a hub of another cluster on
+    the same NATS sees none of this cluster's rooms and nicks.  The stats line of this
+    cluster's hubs carries its ``cluster.*`` counters."""
+    twin = ChatClient(hubs[0].address, "twin")
+    try:
+        assert isinstance(twin.join("twinroom"), events.Reply)
+        with cluster_hubs(tmp_path, nats1.url, 1, "--cluster", "other") as (other,):
+            stranger = ChatClient(other.address, "twin")  # the same nick: another cluster's
+            try:
+                rooms = stranger.request(events.Rooms(id=0))
+                assert isinstance(rooms, events.Reply) and not any("twinroom" in i for i in rooms.items), (
+                    rooms
+                )
+                stats = stranger.request(events.Stats(id=0))
+                assert isinstance(stats, events.Reply)
+                assert any(re.match(r"cluster: 1 hub, 1 clients", i) for i in stats.items), stats.items
+            finally:
+                stranger.close()
+    finally:
+        twin.close()
+    wanted = re.compile(r"cluster\.available=1 .*cluster\.hubs=3\b.*cluster\.committed=\d")
+    deadline = time.monotonic() + 10  # a stats line each second (--stats-interval 1)
+    while not wanted.search(hubs[0].log()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert wanted.search(hubs[0].log()), hubs[0].log()[-1500:]
+
+
 def test_a_room_like_one_made_on_another_hub_is_refused(hubs: list[HubProcess]) -> None:
     """Every hub knows every room (it consumes every room subject), so a room whose name looks
     like one made elsewhere is refused as on a standalone hub."""
