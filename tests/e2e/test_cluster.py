@@ -198,25 +198,40 @@ def test_a_hub_refuses_other_stream_shards_than_the_cluster_was_created_with(
 # --- nicks, presence and private lines across hubs ----------------------------------------------------
 
 
-def test_a_nick_race_across_hubs_has_one_winner(hubs: list[HubProcess]) -> None:
+def race(hubs: list[HubProcess], nicks: list[str]) -> tuple[list[ChatClient], list[HelloRefused]]:
+    """Hello ``nicks[n]`` on ``hubs[n]``, all at once: the sessions opened, and the refusals."""
     results: list[ChatClient | HelloRefused] = []
 
-    def hello(hub: HubProcess) -> None:
+    def hello(hub: HubProcess, nick: str) -> None:
         try:
-            results.append(ChatClient(hub.address, "racer"))
+            results.append(ChatClient(hub.address, nick))
         except HelloRefused as refused:
             results.append(refused)
 
-    threads = [threading.Thread(target=hello, args=(hub,)) for hub in hubs]
+    threads = [threading.Thread(target=hello, args=pair) for pair in zip(hubs, nicks, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
     winners = [r for r in results if isinstance(r, ChatClient)]
-    losers = [r for r in results if isinstance(r, HelloRefused)]
+    return winners, [r for r in results if isinstance(r, HelloRefused)]
+
+
+def test_a_nick_race_across_hubs_has_one_winner(hubs: list[HubProcess]) -> None:
+    winners, losers = race(hubs, ["racer"] * 3)
     try:
-        assert len(winners) == 1 and len(losers) == 2, results
+        assert len(winners) == 1 and len(losers) == 2, (winners, losers)
         assert all(r.error.code == "nick-taken" for r in losers)
+    finally:
+        for winner in winners:
+            winner.close()
+
+
+def test_a_race_of_look_alike_nicks_across_hubs_has_one_winner(hubs: list[HubProcess]) -> None:
+    winners, losers = race(hubs, ["lacer", "Iacer", "1acer"])  # all look like "lacer"
+    try:
+        assert len(winners) == 1 and len(losers) == 2, (winners, losers)
+        assert all(r.error.code == "name-confusable" for r in losers), losers
     finally:
         for winner in winners:
             winner.close()
