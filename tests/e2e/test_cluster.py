@@ -422,12 +422,13 @@ def two_hubs(tmp_path: Path, nats1: NatsNode) -> Iterator[list[HubProcess]]:
 
 
 def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
-    two_hubs: list[HubProcess],
+    two_hubs: list[HubProcess], nats1: NatsNode
 ) -> None:
     doomed, survivor = two_hubs
     watcher = ChatClient(survivor.address, "watcher")
     before = _cluster_clients(watcher)
     carol, erin = ChatClient(doomed.address, "carol"), ChatClient(doomed.address, "erin")
+    quiet = ChatClient(survivor.address, "quiet")  # goes silent on a live hub: it times out
     try:
         # Wait until the doomed hub's heartbeat told the others who is on it (and its timeout).
         watcher.wait_for(lambda: _cluster_clients(watcher) >= before + 2, "the doomed hub's heartbeat")
@@ -439,6 +440,7 @@ def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
             lambda: any(getattr(e, "body", "") == "before the crash" for e in watcher.seen("ops")), "line"
         )
         doomed.stop(signal.SIGKILL)
+        quiet.close(bye=False)
         missed = watcher.say("ops", "while erin moves")
         assert isinstance(missed, events.Reply)
         # erin moves to the survivor, keeps her nick, and resends her line: carried out once.
@@ -466,11 +468,39 @@ def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
             who = watcher.request(events.Who(id=0, room="ops"))
             assert isinstance(who, events.Reply) and who.items == ("erin", "watcher"), who
             ChatClient(survivor.address, "carol").close()  # carol's nick was released
+            # quiet timed out on the live hub: its nick and its look are out of the bucket.
+            deadline = time.monotonic() + 20
+            while (held := nick_keys(nats1.url, ["quiet", "look.quiet"])) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not held, held
         finally:
             moved.close()
     finally:
-        for client in (watcher, carol, erin):
+        for client in (watcher, carol, erin, quiet):
             client.close(bye=False)
+
+
+def nick_keys(url: str, keys: list[str]) -> list[str]:
+    """Which of ``keys`` the default cluster's nicks bucket holds (read with nats-py)."""
+    import nats
+    from nats.js.errors import KeyNotFoundError
+
+    async def read() -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            kv = await nc.jetstream().key_value("roomcast_nicks")
+            held = []
+            for key in keys:
+                try:
+                    await kv.get(key)
+                    held.append(key)
+                except KeyNotFoundError:
+                    pass
+            return held
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
 
 
 def _cluster_clients(client: ChatClient) -> int:
