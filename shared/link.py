@@ -419,6 +419,8 @@ class HubLink:
         self._window.acknowledge(error.id, now)
         if isinstance(request, events.Join):
             self.inbox.left(request.room)
+        elif isinstance(request, events.Say):
+            self._held.done(request.mid)
         self._pump(now)
         return [Refused(request, error)]
 
