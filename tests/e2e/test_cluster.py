@@ -364,7 +364,7 @@ def test_who_rooms_and_stats_see_every_hub(hubs: list[HubProcess]) -> None:
         assert isinstance(who, events.Reply) and who.items == ("member0", "member1", "member2"), who
         rooms = eventually(clients[1], events.Rooms(id=0), lambda r: "hall (3) all hands" in r.items)
         assert isinstance(rooms, events.Reply) and "hall (3) all hands" in rooms.items, rooms
-        shown = clients[0].request(events.Topic(id=0, room="hall"))
+        shown = eventually(clients[0], events.Topic(id=0, room="hall"), lambda r: "all hands" in r.text)
         assert isinstance(shown, events.Reply) and "all hands" in shown.text
         seen = clients[0].seen("hall")
         assert any(getattr(e, "what", "") == "joined" and e.nick == "member2" for e in seen)
