@@ -144,10 +144,13 @@ class NickBook:
         return mine or (claim.sure and holder.get("hub") not in claim.alive)
 
     async def _yields_look(self, claim: m.ClaimNick, holder: dict[str, Any]) -> bool:
-        """A look is held for the same nick (ours now), by a lost hub, or by a claim whose nick
-        is no longer held (a release cut short): a live look-alike keeps it."""
+        """A look is held for the same nick (ours now), by the same session (renamed to a
+        look-alike of its own nick), by a lost hub, or by a claim whose nick is no longer held
+        (a release cut short): a live look-alike keeps it."""
         held = str(holder.get("n", ""))
-        if fold(held) == fold(claim.nick) or (claim.sure and holder.get("hub") not in claim.alive):
+        if fold(held) == fold(claim.nick) or holder.get("r") == claim.resume:
+            return True
+        if claim.sure and holder.get("hub") not in claim.alive:
             return True
         owner = await self._holder(nick_key(held)) if held else None
         return owner is None or (owner.get("hub"), owner.get("r")) != (holder.get("hub"), holder.get("r"))

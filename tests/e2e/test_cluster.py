@@ -265,6 +265,10 @@ def test_a_look_alike_of_a_nick_on_another_hub_is_refused_until_it_quits(hubs: l
         assert refused.value.error.code == "name-confusable", refused.value.error
         renamed = bert.request(events.Nick(id=0, nick="aIicia"))
         assert isinstance(renamed, events.Error) and renamed.code == "name-confusable", renamed
+        lena = ChatClient(hubs[1].address, "lena")
+        own = lena.request(events.Nick(id=0, nick="Iena"))  # looks like its own nick only: fine
+        lena.close()
+        assert isinstance(own, events.Reply), own
         moved = ChatClient(hubs[2].address, "alicia", resume=alice.welcome.resume)  # still its own
         moved.close()
     finally:
