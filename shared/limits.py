@@ -253,6 +253,7 @@ CLUSTER_MIDS_KEPT: Final = 100_000
 NOT_DELIVERED_PAUSE: Final = 1.0
 NOT_DELIVERED_TRIES: Final = 3
 NOT_DELIVERED_WITHIN: Final = 60.0
-#: Ids of proposals a hub gave up, remembered so that one stored all the same is not published
-#: again when its line is resent (a line resent after "not-delivered").
-CLUSTER_GIVEN_UP_KEPT: Final = 10_000
+#: Ids of client lines a hub's NATS side consumed lately, so that a resend of one (after
+#: "not-delivered", or through another hub) proposed before the hub loop heard of the first is
+#: not published again, not even inside a batch (JetStream dedupes per message).
+CLUSTER_RECENT_IDS_KEPT: Final = 10_000

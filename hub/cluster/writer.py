@@ -90,9 +90,9 @@ class RoomWriter:
         #: Ids of this hub's proposals not yet settled, and those the consumer saw stored.
         self.inflight: set[str] = set()
         self.seen: set[str] = set()
-        #: Ids of proposals given up (not confirmed in time), oldest first: one stored all the
-        #: same is marked seen when consumed, so its resend (same id) is not published again.
-        self.given_up: dict[str, None] = {}
+        #: Ids of client lines (``c.``) consumed lately, oldest first: a resend of one (same id)
+        #: proposed before the hub loop heard of it is marked seen, never published again.
+        self.recent: dict[str, None] = {}
         self.stats = WriterStats()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -106,13 +106,19 @@ class RoomWriter:
         """The consumer saw message ``sseq`` on ``subject`` (``room_seq`` None: bad data)."""
         self.state(subject).advance(sseq, room_seq)
         self.seen.update(i for i in msg_ids if i in self.inflight)
-        if self.given_up:
-            self.seen.update(i for i in msg_ids if self.given_up.pop(i, 0) is None)
+        recent = self.recent
+        for i in msg_ids:
+            if i[:2] == "c.":
+                recent[i] = None
+        while len(recent) > limits.CLUSTER_RECENT_IDS_KEPT:
+            del recent[next(iter(recent))]
 
     def submit(self, subject: str, proposal: Proposal) -> None:
         st = self.state(subject)
         st.queue.append(proposal)
         self.inflight.add(proposal.msg_id)
+        if proposal.msg_id in self.recent:
+            self.seen.add(proposal.msg_id)  # stored already (a line resent): it is not published
         if not st.busy:
             st.busy = True
             task = asyncio.get_running_loop().create_task(self._drain(subject, st))
@@ -133,8 +139,6 @@ class RoomWriter:
                 for proposal in batch:
                     self.inflight.discard(proposal.msg_id)
                     self.seen.discard(proposal.msg_id)
-                    if result is None:
-                        self._give_up(proposal.msg_id)
                     self.on_done(proposal, None if result is None else result.get(proposal.msg_id, 0))
         finally:
             st.busy = False
@@ -181,11 +185,6 @@ class RoomWriter:
             st.advance(ack.seq, seq + len(batch) - 1)
             return {}
         return None
-
-    def _give_up(self, msg_id: str) -> None:
-        self.given_up[msg_id] = None
-        if len(self.given_up) > limits.CLUSTER_GIVEN_UP_KEPT:
-            del self.given_up[next(iter(self.given_up))]
 
     async def _stored_seqs(self, subject: str, sseq: int) -> dict[str, int]:
         """The room seqs of the events stored at stream sequence ``sseq``, by proposal id
