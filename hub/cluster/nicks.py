@@ -153,7 +153,7 @@ class NickBook:
         if claim.sure and holder.get("hub") not in claim.alive:
             return True
         owner = await self._holder(nick_key(held)) if held else None
-        return owner is None or (owner.get("hub"), owner.get("r")) != (holder.get("hub"), holder.get("r"))
+        return owner is None or owner.get("r") != holder.get("r")  # the session, on whichever hub
 
     async def _release(self, release: m.ReleaseNick) -> None:
         """Drop the nick's looks, then the nick, where ``release.owner`` still holds them."""
