@@ -101,9 +101,7 @@ def _part(hub: HubCore, client: Client, request: events.Part, now: float) -> Ans
 
 
 def _nick(hub: HubCore, client: Client, request: events.Nick, now: float) -> Answer:
-    other = hub.registry.nicks.get(fold(request.nick))
-    if other is not None and other is not client:
-        raise Refused("nick-taken", f"nick {request.nick} is taken")
+    hub.registry.check_nick(request.nick, client)  # taken or looked like here, or mixed scripts
     if hub.engine.claim_rename(hub, client, request.nick, now):
         return reply(request, f"you are now {request.nick}")  # once the cluster agrees
     rename(hub, client, request.nick, now)

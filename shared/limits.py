@@ -246,3 +246,14 @@ HUB_DEAD_AFTER: Final = 3.5
 #: Client line numbers (``Say.mid``) remembered per hub, so a line resent through another hub
 #: after a failover is carried out once (a few minutes of a busy cluster).
 CLUSTER_MIDS_KEPT: Final = 100_000
+#: A line answered "not-delivered" (the cluster did not confirm it in time) is held and resent
+#: under the same ``mid`` after NOT_DELIVERED_PAUSE, at most NOT_DELIVERED_TRIES times and only
+#: within NOT_DELIVERED_WITHIN of the first such answer: with the hub's 20 s give-up, every try
+#: stays inside JetStream's duplicate window (NATS_DUPLICATE_WINDOW), so it is stored once.
+NOT_DELIVERED_PAUSE: Final = 1.0
+NOT_DELIVERED_TRIES: Final = 3
+NOT_DELIVERED_WITHIN: Final = 60.0
+#: Ids of client lines a hub's NATS side consumed lately, so that a resend of one (after
+#: "not-delivered", or through another hub) proposed before the hub loop heard of the first is
+#: not published again, not even inside a batch (JetStream dedupes per message).
+CLUSTER_RECENT_IDS_KEPT: Final = 10_000

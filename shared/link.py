@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from roomcast.shared import envelope, events, limits
+from roomcast.shared.held import HeldLines
 from roomcast.shared.hublist import HubList
 from roomcast.shared.inbox import Inbox, Shown
 from roomcast.shared.names import fold
@@ -106,6 +107,8 @@ class HubLink:
         self._rejoins: deque[Any] = deque()
         self._replay: deque[Any] = deque()
         self._barrier = 0
+        #: Lines the cluster did not confirm in time, waiting for their resend (same mid).
+        self._held = HeldLines()
         self._rejoined_at = -1e9
         self._opened_at = -1e9
         self._next_id = 1
@@ -136,7 +139,8 @@ class HubLink:
     @property
     def busy(self) -> int:
         """Requests not answered yet (in flight or queued)."""
-        return len(self._inflight) + len(self._backlog) + len(self._rejoins) + len(self._replay)
+        queued = len(self._backlog) + len(self._rejoins) + len(self._replay) + len(self._held)
+        return len(self._inflight) + queued
 
     def close(self) -> None:
         """Say bye to the hub (best effort) and stop."""
@@ -159,6 +163,7 @@ class HubLink:
             deadlines = [self._ping_at(), self._last_heard + self.hubs.silence_timeout()]
             deadlines.append(max(self._window.next_deadline() or float("inf"), self._hold_until))
             deadlines.append(self.inbox.next_ack_deadline() or float("inf"))
+            deadlines.append(self._held.next_deadline() or float("inf"))
         return min(deadlines)
 
     def on_timer(self, now: float) -> list[LinkEvent]:
@@ -175,6 +180,9 @@ class HubLink:
                 self._last_sent = now
         self.inbox.on_timer(now)
         self._send_acks(now)
+        if ready := self._held.ready(now):
+            self._replay.extend(ready)  # ahead of what waits in the backlog
+            self._pump(now)
         if now >= self._ping_at():
             self._send(events.Ping(), now)
         return []
@@ -270,6 +278,7 @@ class HubLink:
         """A new session: rejoin every room (asking for what was missed), then resend every
         request not yet answered, in order, under new ids."""
         unanswered = [self._inflight[i] for i in sorted(self._inflight)] + list(self._replay)
+        unanswered += self._held.take_all()
         self._inflight.clear()
         self._window.pop_all()
         self._rejoins.clear()
@@ -345,6 +354,8 @@ class HubLink:
         # The hub answers in id order: an older request still unanswered lost its answer.
         self._out.extend(self._window.resend_missing([i for i in self._inflight if i < reply.id - 1], now))
         shown: list[LinkEvent] = [Answered(request, reply)]
+        if isinstance(request, events.Say):
+            self._held.done(request.mid)
         if isinstance(request, events.Join):
             ready, catch_up = self.inbox.start(request.room, reply.seq, now)
             shown += [Show(event) for event in ready]
@@ -395,6 +406,8 @@ class HubLink:
             self._replay.append(request)
             self._pump(now)
             return []
+        if error.code == "not-delivered" and isinstance(request, events.Say) and request.mid:
+            return self._not_delivered(request, error, now)
         if error.code in TRANSIENT:
             # The hub keeps what it received and carries it out after the pause by itself;
             # we resend only if nothing has come by well after it.
@@ -406,8 +419,19 @@ class HubLink:
         self._window.acknowledge(error.id, now)
         if isinstance(request, events.Join):
             self.inbox.left(request.room)
+        elif isinstance(request, events.Say):
+            self._held.done(request.mid)
         self._pump(now)
         return [Refused(request, error)]
+
+    def _not_delivered(self, say: events.Say, error: events.Error, now: float) -> list[LinkEvent]:
+        """The cluster did not confirm the line in time (it may have been stored all the same):
+        resend it under the same mid after a pause, a bounded number of times; then say so."""
+        del self._inflight[error.id]
+        self._window.acknowledge(error.id, now)
+        given_up = self._held.hold(say, error, now)
+        self._pump(now)
+        return [Refused(say, attrs.evolve(error, text=given_up))] if given_up else []
 
     def _on_session_error(self, error: events.Error, now: float) -> list[LinkEvent]:
         """An error tied to no request: most often the hub's answer to our hello."""

@@ -28,13 +28,18 @@ class Proposal:
 class ClaimNick:
     """Claim ``nick`` in the nicks bucket for this hub.  An existing claim is taken over when
     it carries the same ``resume`` hash (the same session, moving hubs) or belongs to a hub
-    not in ``alive`` (when ``sure``: the core has watched long enough to know who is alive)."""
+    not in ``alive`` (when ``sure``: the core has watched long enough to know who is alive).
+    Its looks (UTS #39 skeletons) are claimed with it, so a look-alike held on any hub is
+    refused (``name-confusable``).  A ``probe`` claims nothing: it only says whether the nick,
+    or one like it, is held (for a nick the hub refuses anyway, to name the reason standalone
+    gives first)."""
 
     ref: str
     nick: str
     resume: bytes
     alive: frozenset[str]
     sure: bool
+    probe: bool = False
 
 
 @attrs.frozen
@@ -140,7 +145,7 @@ class NickResult:
     ref: str
     ok: bool
     text: str = ""
-    #: Why not: "nick-taken", or "unavailable" when the bucket could not be asked.
+    #: Why not: "nick-taken", "name-confusable", or "unavailable" when the bucket could not be asked.
     code: str = "nick-taken"
 
 

@@ -37,6 +37,8 @@ class Claim:
     secret: bytes
     client: Client | None = None
     deferred: Deferred | None = None
+    #: Why the hub refuses the nick whatever the cluster says (the claim only probes).
+    refusal: Refused | None = None
 
 
 class Sessions:
@@ -52,16 +54,20 @@ class Sessions:
     def hello(self, hub: HubCore, address: Address, hello: events.Hello, now: float) -> bool:
         if any(claim.address == address and claim.client is None for claim in self.claims.values()):
             return True  # a resent hello: its claim is on its way
-        try:  # taken here, or a look-alike of a nick here
+        refusal = None
+        try:  # taken here, or a look-alike of a nick here, or mixed scripts
             hub.registry.check_nick(hello.nick)
         except Refused as refused:
-            hub.refuse(address, refused.code, refused.text)
-            return True
+            if refused.code != "name-mixed-scripts":
+                hub.refuse(address, refused.code, refused.text)
+                return True
+            refusal = refused  # refused anyway; but a look-alike elsewhere is named first, as here
         secret = hello.resume if len(hello.resume) == 16 else hub.random_bytes(16)
         ref = f"claim.{next(self._ids)}"
-        self.claims[ref] = Claim(address, hello.nick, secret)
-        alive = self.peers.alive(now)
-        self._out.append(m.ClaimNick(ref, hello.nick, resume_hash(secret), alive, self.peers.sure(now)))
+        self.claims[ref] = Claim(address, hello.nick, secret, refusal=refusal)
+        alive, sure = self.peers.alive(now), self.peers.sure(now)
+        claim = m.ClaimNick(ref, hello.nick, resume_hash(secret), alive, sure, probe=refusal is not None)
+        self._out.append(claim)
         return True
 
     def claim_rename(self, hub: HubCore, client: Client, nick: str, now: float) -> bool:
@@ -87,7 +93,13 @@ class Sessions:
             deferred.settle(events.Error(code=result.code, text=result.text or f"nick {claim.nick} is taken"))
             return
         old = client.nick
-        requests.rename(hub, client, claim.nick, now)
+        try:  # a look-alike may have come here meanwhile
+            requests.rename(hub, client, claim.nick, now)
+        except Refused as refused:
+            if fold(old) != fold(claim.nick):
+                self._out.append(m.ReleaseNick(claim.nick, self.hub_name))
+            deferred.settle(events.Error(code=refused.code, text=refused.text))
+            return
         if fold(old) != fold(claim.nick):
             self._out.append(m.ReleaseNick(old, self.hub_name))
         deferred.settle(0)
@@ -101,6 +113,9 @@ class Sessions:
             return
         if not result.ok:
             hub.refuse(claim.address, result.code, result.text)  # "unavailable": the hello goes again
+            return
+        if claim.refusal is not None:
+            hub.refuse(claim.address, claim.refusal.code, claim.refusal.text)
             return
         existing = hub.registry.clients.get(claim.address)
         if existing is not None:

@@ -98,6 +98,9 @@ class RoomWriter:
         #: Ids of this hub's proposals not yet settled, and those the consumer saw stored.
         self.inflight: set[str] = set()
         self.seen: set[str] = set()
+        #: Ids of client lines (``c.``) consumed lately, oldest first: a resend of one (same id)
+        #: proposed before the hub loop heard of it is marked seen, never published again.
+        self.recent: dict[str, None] = {}
         self.stats = WriterStats()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -114,11 +117,19 @@ class RoomWriter:
         self.seen.update(i for i in msg_ids if i in self.inflight)
         if st.watch is not None and st.watch[0] in msg_ids:
             _resolve(st.watch[1])
+        recent = self.recent
+        for i in msg_ids:
+            if i[:2] == "c.":
+                recent[i] = None
+        while len(recent) > limits.CLUSTER_RECENT_IDS_KEPT:
+            del recent[next(iter(recent))]
 
     def submit(self, subject: str, proposal: Proposal) -> None:
         st = self.state(subject)
         st.queue.append(proposal)
         self.inflight.add(proposal.msg_id)
+        if proposal.msg_id in self.recent:
+            self.seen.add(proposal.msg_id)  # stored already (a line resent): it is not published
         if not st.busy:
             st.busy = True
             task = asyncio.get_running_loop().create_task(self._drain(subject, st))
@@ -148,11 +159,13 @@ class RoomWriter:
         it got when it had been stored before (a duplicate), None when given up."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + limits.CLUSTER_PUBLISH_GIVE_UP
-        msg_id = batch[0].msg_id if len(batch) == 1 else f"b.{batch[0].msg_id}.{len(batch)}"
         first = True
         while loop.time() < give_up:
-            if batch[0].msg_id in self.seen:
-                return {}  # stored by an earlier try whose answer we missed
+            # Stored by an earlier try whose answer we missed, or (a resend) before it was given up.
+            batch = [p for p in batch if p.msg_id not in self.seen]
+            if not batch:
+                return {}
+            msg_id = batch[0].msg_id if len(batch) == 1 else f"b.{batch[0].msg_id}.{len(batch)}"
             if not first:
                 self.stats.retries += 1
             first = False

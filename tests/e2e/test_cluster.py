@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from roomcast.shared import events
+from roomcast.shared import events, limits
 from tests.tools import screen
 from tests.tools.chatclient import ChatClient, HelloRefused
 from tests.tools.hubproc import BIN, HubProcess, free_udp_port, running_hub
@@ -198,25 +198,40 @@ def test_a_hub_refuses_other_stream_shards_than_the_cluster_was_created_with(
 # --- nicks, presence and private lines across hubs ----------------------------------------------------
 
 
-def test_a_nick_race_across_hubs_has_one_winner(hubs: list[HubProcess]) -> None:
+def race(hubs: list[HubProcess], nicks: list[str]) -> tuple[list[ChatClient], list[HelloRefused]]:
+    """Hello ``nicks[n]`` on ``hubs[n]``, all at once: the sessions opened, and the refusals."""
     results: list[ChatClient | HelloRefused] = []
 
-    def hello(hub: HubProcess) -> None:
+    def hello(hub: HubProcess, nick: str) -> None:
         try:
-            results.append(ChatClient(hub.address, "racer"))
+            results.append(ChatClient(hub.address, nick))
         except HelloRefused as refused:
             results.append(refused)
 
-    threads = [threading.Thread(target=hello, args=(hub,)) for hub in hubs]
+    threads = [threading.Thread(target=hello, args=pair) for pair in zip(hubs, nicks, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
     winners = [r for r in results if isinstance(r, ChatClient)]
-    losers = [r for r in results if isinstance(r, HelloRefused)]
+    return winners, [r for r in results if isinstance(r, HelloRefused)]
+
+
+def test_a_nick_race_across_hubs_has_one_winner(hubs: list[HubProcess]) -> None:
+    winners, losers = race(hubs, ["racer"] * 3)
     try:
-        assert len(winners) == 1 and len(losers) == 2, results
+        assert len(winners) == 1 and len(losers) == 2, (winners, losers)
         assert all(r.error.code == "nick-taken" for r in losers)
+    finally:
+        for winner in winners:
+            winner.close()
+
+
+def test_a_race_of_look_alike_nicks_across_hubs_has_one_winner(hubs: list[HubProcess]) -> None:
+    winners, losers = race(hubs, ["lacer", "Iacer", "1acer"])  # all look like "lacer"
+    try:
+        assert len(winners) == 1 and len(losers) == 2, (winners, losers)
+        assert all(r.error.code == "name-confusable" for r in losers), losers
     finally:
         for winner in winners:
             winner.close()
@@ -234,6 +249,113 @@ def test_a_nick_is_released_on_quit_and_kept_by_a_resumed_session(hubs: list[Hub
     hello_once_free(hubs[2], "dana").close()  # released on quit
 
 
+def test_a_look_alike_of_a_nick_on_another_hub_is_refused_until_it_quits(hubs: list[HubProcess]) -> None:
+    """``аlicia`` (Cyrillic а) on hub 1 while ``alicia`` is on hub 0: refused as name-confusable,
+    naming alicia, as a standalone hub does; a Latin-only look-alike (capital I for l) too, by
+    hello and by rename.  Once alicia quits, the look is free again."""
+    alice = ChatClient(hubs[0].address, "alicia")
+    bert = ChatClient(hubs[1].address, "bert")
+    try:
+        with pytest.raises(HelloRefused) as refused:
+            ChatClient(hubs[1].address, "\u0430licia")
+        assert refused.value.error.code == "name-confusable", refused.value.error
+        assert "looks like alicia" in refused.value.error.text, refused.value.error
+        with pytest.raises(HelloRefused) as refused:
+            ChatClient(hubs[2].address, "AIicia")
+        assert refused.value.error.code == "name-confusable", refused.value.error
+        renamed = bert.request(events.Nick(id=0, nick="aIicia"))
+        assert isinstance(renamed, events.Error) and renamed.code == "name-confusable", renamed
+        lena = ChatClient(hubs[1].address, "lena")
+        own = lena.request(events.Nick(id=0, nick="Iena"))  # looks like its own nick only: fine
+        lena.close()
+        assert isinstance(own, events.Reply), own
+        moved = ChatClient(hubs[2].address, "alicia", resume=alice.welcome.resume)  # still its own
+        moved.close()
+    finally:
+        alice.close(bye=False)
+        bert.close()
+    hello_once_free(hubs[1], "AIicia").close()  # released on quit: its looks too
+    with pytest.raises(HelloRefused) as refused:
+        ChatClient(hubs[1].address, "\u0430licia")
+    assert refused.value.error.code == "name-mixed-scripts", refused.value.error
+
+
+def test_a_hub_started_later_has_the_rooms_last_events_from_jetstream_and_says_older_are_gone(
+    tmp_path: Path, hubs: list[HubProcess], nats1: NatsNode
+) -> None:
+    """History lives in JetStream: a hub that was not there when the lines were said answers
+    /history and since-seq catch-up from the stream's last HISTORY_PER_ROOM events, and says
+    "older messages are gone" for the rest, as every other hub does."""
+    kept = limits.HISTORY_PER_ROOM
+    with cluster_hubs(tmp_path, nats1.url, 1, "--flood-rate", "0") as (quick,):  # no pacing
+        alice = ChatClient(quick.address, "ringer")
+        try:
+            alice.join("ring")  # seq 1: the join
+            said = [alice.say("ring", f"r{i}") for i in range(kept + 4)]
+            assert all(isinstance(s, events.Reply) for s in said), said[-1]
+            last = max(s.seq for s in said if isinstance(s, events.Reply))
+        finally:
+            alice.close()
+    with cluster_hubs(tmp_path, nats1.url, 1) as (late,):
+        for hub in (late, hubs[1]):
+            bob = ChatClient(hub.address, "ringreader")
+            try:
+                assert isinstance(bob.join("ring"), events.Reply)
+                caught = bob.request(events.History(id=0, room="ring", since=1, until=last))
+                assert isinstance(caught, events.Reply), caught
+                assert caught.text.endswith("older messages are gone"), caught
+                bodies = [e.body for e in bob.history if isinstance(e, events.Deliver)]
+                assert bodies[-1] == f"r{kept + 3}" and last - bob.history[0].seq < kept, bodies[:3]
+                assert len(bodies) == len(set(bodies)), "each once"
+            finally:
+                bob.close()
+
+
+def test_two_clusters_on_one_nats_system_share_no_room_and_no_nick(
+    tmp_path: Path, hubs: list[HubProcess], nats1: NatsNode
+) -> None:
+    """``--cluster NAME`` prefixes every stream, bucket and subject: a hub of another cluster on
+    the same NATS sees none of this cluster's rooms and nicks.  The stats line of this
+    cluster's hubs carries its ``cluster.*`` counters."""
+    twin = ChatClient(hubs[0].address, "twin")
+    try:
+        assert isinstance(twin.join("twinroom"), events.Reply)
+        with cluster_hubs(tmp_path, nats1.url, 1, "--cluster", "other") as (other,):
+            stranger = ChatClient(other.address, "twin")  # the same nick: another cluster's
+            try:
+                rooms = stranger.request(events.Rooms(id=0))
+                assert isinstance(rooms, events.Reply) and not any("twinroom" in i for i in rooms.items), (
+                    rooms
+                )
+                stats = stranger.request(events.Stats(id=0))
+                assert isinstance(stats, events.Reply)
+                assert any(re.match(r"cluster: 1 hub, 1 clients", i) for i in stats.items), stats.items
+            finally:
+                stranger.close()
+    finally:
+        twin.close()
+    wanted = re.compile(r"cluster\.available=1 .*cluster\.hubs=3\b.*cluster\.committed=\d")
+    deadline = time.monotonic() + 10  # a stats line each second (--stats-interval 1)
+    while not wanted.search(hubs[0].log()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert wanted.search(hubs[0].log()), hubs[0].log()[-1500:]
+
+
+def test_a_room_like_one_made_on_another_hub_is_refused(hubs: list[HubProcess]) -> None:
+    """Every hub knows every room (it consumes every room subject), so a room whose name looks
+    like one made elsewhere is refused as on a standalone hub."""
+    roomer, lookr = ChatClient(hubs[0].address, "roomer"), ChatClient(hubs[1].address, "lookr")
+    try:
+        assert isinstance(roomer.join("ape"), events.Reply)
+        eventually(lookr, events.Rooms(id=0), lambda r: any(i.startswith("ape") for i in r.items))
+        answer = lookr.join("\u0430\u0440\u0435")  # Cyrillic а р е
+        assert isinstance(answer, events.Error), answer
+        assert answer.code == "name-confusable" and "looks like ape" in answer.text, answer
+    finally:
+        roomer.close()
+        lookr.close()
+
+
 def test_who_rooms_and_stats_see_every_hub(hubs: list[HubProcess]) -> None:
     clients = [ChatClient(hub.address, f"member{n}") for n, hub in enumerate(hubs)]
     try:
@@ -246,7 +368,7 @@ def test_who_rooms_and_stats_see_every_hub(hubs: list[HubProcess]) -> None:
         assert isinstance(who, events.Reply) and who.items == ("member0", "member1", "member2"), who
         rooms = eventually(clients[1], events.Rooms(id=0), lambda r: "hall (3) all hands" in r.items)
         assert isinstance(rooms, events.Reply) and "hall (3) all hands" in rooms.items, rooms
-        shown = clients[0].request(events.Topic(id=0, room="hall"))
+        shown = eventually(clients[0], events.Topic(id=0, room="hall"), lambda r: "all hands" in r.text)
         assert isinstance(shown, events.Reply) and "all hands" in shown.text
         seen = clients[0].seen("hall")
         assert any(getattr(e, "what", "") == "joined" and e.nick == "member2" for e in seen)
@@ -304,12 +426,13 @@ def two_hubs(tmp_path: Path, nats1: NatsNode) -> Iterator[list[HubProcess]]:
 
 
 def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
-    two_hubs: list[HubProcess],
+    two_hubs: list[HubProcess], nats1: NatsNode
 ) -> None:
     doomed, survivor = two_hubs
     watcher = ChatClient(survivor.address, "watcher")
     before = _cluster_clients(watcher)
     carol, erin = ChatClient(doomed.address, "carol"), ChatClient(doomed.address, "erin")
+    quiet = ChatClient(survivor.address, "quiet")  # goes silent on a live hub: it times out
     try:
         # Wait until the doomed hub's heartbeat told the others who is on it (and its timeout).
         watcher.wait_for(lambda: _cluster_clients(watcher) >= before + 2, "the doomed hub's heartbeat")
@@ -321,6 +444,7 @@ def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
             lambda: any(getattr(e, "body", "") == "before the crash" for e in watcher.seen("ops")), "line"
         )
         doomed.stop(signal.SIGKILL)
+        quiet.close(bye=False)
         missed = watcher.say("ops", "while erin moves")
         assert isinstance(missed, events.Reply)
         # erin moves to the survivor, keeps her nick, and resends her line: carried out once.
@@ -347,12 +471,42 @@ def test_a_lost_hubs_members_leave_unless_they_come_back_through_another_hub(
             assert not any(e.nick == "erin" and getattr(e, "what", "") == "left" for e in watcher.seen("ops"))
             who = watcher.request(events.Who(id=0, room="ops"))
             assert isinstance(who, events.Reply) and who.items == ("erin", "watcher"), who
-            ChatClient(survivor.address, "carol").close()  # carol's nick was released
+            # carol's nick was released by the survivor for the lost hub, and quiet's when it timed
+            # out on the live hub: nicks and looks are out of the bucket.
+            gone = ["carol", "look.carol", "quiet", "look.quiet"]
+            deadline = time.monotonic() + 20
+            while (held := nick_keys(nats1.url, gone)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not held, held
+            ChatClient(survivor.address, "carol").close()  # and carol's nick is free for anyone
         finally:
             moved.close()
     finally:
-        for client in (watcher, carol, erin):
+        for client in (watcher, carol, erin, quiet):
             client.close(bye=False)
+
+
+def nick_keys(url: str, keys: list[str]) -> list[str]:
+    """Which of ``keys`` the default cluster's nicks bucket holds (read with nats-py)."""
+    import nats
+    from nats.js.errors import KeyNotFoundError
+
+    async def read() -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            kv = await nc.jetstream().key_value("roomcast_nicks")
+            held = []
+            for key in keys:
+                try:
+                    await kv.get(key)
+                    held.append(key)
+                except KeyNotFoundError:
+                    pass
+            return held
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
 
 
 def _cluster_clients(client: ChatClient) -> int:

@@ -58,7 +58,14 @@ def procfile_on_free_ports(tmp_path: Path) -> tuple[Path, dict[int, int]]:
     """A copy of Procfile.cluster with every port moved to a free one and the scratch folder
     in ``tmp_path``; returns it and the port mapping (the demo's port -> the test's)."""
     text = PROCFILE.read_text()
-    mapping = {port: free_port() for port in procfile_ports(text)}
+    demo = procfile_ports(text)
+    mapping: dict[int, int] = {}
+    for port in demo:
+        for _ in range(100):  # a free port may come back twice, or be one of the demo's own
+            moved_to = free_port()
+            if moved_to not in mapping.values() and moved_to not in demo:
+                break
+        mapping[port] = moved_to
     moved = _PORT.sub(lambda match: str(mapping[int(match.group())]), text)
     moved = moved.replace(".cluster/", f"{tmp_path / 'cluster'}/")
     path = tmp_path / "Procfile.cluster"

@@ -1,4 +1,5 @@
-"""``make soak``: the lossy-network scenario at a larger size, then a junk flood, with figures.
+"""``make soak``: the lossy-network scenario at a larger size, then a junk flood, with figures;
+then the same scenario on a cluster (``tests.tools.soakcluster``: hubs on nats-server).
 
 Not part of ``make test``.  Prints messages sent / shown / duplicated / out of order per
 receiver, the hub's ``too slow`` departures, junk datagrams handled, the hub's RSS before and
@@ -8,6 +9,7 @@ with the table so far, instead of waiting.  It exits 1 unless every receiver sho
 line once, in order, and no receiver was dropped as too slow.
 
     python -m tests.tools.soak [--senders 5] [--receivers 5] [--messages 5000] [--junk-seconds 30]
+                               [--scenario all|standalone|cluster] [--cluster-messages 2000] ...
 """
 
 from __future__ import annotations
@@ -42,12 +44,15 @@ def hub_stats(hub_arg: str) -> str:
 
 
 def table(receivers: list[PipedClient], senders: int, messages: int) -> tuple[str, bool]:
-    """The per-receiver table, and whether every receiver is complete and in order."""
+    """The per-receiver table, and whether every receiver is complete, in order, and shows the
+    lines in one order (the room's: the same as r0's)."""
     rows = [
-        "| receiver | sent | shown | of which caught up from history | duplicated | out of order | missing |",
-        "|---|---|---|---|---|---|---|",
+        "| receiver | sent | shown | of which caught up from history | duplicated | out of order | missing "
+        "| same order as r0 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     perfect = True
+    first: list[str] | None = None
     for i, receiver in enumerate(receivers):
         # Lines marked (history) were caught up after the receiver rejoined (it fell a window
         # behind, or its session was lost): shown to the user all the same.
@@ -60,25 +65,36 @@ def table(receivers: list[PipedClient], senders: int, messages: int) -> tuple[st
             mine = [int(line.split()[1]) for line in shown if line.startswith(f"s{s} ")]
             disorder += sum(1 for a, b in itertools.pairwise(mine) if b <= a)
         missing = senders * messages - len(set(shown))
-        perfect = perfect and dup == disorder == missing == 0
+        first = shown if first is None else first
+        same = shown == first
+        perfect = perfect and dup == disorder == missing == 0 and same
         rows.append(
-            f"| r{i} | {senders * messages} | {len(shown)} | {caught_up} | {dup} | {disorder} | {missing} |"
+            f"| r{i} | {senders * messages} | {len(shown)} | {caught_up} | {dup} | {disorder} | {missing} "
+            f"| {'yes' if same else 'NO'} |"
         )
     return "\n".join(rows), perfect
 
 
-def lossy_scenario(tmp: Path, port: int, args: argparse.Namespace, deadline: float, hub: HubProcess) -> bool:
-    """Run the scenario until every receiver is complete, or ``deadline``, or a receiver was
-    dropped as too slow (it cannot be complete any more); print the table."""
-    senders, messages = args.senders, args.messages
+def lossy_scenario(
+    tmp: Path, ports: list[int], shape: tuple[int, int, int], deadline: float, hubs: list[HubProcess]
+) -> bool:
+    """Run the scenario (``shape``: senders, receivers, messages each) until every receiver is
+    complete, or ``deadline``, or a receiver was dropped as too slow (it cannot be complete any
+    more); print the table.  With several hubs (``ports``, one each), receivers and senders are
+    spread over them in turn, the senders starting one hub further on."""
+    senders, count, messages = shape
     clients: list[PipedClient] = []
     receivers: list[PipedClient] = []
+
+    def too_slow() -> bool:
+        return any(TOO_SLOW in hub.log() for hub in hubs)
+
     try:
-        receivers += [PipedClient(port, f"r{i}", tmp, room="bulk") for i in range(args.receivers)]
+        receivers += [PipedClient(ports[i % len(ports)], f"r{i}", tmp, room="bulk") for i in range(count)]
         clients += receivers
         for receiver in receivers:
             receiver.wait_for(lambda r=receiver: "joined bulk" in r.err.read_text(), "the join", 30)
-        procs = [PipedClient(port, f"s{i}", tmp, room="bulk") for i in range(senders)]
+        procs = [PipedClient(ports[(i + 1) % len(ports)], f"s{i}", tmp, room="bulk") for i in range(senders)]
         clients += procs
         started = time.monotonic()
         for i, proc in enumerate(procs):
@@ -88,10 +104,10 @@ def lossy_scenario(tmp: Path, port: int, args: argparse.Namespace, deadline: flo
             print(f"  sender s{n} exited {code} after {time.monotonic() - started:.1f} s", flush=True)
         for receiver in receivers:
             receiver.wait_for(
-                lambda r=receiver: r.shown >= senders * messages or TOO_SLOW in hub.log(),
+                lambda r=receiver: r.shown >= senders * messages or too_slow(),
                 "every line", timeout=max(1.0, deadline - time.monotonic()),
             )  # fmt: skip
-            if TOO_SLOW in hub.log():
+            if too_slow():
                 raise AssertionError("a receiver was dropped as too slow")
         complete = True
     except Exception as stuck:  # a timeout, a failed client: report what we have, loudly
@@ -100,9 +116,8 @@ def lossy_scenario(tmp: Path, port: int, args: argparse.Namespace, deadline: flo
     finally:
         for client in clients:
             client.kill()
-    print(
-        f"lossy scenario: {senders} senders x {messages} messages into a room of {senders + args.receivers}"
-    )
+    where = f" on {len(hubs)} hubs" if len(hubs) > 1 else ""
+    print(f"lossy scenario{where}: {senders} senders x {messages} messages into a room of {senders + count}")
     rows, perfect = table(receivers, senders, messages)
     print(rows, flush=True)
     return complete and perfect
@@ -125,7 +140,23 @@ def _interrupted(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # so every finally runs and the clients are ended
 
 
+def standalone(args: argparse.Namespace) -> bool:
+    deadline = time.monotonic() + args.timeout
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        with running_hub(tmp, "--flood-rate", args.flood_rate, "--trust", "::1/128") as hub:
+            with running_proxy(hub.port, lifetime=args.timeout + 60) as port:
+                shape = (args.senders, args.receivers, args.messages)
+                ok = lossy_scenario(tmp, [port], shape, deadline, [hub])
+            too_slow = hub.log().count(TOO_SLOW)
+            print(f"too slow departures: {too_slow}", flush=True)
+            alive = junk_flood(hub, args)
+    return ok and alive and too_slow == 0
+
+
 def main() -> None:
+    from tests.tools import soakcluster  # imports this module
+
     signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senders", type=int, default=5)
@@ -136,17 +167,15 @@ def main() -> None:
     parser.add_argument("--junk-seconds", type=float, default=30.0)
     parser.add_argument("--junk-count", type=int, default=2_000_000)
     parser.add_argument("--timeout", type=float, default=900.0, help="bound on the lossy scenario (s)")
+    parser.add_argument("--scenario", choices=("all", "standalone", "cluster"), default="all")
+    soakcluster.add_arguments(parser)
     args = parser.parse_args()
-    deadline = time.monotonic() + args.timeout
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        with running_hub(tmp, "--flood-rate", args.flood_rate, "--trust", "::1/128") as hub:
-            with running_proxy(hub.port, lifetime=args.timeout + 60) as port:
-                ok = lossy_scenario(tmp, port, args, deadline, hub)
-            too_slow = hub.log().count(TOO_SLOW)
-            print(f"too slow departures: {too_slow}", flush=True)
-            alive = junk_flood(hub, args)
-    sys.exit(0 if ok and alive and too_slow == 0 else 1)
+    ok = True
+    if args.scenario in ("all", "standalone"):
+        ok = standalone(args)
+    if args.scenario in ("all", "cluster"):
+        ok = soakcluster.cluster(args) and ok
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -70,12 +70,8 @@ class Sequencer:
 def joined(hub: Hub, port: int, nick: str, cluster: Sequencer, room: str) -> Peer:
     """A peer with a session (its nick claim granted) in ``room``."""
     peer = Peer(hub, port)
-    peer.send(events.Hello(nick=nick))
-    challenge = of(events.Challenge, peer.received())[0]
-    peer.send(events.Hello(nick=nick, cookie=challenge.cookie))
-    claims = [o for o in cluster.run() if isinstance(o, m.ClaimNick)]
-    assert len(claims) == 1
-    deliver(hub, [m.NickResult(claims[0].ref, True)])
+    claim = hello_claim(hub, peer, nick, cluster)
+    deliver(hub, [m.NickResult(claim.ref, True)])
     welcome = of(events.Welcome, peer.received())[0]
     assert len(welcome.resume) == 16
     peer.token = welcome.token
@@ -136,6 +132,73 @@ def test_a_line_stored_before_a_failover_is_answered_with_its_first_seq() -> Non
     assert proposal.msg_id.startswith("c.") and proposal.msg_id.endswith(".9")
     deliver(one, [m.Duplicate(proposal.msg_id, 41)])
     assert [r.seq for r in of(events.Reply, alice.received())] == [41]
+
+
+def test_a_line_not_delivered_but_stored_all_the_same_is_answered_with_its_seq_when_resent() -> None:
+    one, two = cluster_hub("a", 1), cluster_hub("b", 2)
+    cluster = Sequencer([one, two])
+    alice = joined(one, 5000, "alice", cluster, "ops")
+    bob = joined(two, 5001, "bob", cluster, "ops")
+    bob.received()
+    first = alice.request(events.Say, room="ops", body="late", mid=4)
+    proposal = next(o for o in cluster.run(hold={"ops"}) if isinstance(o, m.Proposal))
+    deliver(one, [m.Failed(proposal.msg_id, "not confirmed in time")])
+    [refused] = of(events.Error, alice.received())
+    assert (refused.id, refused.code) == (first.id, "not-delivered")
+    cluster.commit("a", proposal)  # JetStream had stored it after all: the consumer brings it
+    resent = alice.request(events.Say, room="ops", body="late", mid=4)
+    assert [o for o in cluster.run() if isinstance(o, m.Proposal)] == [], "not proposed again"
+    assert [(r.id, r.seq) for r in of(events.Reply, alice.received())] == [(resent.id, 3)]
+    assert [d.body for d in of(events.Deliver, bob.received())] == ["late"]
+
+
+def test_a_resend_proposed_before_its_stored_original_came_back_is_answered_by_it() -> None:
+    one = cluster_hub("a", 1)
+    cluster = Sequencer([one])
+    alice = joined(one, 5000, "alice", cluster, "ops")
+    alice.request(events.Say, room="ops", body="late", mid=4)
+    proposal = next(o for o in cluster.run(hold={"ops"}) if isinstance(o, m.Proposal))
+    deliver(one, [m.Failed(proposal.msg_id, "not confirmed in time")])
+    alice.received()
+    resent = alice.request(events.Say, room="ops", body="late", mid=4)
+    again = next(o for o in cluster.run(hold={"ops"}) if isinstance(o, m.Proposal))
+    assert again.msg_id == proposal.msg_id, "the same Nats-Msg-Id: JetStream stores it once"
+    cluster.commit("a", proposal)  # the original, stored before the hub gave up, comes back
+    assert [(r.id, r.seq) for r in of(events.Reply, alice.received())] == [(resent.id, 2)]
+
+
+def hello_claim(hub: Hub, peer: Peer, nick: str, cluster: Sequencer) -> m.ClaimNick:
+    """Say hello as ``nick`` (with the cookie): the claim the hub sends to the nicks bucket."""
+    peer.send(events.Hello(nick=nick))
+    challenge = of(events.Challenge, peer.received())[0]
+    peer.send(events.Hello(nick=nick, cookie=challenge.cookie))
+    [claim] = [o for o in cluster.run() if isinstance(o, m.ClaimNick)]
+    return claim
+
+
+@pytest.mark.parametrize(
+    ("elsewhere", "code"), [(None, "name-mixed-scripts"), ("name-confusable", "name-confusable")]
+)
+def test_a_mixed_script_nick_only_probes_the_bucket_and_names_a_look_alike_elsewhere_first(
+    elsewhere: str | None, code: str
+) -> None:
+    """``аlice`` (Cyrillic а) is refused anyway; like a standalone hub, the cluster names a
+    look-alike in use (on any hub) before the mixed scripts, and claims nothing for it."""
+    one = cluster_hub("a", 1)
+    cluster = Sequencer([one])
+    peer = Peer(one, 5000)
+    claim = hello_claim(one, peer, "\u0430lice", cluster)
+    assert claim.probe, "a nick refused anyway is not claimed"
+    result = m.NickResult(claim.ref, True) if elsewhere is None else m.NickResult(claim.ref, False, "x", code)
+    deliver(one, [result])
+    [refused] = of(events.Error, peer.received())
+    assert refused.code == code, refused
+    assert not of(events.Welcome, peer.received())
+
+
+def test_a_plain_nick_is_claimed_not_probed() -> None:
+    one = cluster_hub("a", 1)
+    assert not hello_claim(one, Peer(one, 5000), "alice", Sequencer([one])).probe
 
 
 def test_a_lost_hubs_members_are_announced_left_after_its_timeout_unless_back() -> None:

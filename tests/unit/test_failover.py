@@ -14,7 +14,16 @@ from roomcast.client import render
 from roomcast.client.chat import ChatSession
 from roomcast.hub.core import HubConfig
 from roomcast.shared import envelope, events, limits
-from roomcast.shared.link import Answered, Connected, HubLink, LinkState, Reconnecting, Show, Unreachable
+from roomcast.shared.link import (
+    Answered,
+    Connected,
+    HubLink,
+    LinkState,
+    Reconnecting,
+    Refused,
+    Show,
+    Unreachable,
+)
 from tests.unit.hubwire import Wire, new_core, of
 
 HUBS = ("127.0.0.1:9999", "127.0.0.1:10000")
@@ -312,3 +321,81 @@ def test_a_hub_that_says_bye_sends_the_link_to_the_next_hub_at_once() -> None:
     assert wire.link.hub == 1
     [hello] = of(events.Hello, wire.sent())
     assert hello.cookie == b"", "a new hub: a new cookie"
+
+
+def _until_sent(wire: ByHand, kind: type[Any], limit: float = 120.0) -> list[Any]:
+    """Run the link's timers until it sends a ``kind`` (or ``limit`` s pass): what it sent."""
+    start = wire.now
+    while wire.now - start < limit:
+        wire.now = wire.link.next_deadline() or wire.now + 1.0
+        wire.link.on_timer(wire.now)
+        sent = of(kind, wire.sent())
+        if sent:
+            return sent
+    return []
+
+
+def said(body: str) -> tuple[ByHand, events.Say]:
+    """A link with a session that has just sent ``body`` to hall: it and the say it sent."""
+    wire = ByHand()
+    wire.open_session(bytes(16))
+    wire.link.submit(events.Say(id=0, room="hall", body=body), wire.now)
+    [say] = of(events.Say, wire.sent())
+    return wire, say
+
+
+def _not_delivered(say: events.Say) -> events.Error:
+    return events.Error(code="not-delivered", text="the cluster did not confirm it in time", id=say.id)
+
+
+def test_a_line_answered_not_delivered_is_resent_under_the_same_mid_and_answered_once() -> None:
+    wire, say = said("maybe stored")
+    assert wire.feed(_not_delivered(say)) == [], "not a refusal yet: the line is held"
+    assert wire.link.busy == 1
+    refused_at = wire.now
+    [resent] = _until_sent(wire, events.Say)
+    assert wire.now - refused_at >= limits.NOT_DELIVERED_PAUSE
+    assert resent.mid == say.mid and resent.body == say.body
+    assert resent.id != say.id, "a new request id: the hub keeps its answer to the old one"
+    answers = wire.feed(events.Reply(id=resent.id, seq=9))  # stored the first time: its seq
+    assert [a.reply.seq for a in of(Answered, answers)] == [9] and wire.link.busy == 0
+    assert _until_sent(wire, events.Say, limit=30.0) == [], "nothing more is resent"
+
+
+def test_a_line_never_confirmed_is_given_up_after_a_bounded_number_of_resends_and_the_user_told() -> None:
+    wire, say = said("lost cause")
+    start, sends, refused = wire.now, [say], []
+    while not refused:
+        refused = of(Refused, wire.feed(_not_delivered(sends[-1])))
+        if not refused:
+            sends += _until_sent(wire, events.Say)
+        assert len(sends) <= limits.NOT_DELIVERED_TRIES + 1, "resends are bounded in count"
+    assert len(sends) == limits.NOT_DELIVERED_TRIES + 1
+    assert {s.mid for s in sends} == {say.mid}
+    assert wire.now - start < limits.NOT_DELIVERED_WITHIN
+    [gave_up] = refused
+    assert gave_up.error.code == "not-delivered" and gave_up.request.body == "lost cause"
+    assert "not delivered to hall" in gave_up.error.text and "say it again" in gave_up.error.text
+    assert wire.link.busy == 0 and _until_sent(wire, events.Say, limit=30.0) == []
+
+
+def test_resends_of_a_line_not_delivered_stop_once_their_time_is_up() -> None:
+    wire, say = said("slow cluster")
+    wire.feed(_not_delivered(say))
+    [resent] = _until_sent(wire, events.Say)
+    wire.now += limits.NOT_DELIVERED_WITHIN  # each try took the hub its full give-up time
+    for _ in range(3):
+        wire.feed(events.Pong())
+        wire.link.on_timer(wire.now)
+    refused = of(Refused, wire.feed(_not_delivered(resent)))
+    assert len(refused) == 1 and wire.link.busy == 0, "given up although tries were left"
+
+
+def test_a_line_held_after_not_delivered_goes_to_the_next_hub_when_this_one_is_lost() -> None:
+    wire, say = said("moving")
+    wire.feed(_not_delivered(say))
+    wire.go_silent()
+    wire.sent()
+    wire.open_session(bytes(range(16)))
+    [resent] = of(events.Say, wire.sent())
+    assert resent.mid == say.mid and wire.link.busy == 1
