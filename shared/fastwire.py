@@ -1,0 +1,155 @@
+"""The envelope's fast lanes: the hub's most frequent datagrams read and written without
+event objects.
+
+Why: a room message costs the hub one ``say`` in, one reply and one ``deliver`` out, and an
+ack per member every few messages.  Through :mod:`shared.envelope` each of these builds a map,
+an attrs event (converters, validators) and walks the event's fields; here each is one msgpack
+call and a few type tests, or bytes put together from a prefix that depends only on the room
+and the sender.
+
+Each function gives exactly what the full path gives (pinned by property tests in
+``tests/unit/test_fastwire.py``): a decoder returns the fields the full decoder would put in
+its event, or None for anything it is not sure of (unusual keys, bad types or values, junk),
+which then takes :func:`shared.envelope.decode` and gets its precise error; an encoder returns
+the very bytes :func:`shared.envelope.encode` writes, or None when the event is not of the
+shape it knows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from roomcast.shared import limits
+from roomcast.shared.names import BadName, check_room
+
+HEADER = bytes([limits.ENVELOPE_MAGIC, limits.ENVELOPE_VERSION])
+#: How an ack and a say start: the kind first (this code, the client and the generator write it
+#: first; a datagram that does not start so simply takes the full decoder).
+ACK_HEAD = b"\xa1k\xa3ack"
+SAY_HEAD = b"\xa1k\xa3say"
+#: Exactly the bounds of the full decoder, so both accept the same msgpack.
+LIMITS: dict[str, Any] = {
+    "raw": False,
+    "use_list": False,
+    "strict_map_key": True,
+    "max_str_len": limits.MAX_STR,
+    "max_bin_len": limits.MAX_BIN,
+    "max_array_len": limits.MAX_ARRAY,
+    "max_map_len": limits.MAX_MAP,
+    "max_ext_len": 0,
+}
+_unpackb = msgpack.unpackb
+_TOP = 2**63
+_ACK_KEYS = frozenset(("k", "s", "stream", "upto", "sack"))
+_SAY_KEYS = frozenset(("k", "s", "id", "room", "body", "action", "mid"))
+
+
+def _map(data: bytes, head: bytes) -> dict[Any, Any] | None:
+    """The datagram's map if it starts with ``head`` and is well-formed msgpack within the
+    bounds; None otherwise."""
+    if data[3:9] != head or data[:2] != HEADER or len(data) > limits.MAX_DATAGRAM:
+        return None
+    try:
+        wire = _unpackb(data[2:], **LIMITS)
+    except Exception:  # msgpack raises several unrelated types on junk
+        return None
+    return wire if type(wire) is dict else None
+
+
+def decode_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
+    """(token, stream, upto, sack) of a well-formed ack; the stream's name is not checked (the
+    hub takes the fast path only for a room the member is in)."""
+    wire = _map(data, ACK_HEAD)
+    if wire is None or wire.get("k") != "ack" or not _ACK_KEYS.issuperset(wire):
+        return None
+    get = wire.get
+    token, stream, upto, sack = get("s"), get("stream"), get("upto"), get("sack", ())
+    if type(token) is not bytes or type(stream) is not str or type(upto) is not int or not 0 <= upto < _TOP:
+        return None
+    if type(sack) is not tuple or (sack and not all(type(seq) is int for seq in sack)):
+        return None
+    return token, stream, upto, sack
+
+
+def decode_say(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:
+    """(token, id, room as shown, body, action, mid) of a well-formed say."""
+    wire = _map(data, SAY_HEAD)
+    if wire is None or wire.get("k") != "say" or not _SAY_KEYS.issuperset(wire):
+        return None
+    get = wire.get
+    token, request_id, room, body = get("s"), get("id"), get("room"), get("body")
+    action, mid = get("action", False), get("mid", 0)
+    if type(token) is not bytes or type(request_id) is not int or type(room) is not str:
+        return None
+    if type(body) is not str or type(action) is not bool or type(mid) is not int:
+        return None
+    if not (0 <= request_id < _TOP and 0 <= mid < _TOP):
+        return None
+    if len(body) * 4 > limits.MAX_BODY and len(body.encode()) > limits.MAX_BODY:
+        return None
+    try:
+        shown = check_room(room)
+    except BadName:
+        return None
+    return token, request_id, shown, body, action, mid
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+_pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_parts: dict[Any, bytes] = {}
+#: Distinct constant parts kept (rooms, nicks, reply texts); past it the cache starts again.
+PARTS_KEPT = 4096
+
+
+def _part(key: Any, *items: Any) -> bytes:
+    """The packed bytes of the constant ``items`` (bytes are taken as they are), kept by ``key``."""
+    part = _parts.get(key)
+    if part is None:
+        if len(_parts) >= PARTS_KEPT:
+            _parts.clear()
+        part = _parts[key] = b"".join(i if type(i) is bytes else _pack(i) for i in items)
+    return part
+
+
+def _fits(text: object) -> bool:
+    """A string the full encoder takes (at most MAX_STR bytes of UTF-8)."""
+    return type(text) is str and (len(text) * 4 <= limits.MAX_STR or len(text.encode()) <= limits.MAX_STR)
+
+
+_TS = _pack("ts")
+_TAILS = {
+    (False, False): b"",
+    (True, False): _pack("action") + _pack(True),
+    (False, True): _pack("history") + _pack(True),
+    (True, True): _pack("action") + _pack(True) + _pack("history") + _pack(True),
+}
+
+
+def encode_deliver(
+    room: str, seq: int, nick: str, body: str, ts: float, action: bool = False, history: bool = False
+) -> bytes | None:
+    """The envelope of ``Deliver(room, seq, nick, body, ts, action, history)``; the kind and
+    the room, and the nick, are packed once."""
+    if type(seq) is not int or type(ts) is not float or type(action) is not bool or type(history) is not bool:
+        return None
+    if not (_fits(room) and _fits(nick) and _fits(body)):
+        return None
+    size = 0x86 + action + history
+    head = _part(("deliver", room, size), HEADER + bytes((size,)), "k", "deliver", "room", room, "seq")
+    middle = _part(("nick", nick), "nick", nick, "body")
+    data = b"".join((head, _pack(seq), middle, _pack(body), _TS, _pack(ts), _TAILS[action, history]))
+    return data if len(data) <= limits.MAX_DATAGRAM else None  # the full encoder raises
+
+
+def encode_reply(request_id: int, text: str, seq: int) -> bytes | None:
+    """The envelope of ``Reply(id, text, seq)`` with a text and a seq (the answer to a say);
+    the text is packed once."""
+    if type(request_id) is not int or type(seq) is not int or not seq or not text or not _fits(text):
+        return None
+    head = _part("reply", HEADER + b"\x84", "k", "reply", "id")
+    middle = _part(("text", text), "text", text, "seq")
+    data = b"".join((head, _pack(request_id), middle, _pack(seq)))
+    return data if len(data) <= limits.MAX_DATAGRAM else None
