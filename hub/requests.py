@@ -138,7 +138,7 @@ def say_in(hub: HubCore, client: Client, room: Room, body: str, action: bool, mi
     hub.request_mid = mid
     seq = hub.publish(
         room,
-        lambda seq: events.Deliver(room=name, seq=seq, nick=nick, body=body, ts=ts, action=action),
+        lambda seq: events.checked_deliver(name, seq, nick, body, ts, action),
         client,
         now,
     )

@@ -113,17 +113,30 @@ def _plain_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
 
 def decode_say(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:
     """(token, id, room as shown, body, action, mid) of a well-formed say."""
-    wire = _map(data, SAY_HEAD)
-    if wire is None or wire.get("k") != "say" or not _SAY_KEYS.issuperset(wire):
+    # msgpack without the full decoder's bounds (they cost as much as the rest): a fixmap has
+    # at most 15 entries, every key must be a known field and every field is checked below,
+    # within bounds as strict (a body, a room name and a token are far under MAX_STR and MAX_BIN).
+    if (
+        data[3:9] != SAY_HEAD
+        or data[:2] != HEADER
+        or not 0x85 <= data[2] <= 0x8F
+        or len(data) > limits.MAX_DATAGRAM
+    ):
+        return None
+    try:
+        wire = _unpackb(data[2:])
+    except Exception:  # msgpack raises several unrelated types on junk
         return None
     get = wire.get
     token, request_id, room, body = get("s"), get("id"), get("room"), get("body")
     action, mid = get("action", False), get("mid", 0)
-    if type(token) is not bytes or type(request_id) is not int or type(room) is not str:
+    if len(wire) != 5 and not _SAY_KEYS.issuperset(wire):  # 5: exactly the ones read above
+        return None
+    if type(token) is not bytes or type(request_id) is not int or type(room) is not str or get("k") != "say":
         return None
     if type(body) is not str or type(action) is not bool or type(mid) is not int:
         return None
-    if not (0 <= request_id < _TOP and 0 <= mid < _TOP):
+    if not (0 <= request_id < _TOP and 0 <= mid < _TOP) or len(token) != limits.TOKEN_BYTES:
         return None
     if len(body) * 4 > limits.MAX_BODY and len(body.encode()) > limits.MAX_BODY:
         return None
@@ -137,18 +150,18 @@ def decode_say(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:
 # --- encoding ------------------------------------------------------------------------------
 
 _pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
-_parts: dict[Any, bytes] = {}
-#: Distinct constant parts kept (rooms, nicks, reply texts); past it the cache starts again.
+#: Distinct constant parts kept per kind (rooms, nicks, reply texts); past it, it starts again.
 PARTS_KEPT = 4096
+_rooms: dict[str, bytes] = {}
+_nicks: dict[str, bytes] = {}
+_texts: dict[str, bytes] = {}
 
 
-def _part(key: Any, *items: Any) -> bytes:
+def _part(kept: dict[str, bytes], key: str, *items: Any) -> bytes:
     """The packed bytes of the constant ``items`` (bytes are taken as they are), kept by ``key``."""
-    part = _parts.get(key)
-    if part is None:
-        if len(_parts) >= PARTS_KEPT:
-            _parts.clear()
-        part = _parts[key] = b"".join(i if type(i) is bytes else _pack(i) for i in items)
+    if len(kept) >= PARTS_KEPT:
+        kept.clear()
+    part = kept[key] = b"".join(i if type(i) is bytes else _pack(i) for i in items)
     return part
 
 
@@ -158,12 +171,10 @@ def _fits(text: object) -> bool:
 
 
 _TS = _pack("ts")
-_TAILS = {
-    (False, False): b"",
-    (True, False): _pack("action") + _pack(True),
-    (False, True): _pack("history") + _pack(True),
-    (True, True): _pack("action") + _pack(True) + _pack("history") + _pack(True),
-}
+_ACTION, _HISTORY = _pack("action") + _pack(True), _pack("history") + _pack(True)
+#: By ``action + 2 * history``: the map's first byte (6 entries, and these), and its tail.
+_STARTS = tuple(HEADER + bytes((0x86 + n,)) for n in (0, 1, 1, 2))
+_TAILS = (b"", _ACTION, _HISTORY, _ACTION + _HISTORY)
 
 
 def encode_deliver(
@@ -173,13 +184,20 @@ def encode_deliver(
     the room, and the nick, are packed once."""
     if type(seq) is not int or type(ts) is not float or type(action) is not bool or type(history) is not bool:
         return None
-    if not (_fits(room) and _fits(nick) and _fits(body)):
+    if type(room) is not str or type(nick) is not str or type(body) is not str:
         return None
-    size = 0x86 + action + history
-    head = _part(("deliver", room, size), HEADER + bytes((size,)), "k", "deliver", "room", room, "seq")
-    middle = _part(("nick", nick), "nick", nick, "body")
-    data = b"".join((head, _pack(seq), middle, _pack(body), _TS, _pack(ts), _TAILS[action, history]))
+    if (len(room) + len(nick) + len(body)) * 4 > limits.MAX_STR and not (
+        _fits(room) and _fits(nick) and _fits(body)
+    ):
+        return None
+    head = _rooms.get(room) or _part(_rooms, room, "k", "deliver", "room", room, "seq")
+    middle = _nicks.get(nick) or _part(_nicks, nick, "nick", nick, "body")
+    shape = action + 2 * history
+    data = b"".join((_STARTS[shape], head, _pack(seq), middle, _pack(body), _TS, _pack(ts), _TAILS[shape]))
     return data if len(data) <= limits.MAX_DATAGRAM else None  # the full encoder raises
+
+
+_REPLY = HEADER + b"\x84" + b"".join(_pack(i) for i in ("k", "reply", "id"))
 
 
 def encode_reply(request_id: int, text: str, seq: int) -> bytes | None:
@@ -187,7 +205,6 @@ def encode_reply(request_id: int, text: str, seq: int) -> bytes | None:
     the text is packed once."""
     if type(request_id) is not int or type(seq) is not int or not seq or not text or not _fits(text):
         return None
-    head = _part("reply", HEADER + b"\x84", "k", "reply", "id")
-    middle = _part(("text", text), "text", text, "seq")
-    data = b"".join((head, _pack(request_id), middle, _pack(seq)))
+    middle = _texts.get(text) or _part(_texts, text, "text", text, "seq")
+    data = b"".join((_REPLY, _pack(request_id), middle, _pack(seq)))
     return data if len(data) <= limits.MAX_DATAGRAM else None

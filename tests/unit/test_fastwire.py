@@ -108,6 +108,8 @@ def test_says_the_full_decoder_refuses_are_left_to_it() -> None:
         {**good, b"extra": 1},
         {**good, "k": "ping"},
         {**good, "s": "token"},
+        {**good, "s": bytes(20)},
+        {**good, "room": "hall", "extra": [1] * 100},
     ):
         assert fastwire.decode_say(packed(wire)) is None
     assert fastwire.decode_say(packed(good)) == (TOKEN, 3, "hall", "hi", False, 0)
@@ -186,3 +188,18 @@ def test_every_first_byte_of_upto_reads_the_same_or_is_left_to_the_full_decoder(
     head = packed({"k": "ack", "s": TOKEN, "stream": "hall", "upto": 0})[:-1]
     for first in range(256):
         check_ack(head + bytes((first,)) + tail)
+
+
+@given(
+    NAMES, st.integers(0, 2**63 - 1), NAMES, st.text(max_size=300), st.floats(allow_nan=False), st.booleans()
+)
+def test_a_deliver_of_checked_fields_is_the_deliver_the_validators_make(
+    room: str, seq: int, nick: str, body: str, ts: float, action: bool
+) -> None:
+    try:
+        event = events.Deliver(room=room, seq=seq, nick=nick, body=body, ts=ts, action=action)
+    except ValueError:
+        return  # fields that never reach the say path
+    checked = events.checked_deliver(event.room, seq, event.nick, body, ts, action)
+    assert checked == event
+    assert envelope.encode(checked) == envelope.encode_fields(event)
