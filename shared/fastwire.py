@@ -203,7 +203,9 @@ _REPLY = HEADER + b"\x84" + b"".join(_pack(i) for i in ("k", "reply", "id"))
 def encode_reply(request_id: int, text: str, seq: int) -> bytes | None:
     """The envelope of ``Reply(id, text, seq)`` with a text and a seq (the answer to a say);
     the text is packed once."""
-    if type(request_id) is not int or type(seq) is not int or not seq or not text or not _fits(text):
+    if type(request_id) is not int or type(seq) is not int or not seq or type(text) is not str or not text:
+        return None
+    if len(text) * 4 > limits.MAX_STR and not _fits(text):
         return None
     middle = _texts.get(text) or _part(_texts, text, "text", text, "seq")
     data = b"".join((_REPLY, _pack(request_id), middle, _pack(seq)))
