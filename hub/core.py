@@ -370,7 +370,8 @@ class HubCore:
         :class:`Fanout` (one ``sendmmsg``), whatever the room's size."""
         room.last_active = now
         room.history.append(event)
-        self.keep(event)
+        if self._records is not None:
+            self.keep(event)
         delivery.fan_out(self, room, event, origin, now)
 
     def deliver(
