@@ -140,3 +140,17 @@ def test_the_usual_ack_takes_a_short_way_to_the_same_state(
         newest = take(ack, upto, (), max(top, acked))
         states.append((newest, *(getattr(ack, name) for name in SLOTS)))
     assert states[0] == states[1]
+
+
+@given(st.integers(0, 30), st.integers(0, 30), st.sets(st.integers(0, 60), max_size=5),
+       st.dictionaries(st.integers(0, 60), st.floats(0, 9)), st.integers(0, 62))  # fmt: skip
+def test_marking_the_next_seq_takes_a_short_way_to_the_same_state(
+    acked: int, ahead: int, sacks: set[int], resent: dict[int, float], seq: int
+) -> None:
+    states = []
+    for mark in (AckRange.mark, AckRange.mark_any):
+        ack = AckRange(acked)
+        ack.sent, ack.resent, ack.sacks = acked + ahead, dict(resent), {s for s in sacks if s > acked + 1}
+        mark(ack, seq)
+        states.append(tuple(getattr(ack, name) for name in SLOTS))
+    assert states[0] == states[1]
