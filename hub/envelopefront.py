@@ -94,12 +94,14 @@ def _fast_say(hub: HubCore, client: Client, data: bytes, now: float) -> bool:
     take the full path (anything else: duplicates, gaps, held requests, errors, cluster)."""
     link = client.link
     assert link is not None
+    if link.waiting or now < link.held_until or not hub.standalone:
+        return False
     say = fastwire.decode_say(data)
-    if say is None or say[0] != link.token or say[1] != link.next_id or link.waiting:
+    if say is None or say[0] != link.token or say[1] != link.next_id:
         return False
     _token, request_id, name, body, action, mid = say
     key = fold(name)
-    if key not in link.rooms or now < link.held_until or not hub.standalone:
+    if key not in link.rooms:
         return False
     client.last_seen = now
     held = _hold(hub, client, request_id, now)
