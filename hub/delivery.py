@@ -82,14 +82,14 @@ def acknowledged(
     if fan is None:
         return
     resend, served = fan.acknowledge(client.address, upto, sack, now, link.direct.rtt)
-    for data in resend:
-        hub.send(data, client.address)
-    for data in served:
-        hub.send(data, client.address)
     if resend:
+        for data in resend:
+            hub.send(data, client.address)
         hub.counters.inc("retransmits.fast", len(resend))
     if served:
-        hub.counters.inc("deliveries", len(served))
+        for data in served:
+            hub.send(data, client.address)
+        hub.counters.deliveries += len(served)
         if fan.scan_at == INF:
             hub.schedule_scan(hub.registry.rooms[key], now + limits.MIN_RTO)
 
