@@ -3,7 +3,9 @@
 A hello without a valid cookie gets a challenge (within the 3x budget, no state kept); with
 one, a session and its token.  Requests are carried out in id order, each once (duplicates
 are answered from a cache of recent answers), held by flood control when the session goes
-too fast, and answered with one Reply or Error each.  Acks free the member's outbox.
+too fast, and answered with one Reply or Error each.  Acks free the member's outbox.  The
+most frequent datagrams, a room ack and a say next in id order, take fast lanes
+(``shared.fastwire``) that do what the full path does, without event objects.
 """
 
 from __future__ import annotations
