@@ -26,16 +26,20 @@ def fan_out(hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, n
     fan = room.fanout
     data = envelope.encode(event)
     too_slow = fan.add(event.seq, data, now)
-    if origin is not None and origin.link is not None:
-        fan.own(origin.address, event.seq)
-    if fan.envelope_live is None:
+    origin_address = None
+    if origin is not None:
+        origin_address = origin.address
+        if origin.link is not None:
+            fan.own(origin_address, event.seq)
+    live = fan.envelope_live
+    if live is None:
         fan.rebuild(room.members)
-    origin_address = origin.address if origin is not None else None
-    _send(hub, data, fan.envelope_live, origin_address)  # type: ignore[arg-type]
+        live = fan.envelope_live
+    _send(hub, data, live, origin_address)  # type: ignore[arg-type]
     if fan.text_live.addresses or fan.text_queued:
         line = textfront.line_of(event)
-        live = text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n"
-        _send(hub, live, fan.text_live, origin_address)
+        live_line = text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n"
+        _send(hub, live_line, fan.text_live, origin_address)
         for member in fan.text_queued:
             if member is not origin:
                 textfront.deliver(hub, member, line, live=False)
@@ -45,7 +49,8 @@ def fan_out(hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, n
         stall = fan.stall_deadline()
         if stall < fan.scan_at:
             hub.schedule_scan(room, stall)
-    _drop(hub, room, too_slow, now)
+    if too_slow:
+        _drop(hub, room, too_slow, now)
 
 
 def _drop(hub: HubCore, room: Room, too_slow: list[Address], now: float) -> None:
@@ -56,13 +61,14 @@ def _drop(hub: HubCore, room: Room, too_slow: list[Address], now: float) -> None
 
 
 def _send(hub: HubCore, data: bytes, vector: LiveVector, origin: Address | None) -> None:
-    item = Fanout(data, vector, vector.index.get(origin, -1) if origin is not None else -1)
-    sent = len(item)
+    skip = -1 if origin is None else vector.index.get(origin, -1)
+    sent = len(vector.addresses) - (skip >= 0)
     if sent > 0:
-        hub.queue_fanout(item)
-        hub.counters.inc("datagrams_out", sent)
-        hub.counters.inc("bytes_out", sent * len(data))
-        hub.counters.inc("deliveries", sent)
+        hub.queue_fanout(Fanout(data, vector, skip))
+        counters = hub.counters
+        counters.datagrams_out += sent
+        counters.bytes_out += sent * len(data)
+        counters.deliveries += sent
 
 
 def acknowledged(
@@ -76,14 +82,14 @@ def acknowledged(
     if fan is None:
         return
     resend, served = fan.acknowledge(client.address, upto, sack, now, link.direct.rtt)
-    for data in resend:
-        hub.send(data, client.address)
-    for data in served:
-        hub.send(data, client.address)
     if resend:
+        for data in resend:
+            hub.send(data, client.address)
         hub.counters.inc("retransmits.fast", len(resend))
     if served:
-        hub.counters.inc("deliveries", len(served))
+        for data in served:
+            hub.send(data, client.address)
+        hub.counters.deliveries += len(served)
         if fan.scan_at == INF:
             hub.schedule_scan(hub.registry.rooms[key], now + limits.MIN_RTO)
 

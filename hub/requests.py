@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from roomcast.hub.records import RoomTopic
-from roomcast.hub.rooms import Client, Refused
+from roomcast.hub.rooms import Client, Refused, Room
 from roomcast.shared import events, limits
 from roomcast.shared.names import fold
 from roomcast.shared.text import truncate_utf8
@@ -125,19 +125,29 @@ def _member_room(hub: HubCore, client: Client, name: str) -> Any:
 
 def _say(hub: HubCore, client: Client, request: events.Say, now: float) -> Answer:
     room = _member_room(hub, client, request.room)
-    nick, body, action = client.nick, request.body, request.action
-    hub.request_mid = request.mid
+    seq = say_in(hub, client, room, request.body, request.action, request.mid, now)
+    return reply(request, sent_to(room), seq=seq)
+
+
+def say_in(hub: HubCore, client: Client, room: Room, body: str, action: bool, mid: int, now: float) -> int:
+    """Publish ``client``'s line to ``room`` (a room it is in): its seq, or 0 in cluster mode
+    (the answer waits for the commit).  Shared with the say fast lane (``hub.envelopefront``)."""
+    nick, ts, name = client.nick, hub.wall(now), room.name
+    hub.request_mid = mid
     seq = hub.publish(
         room,
-        lambda seq: events.Deliver(
-            room=room.name, seq=seq, nick=nick, body=body, ts=hub.wall(now), action=action
-        ),
+        lambda seq: events.checked_deliver(name, seq, nick, body, ts, action),
         client,
         now,
     )
     hub.request_mid = 0
-    hub.counters.inc("messages")
-    return reply(request, f"sent to {room.name}", seq=seq)
+    hub.counters.messages += 1
+    return seq
+
+
+def sent_to(room: Room) -> str:
+    """The answer's text to a say."""
+    return f"sent to {room.name}"
 
 
 def _msg(hub: HubCore, client: Client, request: events.Msg, now: float) -> Answer:

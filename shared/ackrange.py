@@ -72,6 +72,20 @@ class AckRange:
         """Take an ack: everything up to ``upto`` and the seqs in ``sack`` (what lies beyond
         ``top`` was never sent and is ignored).  Returns the highest seq it newly acknowledged,
         or 0 when the ack says nothing new (a duplicate, or reordered behind a later one)."""
+        if not sack and not self.sacks:  # the usual ack: cumulative, no gap on either side
+            upto = min(upto, top)
+            if upto <= self.acked:
+                return 0
+            self.acked = upto
+            if self.resent:
+                self.resent = {s: t for s, t in self.resent.items() if s > upto}
+            self.sent = max(self.sent, upto)
+            self.backoff = 0
+            return upto
+        return self.acknowledge_any(upto, sack, top)
+
+    def acknowledge_any(self, upto: int, sack: tuple[int, ...], top: int) -> int:
+        """:meth:`acknowledge` for every ack (it takes the usual one on a shorter way)."""
         newest = 0
         upto = min(upto, top)
         if upto > self.acked:
@@ -104,6 +118,17 @@ class AckRange:
     def mark(self, seq: int) -> None:
         """The member has ``seq`` without a delivery (it sent it), even if it was not sent to
         it yet."""
+        if seq == self.acked + 1 and not self.sacks:  # the usual case: next in line
+            self.acked = seq
+            if self.resent:
+                self.resent.pop(seq, None)
+            if self.sent < seq:
+                self.sent = seq
+            return
+        self.mark_any(seq)
+
+    def mark_any(self, seq: int) -> None:
+        """:meth:`mark` for every seq (it takes the usual one on a shorter way)."""
         if seq > self.acked:
             self.sacks.add(seq)
             self._advance()

@@ -120,3 +120,37 @@ def test_a_filled_gap_moves_the_cumulative_point_past_the_selective_acks() -> No
     assert ack.acked == 0 and ack.missing(5) == [1, 4, 5]
     ack.acknowledge(0, (1,), top=5)
     assert ack.acked == 3 and ack.sacks == set() and ack.missing(5) == [4, 5]
+
+
+SLOTS = ("acked", "sacks", "sent", "resent", "backoff", "clean_after", "held", "progress_at")
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 30), st.integers(0, 30), st.dictionaries(st.integers(0, 60), st.floats(0, 9)),
+       st.integers(0, 6), st.booleans(), st.integers(0, 60), st.integers(0, 60))  # fmt: skip
+def test_the_usual_ack_takes_a_short_way_to_the_same_state(
+    acked: int, ahead: int, resent: dict[int, float], backoff: int, held: bool, upto: int, top: int
+) -> None:
+    """A cumulative ack with no gap on either side: the same result and state as the way every
+    ack takes (``acknowledge_any``)."""
+    states = []
+    for take in (AckRange.acknowledge, AckRange.acknowledge_any):
+        ack = AckRange(acked)
+        ack.sent, ack.resent, ack.backoff, ack.held = acked + ahead, dict(resent), backoff, held
+        newest = take(ack, upto, (), max(top, acked))
+        states.append((newest, *(getattr(ack, name) for name in SLOTS)))
+    assert states[0] == states[1]
+
+
+@given(st.integers(0, 30), st.integers(0, 30), st.sets(st.integers(0, 60), max_size=5),
+       st.dictionaries(st.integers(0, 60), st.floats(0, 9)), st.integers(0, 62))  # fmt: skip
+def test_marking_the_next_seq_takes_a_short_way_to_the_same_state(
+    acked: int, ahead: int, sacks: set[int], resent: dict[int, float], seq: int
+) -> None:
+    states = []
+    for mark in (AckRange.mark, AckRange.mark_any):
+        ack = AckRange(acked)
+        ack.sent, ack.resent, ack.sacks = acked + ahead, dict(resent), {s for s in sacks if s > acked + 1}
+        mark(ack, seq)
+        states.append(tuple(getattr(ack, name) for name in SLOTS))
+    assert states[0] == states[1]

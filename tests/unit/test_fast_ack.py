@@ -1,4 +1,4 @@
-"""The hub's fast path for acks (``shared.envelope.fast_ack``) reads exactly what the full
+"""The hub's fast path for acks (``shared.fastwire.decode_ack``) reads exactly what the full
 decoder reads, and hands anything else to it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import msgpack
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roomcast.shared import envelope, events
+from roomcast.shared import envelope, events, fastwire
 
 TOKEN = bytes(range(16))
 ROOMS = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True) | st.just("")
@@ -17,7 +17,7 @@ ROOMS = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True) | st.just(""
 def test_a_well_formed_ack_reads_the_same_on_both_paths(stream: str, upto: int, sack: list[int]) -> None:
     data = envelope.encode(events.Ack(stream=stream, upto=upto, sack=tuple(sack)), token=TOKEN)
     decoded = envelope.decode(data)
-    assert envelope.fast_ack(data) == (
+    assert fastwire.decode_ack(data) == (
         decoded.token,
         decoded.event.stream,
         decoded.event.upto,
@@ -28,7 +28,7 @@ def test_a_well_formed_ack_reads_the_same_on_both_paths(stream: str, upto: int, 
 @given(st.binary(max_size=64))
 def test_junk_after_an_ack_header_is_left_to_the_full_decoder(tail: bytes) -> None:
     data = envelope.HEADER + b"\x84\xa1k\xa3ack" + tail
-    fast = envelope.fast_ack(data)
+    fast = fastwire.decode_ack(data)
     if fast is not None:  # then it must be an ack the full decoder reads the same way...
         try:
             decoded = envelope.decode(data)
@@ -46,6 +46,6 @@ def test_acks_with_wrong_types_or_values_take_the_full_decoder() -> None:
         {"k": "ack", "s": TOKEN, "stream": "hall", "upto": 1, "sack": [1, "x"]},
         {"k": "ack", "s": "token", "stream": "hall", "upto": 1},
     ):
-        assert envelope.fast_ack(envelope.HEADER + msgpack.packb(wire, use_bin_type=True)) is None
+        assert fastwire.decode_ack(envelope.HEADER + msgpack.packb(wire, use_bin_type=True)) is None
     ping = envelope.encode(events.Ping(id=1), token=TOKEN)
-    assert envelope.fast_ack(ping) is None
+    assert fastwire.decode_ack(ping) is None

@@ -1,0 +1,212 @@
+"""The envelope's fast lanes: the hub's most frequent datagrams read and written without
+event objects.
+
+Why: a room message costs the hub one ``say`` in, one reply and one ``deliver`` out, and an
+ack per member every few messages.  Through :mod:`shared.envelope` each of these builds a map,
+an attrs event (converters, validators) and walks the event's fields; here each is one msgpack
+call and a few type tests, or bytes put together from a prefix that depends only on the room
+and the sender.
+
+Each function gives exactly what the full path gives (pinned by property tests in
+``tests/unit/test_fastwire.py``): a decoder returns the fields the full decoder would put in
+its event, or None for anything it is not sure of (unusual keys, bad types or values, junk),
+which then takes :func:`shared.envelope.decode` and gets its precise error; an encoder returns
+the very bytes :func:`shared.envelope.encode` writes, or None when the event is not of the
+shape it knows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from roomcast.shared import limits
+from roomcast.shared.names import BadName, check_room
+
+HEADER = bytes([limits.ENVELOPE_MAGIC, limits.ENVELOPE_VERSION])
+#: How an ack and a say start: the kind first (this code, the client and the generator write it
+#: first; a datagram that does not start so simply takes the full decoder).
+ACK_HEAD = b"\xa1k\xa3ack"
+SAY_HEAD = b"\xa1k\xa3say"
+#: Exactly the bounds of the full decoder, so both accept the same msgpack.
+LIMITS: dict[str, Any] = {
+    "raw": False,
+    "use_list": False,
+    "strict_map_key": True,
+    "max_str_len": limits.MAX_STR,
+    "max_bin_len": limits.MAX_BIN,
+    "max_array_len": limits.MAX_ARRAY,
+    "max_map_len": limits.MAX_MAP,
+    "max_ext_len": 0,
+}
+_unpackb = msgpack.unpackb
+_TOP = 2**63
+_ACK_KEYS = frozenset(("k", "s", "stream", "upto", "sack"))
+_SAY_KEYS = frozenset(("k", "s", "id", "room", "body", "action", "mid"))
+
+
+def _map(data: bytes, head: bytes) -> dict[Any, Any] | None:
+    """The datagram's map if it starts with ``head`` and is well-formed msgpack within the
+    bounds; None otherwise."""
+    if data[3:9] != head or data[:2] != HEADER or len(data) > limits.MAX_DATAGRAM:
+        return None
+    try:
+        wire = _unpackb(data[2:], **LIMITS)
+    except Exception:  # msgpack raises several unrelated types on junk
+        return None
+    return wire if type(wire) is dict else None
+
+
+def decode_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
+    """(token, stream, upto, sack) of a well-formed ack; the stream's name is not checked (the
+    hub takes the fast path only for a room the member is in)."""
+    plain = _plain_ack(data)
+    if plain is not None:
+        return plain
+    wire = _map(data, ACK_HEAD)
+    if wire is None or wire.get("k") != "ack" or not _ACK_KEYS.issuperset(wire):
+        return None
+    get = wire.get
+    token, stream, upto, sack = get("s"), get("stream"), get("upto"), get("sack", ())
+    if type(token) is not bytes or type(stream) is not str or type(upto) is not int or not 0 <= upto < _TOP:
+        return None
+    if type(sack) is not tuple or (sack and not all(type(seq) is int for seq in sack)):
+        return None
+    return token, stream, upto, sack
+
+
+#: The plain ack as the client writes it: a map of 4 (kind, 16-byte token, stream, upto).
+_PLAIN_ACK = HEADER + b"\x84" + ACK_HEAD + b"\xa1s\xc4" + bytes((limits.TOKEN_BYTES,))
+_TOKEN_AT = len(_PLAIN_ACK)
+_STREAM_KEY_AT = _TOKEN_AT + limits.TOKEN_BYTES
+_STREAM_AT = _STREAM_KEY_AT + len(b"\xa6stream")  # its fixstr byte: 0xa0 plus its length
+#: msgpack's unsigned integers: how many bytes follow the first.
+_UINT_SIZES = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+
+
+def _plain_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
+    """A plain ack (no sack, a stream name of at most 31 bytes), read byte by byte: cheaper
+    than msgpack for these few fields; None for any other shape."""
+    if data[:_TOKEN_AT] != _PLAIN_ACK or data[_STREAM_KEY_AT:_STREAM_AT] != b"\xa6stream":
+        return None
+    try:
+        end = _STREAM_AT + 1 + data[_STREAM_AT] - 0xA0
+        if not _STREAM_AT < end <= _STREAM_AT + 32 or data[end : end + 5] != b"\xa4upto":
+            return None
+        stream = data[_STREAM_AT + 1 : end].decode()
+        first = data[end + 5]
+    except (IndexError, UnicodeDecodeError):
+        return None
+    at = end + 6
+    if first < 0x80:  # a positive fixint
+        upto = first
+    else:
+        size = _UINT_SIZES.get(first, 0)
+        upto, at = int.from_bytes(data[at : at + size], "big"), at + size
+        if not size or upto >= _TOP:
+            return None
+    if at != len(data):
+        return None
+    return data[_TOKEN_AT:_STREAM_KEY_AT], stream, upto, ()
+
+
+def decode_say(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:
+    """(token, id, room as shown, body, action, mid) of a well-formed say."""
+    # msgpack without the full decoder's bounds (they cost as much as the rest): a fixmap has
+    # at most 15 entries, every key must be a known field and every field is checked below,
+    # within bounds as strict (a body, a room name and a token are far under MAX_STR and MAX_BIN).
+    if (
+        data[3:9] != SAY_HEAD
+        or data[:2] != HEADER
+        or not 0x85 <= data[2] <= 0x8F
+        or len(data) > limits.MAX_DATAGRAM
+    ):
+        return None
+    try:
+        wire = _unpackb(data[2:])
+    except Exception:  # msgpack raises several unrelated types on junk
+        return None
+    get = wire.get
+    token, request_id, room, body = get("s"), get("id"), get("room"), get("body")
+    action, mid = get("action", False), get("mid", 0)
+    if len(wire) != 5 and not _SAY_KEYS.issuperset(wire):  # 5: exactly the ones read above
+        return None
+    if type(token) is not bytes or type(request_id) is not int or type(room) is not str or get("k") != "say":
+        return None
+    if type(body) is not str or type(action) is not bool or type(mid) is not int:
+        return None
+    if not (0 <= request_id < _TOP and 0 <= mid < _TOP) or len(token) != limits.TOKEN_BYTES:
+        return None
+    if len(body) * 4 > limits.MAX_BODY and len(body.encode()) > limits.MAX_BODY:
+        return None
+    try:
+        shown = check_room(room)
+    except BadName:
+        return None
+    return token, request_id, shown, body, action, mid
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+_pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+#: Distinct constant parts kept per kind (rooms, nicks, reply texts); past it, it starts again.
+PARTS_KEPT = 4096
+_rooms: dict[str, bytes] = {}
+_nicks: dict[str, bytes] = {}
+_texts: dict[str, bytes] = {}
+
+
+def _part(kept: dict[str, bytes], key: str, *items: Any) -> bytes:
+    """The packed bytes of the constant ``items`` (bytes are taken as they are), kept by ``key``."""
+    if len(kept) >= PARTS_KEPT:
+        kept.clear()
+    part = kept[key] = b"".join(i if type(i) is bytes else _pack(i) for i in items)
+    return part
+
+
+def _fits(text: object) -> bool:
+    """A string the full encoder takes (at most MAX_STR bytes of UTF-8)."""
+    return type(text) is str and (len(text) * 4 <= limits.MAX_STR or len(text.encode()) <= limits.MAX_STR)
+
+
+_TS = _pack("ts")
+_ACTION, _HISTORY = _pack("action") + _pack(True), _pack("history") + _pack(True)
+#: By ``action + 2 * history``: the map's first byte (6 entries, and these), and its tail.
+_STARTS = tuple(HEADER + bytes((0x86 + n,)) for n in (0, 1, 1, 2))
+_TAILS = (b"", _ACTION, _HISTORY, _ACTION + _HISTORY)
+
+
+def encode_deliver(
+    room: str, seq: int, nick: str, body: str, ts: float, action: bool = False, history: bool = False
+) -> bytes | None:
+    """The envelope of ``Deliver(room, seq, nick, body, ts, action, history)``; the kind and
+    the room, and the nick, are packed once."""
+    if type(seq) is not int or type(ts) is not float or type(action) is not bool or type(history) is not bool:
+        return None
+    if type(room) is not str or type(nick) is not str or type(body) is not str:
+        return None
+    if (len(room) + len(nick) + len(body)) * 4 > limits.MAX_STR and not (
+        _fits(room) and _fits(nick) and _fits(body)
+    ):
+        return None
+    head = _rooms.get(room) or _part(_rooms, room, "k", "deliver", "room", room, "seq")
+    middle = _nicks.get(nick) or _part(_nicks, nick, "nick", nick, "body")
+    shape = action + 2 * history
+    data = b"".join((_STARTS[shape], head, _pack(seq), middle, _pack(body), _TS, _pack(ts), _TAILS[shape]))
+    return data if len(data) <= limits.MAX_DATAGRAM else None  # the full encoder raises
+
+
+_REPLY = HEADER + b"\x84" + b"".join(_pack(i) for i in ("k", "reply", "id"))
+
+
+def encode_reply(request_id: int, text: str, seq: int) -> bytes | None:
+    """The envelope of ``Reply(id, text, seq)`` with a text and a seq (the answer to a say);
+    the text is packed once."""
+    if type(request_id) is not int or type(seq) is not int or not seq or type(text) is not str or not text:
+        return None
+    if len(text) * 4 > limits.MAX_STR and not _fits(text):
+        return None
+    middle = _texts.get(text) or _part(_texts, text, "text", text, "seq")
+    data = b"".join((_REPLY, _pack(request_id), middle, _pack(seq)))
+    return data if len(data) <= limits.MAX_DATAGRAM else None
