@@ -205,22 +205,24 @@ class HubServer:
                 deadline = min(self.core.next_deadline() or math.inf, next_stats, drain_until)
                 with trio.CancelScope(deadline=deadline) as self._wait_scope:
                     await trio.lowlevel.wait_readable(self.sock)
-            now = trio.current_time()
             # While datagrams keep coming, read again at once rather than go back through trio's
-            # wait (a few rounds at most, so the other tasks still get their turn).
+            # wait (a few rounds at most, so the other tasks still get their turn).  Every step
+            # reads the clock afresh: one round can take tens of milliseconds under load, and an
+            # ack stamped with the time of an earlier read would make the round trip look short
+            # (a collapsed RTO, then spurious retransmissions to the whole room).
             for _ in range(limits.RECV_ROUNDS):
                 # What NATS brought first (a commit, NATS back), so the datagrams read next meet
                 # the cluster as it is now, not as it was at the last wake.
                 if self.bridge is not None:
-                    self._cross_in(self.bridge, now)
-                received = self._drain_socket(now)
-                self.core.on_timer(now)
+                    self._cross_in(self.bridge, trio.current_time())
+                received = self._drain_socket()
+                self.core.on_timer(trio.current_time())
                 if self.bridge is not None:
                     self._cross_out(self.bridge)
-                await self._flush(now)
+                await self._flush()
                 if not received or self._stopping:
                     break
-                now = trio.current_time()
+            now = trio.current_time()
             if now >= next_stats:
                 log.info("stats %s", self.stats_line())
                 next_stats = now + self.options.stats_interval
@@ -241,11 +243,13 @@ class HubServer:
         if outputs:
             bridge.submit(outputs)
 
-    def _drain_socket(self, now: float) -> int:
-        """Read what waits on the socket into the core; how many datagrams."""
+    def _drain_socket(self) -> int:
+        """Read what waits on the socket into the core, stamped with the time it was read;
+        how many datagrams."""
         if self._receiver is not None:
-            return self._drain_batch(now)
+            return self._drain_batch()
         receive, recvfrom, count = self.core.receive_datagram, self.sock.recvfrom, 0
+        now = trio.current_time()
         for _ in range(limits.RECV_BATCH):
             try:
                 data, address = recvfrom(RECV_SIZE)
@@ -258,17 +262,19 @@ class HubServer:
             count += 1
         return count
 
-    def _drain_batch(self, now: float) -> int:
+    def _drain_batch(self) -> int:
         """Up to RECV_ROUNDS ``recvmmsg`` calls of RECV_BATCH datagrams, until the socket is
         empty: in a big room the acks of one message outnumber one batch.  How many."""
         assert self._receiver is not None
         receive, capacity, count = self.core.receive_datagram, self._receiver.capacity, 0
+        current_time = trio.current_time
         for _ in range(limits.RECV_ROUNDS):
             try:
                 batch = self._receiver.receive()
             except OSError:  # e.g. an ICMP error reported on the socket
                 self.core.counters.inc("errors.socket")
                 continue
+            now = current_time()
             for data, address in batch:
                 receive(data, address, now)
             count += len(batch)
@@ -276,7 +282,7 @@ class HubServer:
                 break
         return count
 
-    async def _flush(self, now: float) -> None:
+    async def _flush(self) -> None:
         """Send what the core produced, in order: runs of datagrams in ``sendmmsg`` batches,
         each room message in one ``sendmmsg`` over its live vector.  After a big fan-out the
         socket is read again before the next one, so that the acks of a big room do not
@@ -305,7 +311,7 @@ class HubServer:
                     len(item), functools.partial(batch.send_fanout, item.data, item.vector, item.skip)
                 )
                 if len(item) >= limits.RECV_BATCH:
-                    self._drain_socket(now)
+                    self._drain_socket()
             if plain:
                 await self._send_all(len(plain), functools.partial(batch.send, plain))
 

@@ -8,10 +8,13 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import trio
+import trio.testing
 
 from roomcast.hub.batch import open_batch_sender
 from roomcast.hub.fanout import Fanout, LiveVector
 from roomcast.hub.recvbatch import SLOT, open_batch_receiver
+from roomcast.hub.server import HubServer, ServerOptions
 
 
 @pytest.fixture
@@ -86,3 +89,33 @@ def test_recvmmsg_gives_what_recvfrom_gives(sockets: list[socket.socket]) -> Non
     peers[0].sendto(b"y" * (SLOT + 100), hub.getsockname())
     [(big, _)] = receiver.receive()
     assert len(big) == SLOT  # kept to the slot, still far over every limit, so refused as such
+
+
+def test_each_batch_read_is_stamped_with_the_time_it_was_read(sockets: list[socket.socket]) -> None:
+    """An ack stamped with the time of an earlier read makes the round trip look short: the
+    RTO collapses and the whole room gets spurious retransmissions.  Every recvmmsg batch
+    takes the clock afresh, after the core's work on the batch before."""
+    hub_sock, *peers = sockets
+    hub_sock.setblocking(False)
+    for i in range(5):
+        peers[i].sendto(b"junk %d" % i, hub_sock.getsockname())
+    clock = trio.testing.MockClock()
+    stamps: list[float] = []
+
+    async def main() -> None:
+        server = HubServer(hub_sock, ServerOptions())
+        receiver = open_batch_receiver(hub_sock, capacity=2)
+        if receiver is None:
+            pytest.skip("no recvmmsg here")
+        server._receiver = receiver
+
+        def slow_receive(data: bytes, address: tuple[str, int], now: float) -> None:
+            stamps.append(now)
+            clock.jump(1.0)  # the core's work on this datagram takes a second
+
+        server.core.receive_datagram = slow_receive  # type: ignore[method-assign]
+        assert server._drain_socket() == 5
+
+    trio.run(main, clock=clock)
+    start = stamps[0]
+    assert [s - start for s in stamps] == [0.0, 0.0, 2.0, 2.0, 4.0]
