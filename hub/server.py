@@ -61,21 +61,6 @@ class ServerOptions:
     cluster: ClusterOptions | None = None
 
 
-def open_socket(host: str, port: int) -> socket.socket:
-    """A bound, non-blocking UDP socket (IPv6 when ``host`` is an IPv6 address)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
-
-
 class HubServer:
     """Runs a HubCore on a socket until a signal (or ``stop``) ends it after a drain."""
 
