@@ -249,21 +249,23 @@ class HubServer:
 
     def _drain_batch(self) -> int:
         """Up to RECV_ROUNDS ``recvmmsg`` calls of RECV_BATCH datagrams, until the socket is
-        empty: in a big room the acks of one message outnumber one batch.  How many."""
+        empty: in a big room the acks of one message outnumber one batch.  Each datagram goes
+        to the core as it is taken out of the batch.  How many."""
         assert self._receiver is not None
-        receive, capacity, count = self.core.receive_datagram, self._receiver.capacity, 0
-        current_time = trio.current_time
+        deliver, receive, capacity = (
+            self._receiver.deliver,
+            self.core.receive_datagram,
+            self._receiver.capacity,
+        )
+        current_time, count = trio.current_time, 0
         for _ in range(limits.RECV_ROUNDS):
             try:
-                batch = self._receiver.receive()
+                got = deliver(receive, current_time())
             except OSError:  # e.g. an ICMP error reported on the socket
                 self.core.counters.inc("errors.socket")
                 continue
-            now = current_time()
-            for data, address in batch:
-                receive(data, address, now)
-            count += len(batch)
-            if len(batch) < capacity:
+            count += got
+            if got < capacity:
                 break
         return count
 

@@ -91,6 +91,32 @@ def test_recvmmsg_gives_what_recvfrom_gives(sockets: list[socket.socket]) -> Non
     assert len(big) == SLOT  # kept to the slot, still far over every limit, so refused as such
 
 
+def test_recvmmsg_gives_what_recvfrom_gives_over_ipv6_and_hands_each_datagram_over() -> None:
+    made: list[socket.socket] = []
+    try:
+        try:
+            for _ in range(3):
+                made.append(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM))
+                made[-1].bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+        hub, *peers = made
+        hub.setblocking(False)
+        receiver = open_batch_receiver(hub, capacity=4)
+        if receiver is None:
+            pytest.skip("no recvmmsg here")
+        sent = [(b"six %d" % i, peers[i % 2]) for i in range(6)]
+        for data, peer in sent:
+            peer.sendto(data, hub.getsockname())
+        got: list[tuple[bytes, object, float]] = []
+        for _ in range(10):
+            receiver.deliver(lambda data, address, now: got.append((data, address, now)), 7.0)
+        assert got == [(data, peer.getsockname(), 7.0) for data, peer in sent]
+    finally:
+        for sock in made:
+            sock.close()
+
+
 def test_each_batch_read_is_stamped_with_the_time_it_was_read(sockets: list[socket.socket]) -> None:
     """An ack stamped with the time of an earlier read makes the round trip look short: the
     RTO collapses and the whole room gets spurious retransmissions.  Every recvmmsg batch
