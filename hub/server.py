@@ -1,10 +1,13 @@
 """The hub's trio shell: moves datagrams between one UDP socket and the sans-I/O HubCore.
 
 One task does the work: wait until the socket is readable or the core's next deadline comes,
-drain the socket (up to ``RECV_BATCH`` datagrams) into the core, run its timers, and send what
-it produced with non-blocking ``sendmmsg`` batches (``hub.batch``; ``sendto`` per datagram where
-that is not available), awaiting writability only on EAGAIN.  No task per
-datagram, no log line on the hot path.  A second task turns SIGINT/SIGTERM into a drain.
+drain the socket (``recvmmsg`` batches of ``RECV_BATCH`` datagrams, ``hub.recvbatch``) into the
+core, run its timers, and send what it produced with non-blocking ``sendmmsg`` batches
+(``hub.batch``; ``sendto`` per datagram where that is not available), awaiting writability only
+on EAGAIN.  Each batch read is stamped with a fresh clock reading: a round under load can last
+tens of milliseconds, and acks stamped with an older time would shrink the measured round trip
+until retransmission timers fire for whole rooms.  The socket and its buffers come from
+``hub.udpsocket``.  No task per datagram, no log line on the hot path.  A second task turns SIGINT/SIGTERM into a drain.
 With ``--data-dir`` a third one commits the core's history records to disk every
 ``STORE_INTERVAL`` in a worker thread (``hub.store``), so the loop never waits for the disk.
 """
@@ -34,6 +37,7 @@ from roomcast.hub.recvbatch import BatchReceiver, open_batch_receiver
 from roomcast.hub.rooms import Address
 from roomcast.hub.stats import rss_kib
 from roomcast.hub.store import HistoryStore, StoreError
+from roomcast.hub.udpsocket import buffers_line
 from roomcast.shared import limits
 
 if TYPE_CHECKING:
@@ -129,9 +133,7 @@ class HubServer:
             # SIGTERM/SIGINT drain the hub from the moment it says it listens, never before.
             await nursery.start(self._watch_signals)
             host, port = self.sock.getsockname()[:2]
-            rcv = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            snd = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-            log.info("hub listening on %s port %d (SO_RCVBUF=%d SO_SNDBUF=%d)", host, port, rcv, snd)
+            log.info("hub listening on %s port %d (%s)", host, port, buffers_line(self.sock))
             if self.store is not None:
                 nursery.start_soon(self._keep_history, self.store)
             if self.options.monitor is not None:

@@ -53,3 +53,18 @@ def size_buffers(sock: socket.socket, size: int) -> dict[str, int]:
                 sock.setsockopt(socket.SOL_SOCKET, force, size)
         got[name] = sock.getsockopt(socket.SOL_SOCKET, option)
     return got
+
+
+def buffers_line(sock: socket.socket) -> str:
+    """The socket's buffer sizes for the start-up log line, and what to raise when the
+    receive buffer is short of what the hub asked for."""
+    rcv = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    snd = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    line = f"SO_RCVBUF={rcv} SO_SNDBUF={snd}"
+    if rcv < 2 * limits.HUB_SOCKET_BUFFER:
+        line += (
+            f"; below the {limits.HUB_SOCKET_BUFFER >> 20} MiB asked for, so rooms near"
+            f" {limits.MAX_MEMBERS_PER_ROOM} members may overflow it while the hub waits for a core:"
+            " raise net.core.rmem_max and net.core.wmem_max, or give the hub CAP_NET_ADMIN"
+        )
+    return line

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from roomcast.hub.udpsocket import SO_RCVBUFFORCE, SO_SNDBUFFORCE, open_socket, size_buffers
+from roomcast.hub.udpsocket import SO_RCVBUFFORCE, SO_SNDBUFFORCE, buffers_line, open_socket, size_buffers
 from roomcast.shared import limits
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux buffer options")
@@ -65,3 +65,17 @@ def test_without_the_privilege_the_hub_keeps_what_the_ceiling_allows() -> None:
         got = size_buffers(fake, too_big)  # type: ignore[arg-type]
         assert sorted(fake.refused) == [SO_SNDBUFFORCE, SO_RCVBUFFORCE]  # tried, refused, went on
         assert got == {"SO_RCVBUF": 2 * _ceiling("rmem_max"), "SO_SNDBUF": 2 * _ceiling("wmem_max")}
+
+
+def test_a_short_buffer_is_named_in_the_start_up_line_with_what_to_raise() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        line = buffers_line(sock)
+        assert line.startswith(f"SO_RCVBUF={2 * 65536} SO_SNDBUF=")
+        assert "raise net.core.rmem_max" in line and "CAP_NET_ADMIN" in line
+    sock = open_socket("127.0.0.1", 0)
+    try:
+        if _may_force():
+            assert "raise" not in buffers_line(sock)  # it got what it asked for
+    finally:
+        sock.close()
