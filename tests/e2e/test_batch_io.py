@@ -145,3 +145,29 @@ def test_each_batch_read_is_stamped_with_the_time_it_was_read(sockets: list[sock
     trio.run(main, clock=clock)
     start = stamps[0]
     assert [s - start for s in stamps] == [0.0, 0.0, 2.0, 2.0, 4.0]
+
+
+def test_the_shell_resumes_a_partial_send_where_it_stopped(sockets: list[socket.socket]) -> None:
+    """sendmmsg may send part of a batch, hit a full buffer (EAGAIN) or refuse one datagram:
+    the shell goes on from the first one that did not go, waits for room on EAGAIN, skips only
+    the refused one (counted), and sends nothing twice."""
+    hub_sock = sockets[0]
+    hub_sock.setblocking(False)
+    starts: list[int] = []
+    script: list[int | type[OSError]] = [3, BlockingIOError, 2, OSError, InterruptedError, 2, 2]
+
+    def send_from(start: int) -> int:
+        starts.append(start)
+        step = script.pop(0)
+        if isinstance(step, int):
+            return step
+        raise step()
+
+    async def main() -> int:
+        server = HubServer(hub_sock, ServerOptions())
+        await server._send_all(10, send_from)
+        return server.core.counters["errors.send"]
+
+    errors = trio.run(main)
+    assert starts == [0, 3, 3, 5, 6, 6, 8]
+    assert errors == 1 and script == []
