@@ -22,8 +22,9 @@ from roomcast.hub.cluster.options import ClusterError, ClusterOptions
 from roomcast.hub.cluster.wire import check_cluster_name
 from roomcast.hub.core import LOOPBACK, HubConfig
 from roomcast.hub.monitor import MonitorUnavailable
-from roomcast.hub.server import HubServer, ServerOptions, open_socket
+from roomcast.hub.server import HubServer, ServerOptions
 from roomcast.hub.store import HistoryStore, StoreError
+from roomcast.hub.udpsocket import open_socket
 from roomcast.shared import __version__, limits
 from roomcast.shared.addresses import is_loopback, parse_host_port
 

@@ -225,6 +225,9 @@ class RoomFanout:
         ack = self.ranges.get(address)
         if ack is None:
             return [], []
+        if not sack and not ack.held and not ack.sacks:
+            self._slide(address, ack, upto, now, rtt)
+            return [], []
         top = ack.top(self.seq)
         if not ack.held:
             self._unfile(address, ack)
@@ -245,6 +248,28 @@ class RoomFanout:
             self._file(address, ack)
             return resend, []
         return resend, self._serve(address, ack, now)
+
+    def _slide(self, address: Address, ack: AckRange, upto: int, now: float, rtt: Any) -> None:
+        """The usual ack, from a live member with no gap on either side: its window slides
+        (it is filed under its new exit key), nothing is resent, nothing served."""
+        before = ack.acked
+        newest = ack.acknowledge(upto, (), self.seq)
+        if not newest:
+            return
+        ack.progress_at = now
+        exits, window = self.exits, self.window + 1  # its keys, with no selective acks
+        bucket = exits.get(before + window)
+        if bucket is not None:
+            bucket.discard(address)
+        bucket = exits.get(newest + window)
+        if bucket is None:
+            exits[newest + window] = {address}
+        else:
+            bucket.add(address)
+        if ack.clean_after < newest:
+            entry = self.ring.get(newest)
+            if entry is not None:
+                rtt.sample(now - entry[2])
 
     def _serve(self, address: Address, ack: AckRange, now: float) -> list[bytes]:
         """A held-back member's window has room: send it the next events from the ring, and

@@ -18,6 +18,7 @@ import os
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from roomcast.hub.batch import _IoVec, _layout_ok, _MMsgHdr, _MsgHdr
@@ -28,6 +29,8 @@ Address = tuple[Any, ...]
 #: such (its real length is reported with MSG_TRUNC, so it is never taken for a shorter one).
 SLOT = 4096
 _NAME = 128  # sizeof(struct sockaddr_storage)
+_SOCKADDR_IN = 16  # sizeof(struct sockaddr_in)
+_HEADS_PER_NAME = _NAME // 8
 _MSG_DONTWAIT, _MSG_TRUNC = 0x40, 0x20
 _CACHE = 65_536
 
@@ -55,35 +58,49 @@ class BatchReceiver:
         self._len_at = _MMsgHdr.msg_len.offset // 4
         self._data = memoryview(self._bufs).cast("B")
         self._name_view = memoryview(self._names).cast("B")
-        self._addresses: dict[bytes, Address] = {}
+        self._heads = memoryview(self._names).cast("B").cast("Q")
+        self._addresses: dict[int | bytes, Address] = {}
 
     def receive(self) -> list[tuple[bytes, Address]]:
         """The datagrams waiting (at most ``capacity``); empty when none.  Raises OSError for
         an error the socket reports (e.g. an ICMP error), as ``recvfrom`` would."""
+        out: list[tuple[bytes, Address]] = []
+        self.deliver(lambda data, address, _now: out.append((data, address)), 0.0)
+        return out
+
+    def deliver(self, handle: Callable[[bytes, Address, float], object], now: float) -> int:
+        """Read the datagrams waiting (at most ``capacity``) and hand each to ``handle(data,
+        address, now)`` as it is taken out, with no list in between; how many (0: none).
+        Raises as :meth:`receive` does."""
         got: int = self._recvmmsg(
             self.fd, ctypes.addressof(self._msgs), self.capacity, _MSG_DONTWAIT | _MSG_TRUNC, None
         )
         if got < 0:
             error = ctypes.get_errno()
             if error in (11, 4):  # EAGAIN / EINTR: nothing (more) to read now
-                return []
+                return 0
             raise OSError(error, os.strerror(error))
         ints, stride, data, names = self._ints, self._stride, self._data, self._name_view
-        len_at, namelen_at, cache = self._len_at, self._namelen_at, self._addresses
-        out = []
+        len_at, namelen_at, cache, heads = self._len_at, self._namelen_at, self._addresses, self._heads
         for i in range(got):
             at = i * stride
-            length, namelen = min(ints[at + len_at], SLOT), ints[at + namelen_at]
-            ints[at + namelen_at] = _NAME
-            raw = bytes(names[i * _NAME : i * _NAME + namelen])
-            address = cache.get(raw)
+            namelen = ints[at + namelen_at]
+            if namelen == _SOCKADDR_IN:
+                # IPv4: family, port and address are the name's first 8 bytes, one integer; the
+                # kernel writes the same length back, so the slot needs no reset.
+                key: int | bytes = heads[i * _HEADS_PER_NAME]
+            else:
+                ints[at + namelen_at] = _NAME
+                key = bytes(names[i * _NAME : i * _NAME + namelen])
+            address = cache.get(key)
             if address is None:
-                address = self._address(raw)
-            out.append((bytes(data[i * SLOT : i * SLOT + length]), address))
-        return out
+                address = self._address(key, bytes(names[i * _NAME : i * _NAME + namelen]))
+            length, start = ints[at + len_at], i * SLOT
+            handle(bytes(data[start : start + (length if length < SLOT else SLOT)]), address, now)
+        return got
 
-    def _address(self, raw: bytes) -> Address:
-        """The tuple ``recvfrom`` gives for a ``sockaddr``."""
+    def _address(self, key: int | bytes, raw: bytes) -> Address:
+        """The tuple ``recvfrom`` gives for a ``sockaddr``, cached under ``key``."""
         family = struct.unpack_from("=H", raw)[0]
         port = int.from_bytes(raw[2:4], "big")
         address: Address
@@ -98,7 +115,7 @@ class BatchReceiver:
             address = (socket.inet_ntop(socket.AF_INET, raw[4:8]), port)
         if len(self._addresses) > _CACHE:
             self._addresses.clear()
-        self._addresses[raw] = address
+        self._addresses[key] = address
         return address
 
 

@@ -1,10 +1,13 @@
 """The hub's trio shell: moves datagrams between one UDP socket and the sans-I/O HubCore.
 
 One task does the work: wait until the socket is readable or the core's next deadline comes,
-drain the socket (up to ``RECV_BATCH`` datagrams) into the core, run its timers, and send what
-it produced with non-blocking ``sendmmsg`` batches (``hub.batch``; ``sendto`` per datagram where
-that is not available), awaiting writability only on EAGAIN.  No task per
-datagram, no log line on the hot path.  A second task turns SIGINT/SIGTERM into a drain.
+drain the socket (``recvmmsg`` batches of ``RECV_BATCH`` datagrams, ``hub.recvbatch``) into the
+core, run its timers, and send what it produced with non-blocking ``sendmmsg`` batches
+(``hub.batch``; ``sendto`` per datagram where that is not available), awaiting writability only
+on EAGAIN.  Each batch read is stamped with a fresh clock reading: a round under load can last
+tens of milliseconds, and acks stamped with an older time would shrink the measured round trip
+until retransmission timers fire for whole rooms.  The socket and its buffers come from
+``hub.udpsocket``.  No task per datagram, no log line on the hot path.  A second task turns SIGINT/SIGTERM into a drain.
 With ``--data-dir`` a third one commits the core's history records to disk every
 ``STORE_INTERVAL`` in a worker thread (``hub.store``), so the loop never waits for the disk.
 """
@@ -34,6 +37,7 @@ from roomcast.hub.recvbatch import BatchReceiver, open_batch_receiver
 from roomcast.hub.rooms import Address
 from roomcast.hub.stats import rss_kib
 from roomcast.hub.store import HistoryStore, StoreError
+from roomcast.hub.udpsocket import buffers_line
 from roomcast.shared import limits
 
 if TYPE_CHECKING:
@@ -59,21 +63,6 @@ class ServerOptions:
     monitor: tuple[str, int] | None = None
     #: Cluster mode (``--nats``): the NATS system and choices; None: standalone.
     cluster: ClusterOptions | None = None
-
-
-def open_socket(host: str, port: int) -> socket.socket:
-    """A bound, non-blocking UDP socket (IPv6 when ``host`` is an IPv6 address)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
 
 
 class HubServer:
@@ -144,9 +133,7 @@ class HubServer:
             # SIGTERM/SIGINT drain the hub from the moment it says it listens, never before.
             await nursery.start(self._watch_signals)
             host, port = self.sock.getsockname()[:2]
-            rcv = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            snd = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-            log.info("hub listening on %s port %d (SO_RCVBUF=%d SO_SNDBUF=%d)", host, port, rcv, snd)
+            log.info("hub listening on %s port %d (%s)", host, port, buffers_line(self.sock))
             if self.store is not None:
                 nursery.start_soon(self._keep_history, self.store)
             if self.options.monitor is not None:
@@ -205,22 +192,24 @@ class HubServer:
                 deadline = min(self.core.next_deadline() or math.inf, next_stats, drain_until)
                 with trio.CancelScope(deadline=deadline) as self._wait_scope:
                     await trio.lowlevel.wait_readable(self.sock)
-            now = trio.current_time()
             # While datagrams keep coming, read again at once rather than go back through trio's
-            # wait (a few rounds at most, so the other tasks still get their turn).
+            # wait (a few rounds at most, so the other tasks still get their turn).  Every step
+            # reads the clock afresh: one round can take tens of milliseconds under load, and an
+            # ack stamped with the time of an earlier read would make the round trip look short
+            # (a collapsed RTO, then spurious retransmissions to the whole room).
             for _ in range(limits.RECV_ROUNDS):
                 # What NATS brought first (a commit, NATS back), so the datagrams read next meet
                 # the cluster as it is now, not as it was at the last wake.
                 if self.bridge is not None:
-                    self._cross_in(self.bridge, now)
-                received = self._drain_socket(now)
-                self.core.on_timer(now)
+                    self._cross_in(self.bridge, trio.current_time())
+                received = self._drain_socket()
+                self.core.on_timer(trio.current_time())
                 if self.bridge is not None:
                     self._cross_out(self.bridge)
-                await self._flush(now)
+                await self._flush()
                 if not received or self._stopping:
                     break
-                now = trio.current_time()
+            now = trio.current_time()
             if now >= next_stats:
                 log.info("stats %s", self.stats_line())
                 next_stats = now + self.options.stats_interval
@@ -241,11 +230,13 @@ class HubServer:
         if outputs:
             bridge.submit(outputs)
 
-    def _drain_socket(self, now: float) -> int:
-        """Read what waits on the socket into the core; how many datagrams."""
+    def _drain_socket(self) -> int:
+        """Read what waits on the socket into the core, stamped with the time it was read;
+        how many datagrams."""
         if self._receiver is not None:
-            return self._drain_batch(now)
+            return self._drain_batch()
         receive, recvfrom, count = self.core.receive_datagram, self.sock.recvfrom, 0
+        now = trio.current_time()
         for _ in range(limits.RECV_BATCH):
             try:
                 data, address = recvfrom(RECV_SIZE)
@@ -258,25 +249,29 @@ class HubServer:
             count += 1
         return count
 
-    def _drain_batch(self, now: float) -> int:
+    def _drain_batch(self) -> int:
         """Up to RECV_ROUNDS ``recvmmsg`` calls of RECV_BATCH datagrams, until the socket is
-        empty: in a big room the acks of one message outnumber one batch.  How many."""
+        empty: in a big room the acks of one message outnumber one batch.  Each datagram goes
+        to the core as it is taken out of the batch.  How many."""
         assert self._receiver is not None
-        receive, capacity, count = self.core.receive_datagram, self._receiver.capacity, 0
+        deliver, receive, capacity = (
+            self._receiver.deliver,
+            self.core.receive_datagram,
+            self._receiver.capacity,
+        )
+        current_time, count = trio.current_time, 0
         for _ in range(limits.RECV_ROUNDS):
             try:
-                batch = self._receiver.receive()
+                got = deliver(receive, current_time())
             except OSError:  # e.g. an ICMP error reported on the socket
                 self.core.counters.inc("errors.socket")
                 continue
-            for data, address in batch:
-                receive(data, address, now)
-            count += len(batch)
-            if len(batch) < capacity:
+            count += got
+            if got < capacity:
                 break
         return count
 
-    async def _flush(self, now: float) -> None:
+    async def _flush(self) -> None:
         """Send what the core produced, in order: runs of datagrams in ``sendmmsg`` batches,
         each room message in one ``sendmmsg`` over its live vector.  After a big fan-out the
         socket is read again before the next one, so that the acks of a big room do not
@@ -305,7 +300,7 @@ class HubServer:
                     len(item), functools.partial(batch.send_fanout, item.data, item.vector, item.skip)
                 )
                 if len(item) >= limits.RECV_BATCH:
-                    self._drain_socket(now)
+                    self._drain_socket()
             if plain:
                 await self._send_all(len(plain), functools.partial(batch.send, plain))
 

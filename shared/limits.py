@@ -182,6 +182,11 @@ ADDRESS_FLOOD_SESSIONS: Final = 10
 #: 125 acks, more than one batch.
 RECV_BATCH: Final = 64
 RECV_ROUNDS: Final = 8
+#: Bytes of kernel buffer the hub asks for on its socket, each way (hub.udpsocket): about
+#: 40,000 small acks, so a room of 1,000 acknowledging every 20 ms does not overflow it
+#: while the hub waits half a second for a core.  Forced past net.core.rmem_max where the
+#: hub may (CAP_NET_ADMIN), else what that ceiling allows.
+HUB_SOCKET_BUFFER: Final = 16 * 1024 * 1024
 #: Seconds between two stats lines in the log.
 STATS_INTERVAL: Final = 60.0
 #: Seconds the hub keeps delivering after SIGTERM before it exits.

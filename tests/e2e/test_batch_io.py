@@ -8,10 +8,13 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import trio
+import trio.testing
 
 from roomcast.hub.batch import open_batch_sender
 from roomcast.hub.fanout import Fanout, LiveVector
 from roomcast.hub.recvbatch import SLOT, open_batch_receiver
+from roomcast.hub.server import HubServer, ServerOptions
 
 
 @pytest.fixture
@@ -86,3 +89,85 @@ def test_recvmmsg_gives_what_recvfrom_gives(sockets: list[socket.socket]) -> Non
     peers[0].sendto(b"y" * (SLOT + 100), hub.getsockname())
     [(big, _)] = receiver.receive()
     assert len(big) == SLOT  # kept to the slot, still far over every limit, so refused as such
+
+
+def test_recvmmsg_gives_what_recvfrom_gives_over_ipv6_and_hands_each_datagram_over() -> None:
+    made: list[socket.socket] = []
+    try:
+        try:
+            for _ in range(3):
+                made.append(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM))
+                made[-1].bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+        hub, *peers = made
+        hub.setblocking(False)
+        receiver = open_batch_receiver(hub, capacity=4)
+        if receiver is None:
+            pytest.skip("no recvmmsg here")
+        sent = [(b"six %d" % i, peers[i % 2]) for i in range(6)]
+        for data, peer in sent:
+            peer.sendto(data, hub.getsockname())
+        got: list[tuple[bytes, object, float]] = []
+        for _ in range(10):
+            receiver.deliver(lambda data, address, now: got.append((data, address, now)), 7.0)
+        assert got == [(data, peer.getsockname(), 7.0) for data, peer in sent]
+    finally:
+        for sock in made:
+            sock.close()
+
+
+def test_each_batch_read_is_stamped_with_the_time_it_was_read(sockets: list[socket.socket]) -> None:
+    """An ack stamped with the time of an earlier read makes the round trip look short: the
+    RTO collapses and the whole room gets spurious retransmissions.  Every recvmmsg batch
+    takes the clock afresh, after the core's work on the batch before."""
+    hub_sock, *peers = sockets
+    hub_sock.setblocking(False)
+    for i in range(5):
+        peers[i].sendto(b"junk %d" % i, hub_sock.getsockname())
+    clock = trio.testing.MockClock()
+    stamps: list[float] = []
+
+    async def main() -> None:
+        server = HubServer(hub_sock, ServerOptions())
+        receiver = open_batch_receiver(hub_sock, capacity=2)
+        if receiver is None:
+            pytest.skip("no recvmmsg here")
+        server._receiver = receiver
+
+        def slow_receive(data: bytes, address: tuple[str, int], now: float) -> None:
+            stamps.append(now)
+            clock.jump(1.0)  # the core's work on this datagram takes a second
+
+        server.core.receive_datagram = slow_receive  # type: ignore[method-assign]
+        assert server._drain_socket() == 5
+
+    trio.run(main, clock=clock)
+    start = stamps[0]
+    assert [s - start for s in stamps] == [0.0, 0.0, 2.0, 2.0, 4.0]
+
+
+def test_the_shell_resumes_a_partial_send_where_it_stopped(sockets: list[socket.socket]) -> None:
+    """sendmmsg may send part of a batch, hit a full buffer (EAGAIN) or refuse one datagram:
+    the shell goes on from the first one that did not go, waits for room on EAGAIN, skips only
+    the refused one (counted), and sends nothing twice."""
+    hub_sock = sockets[0]
+    hub_sock.setblocking(False)
+    starts: list[int] = []
+    script: list[int | type[OSError]] = [3, BlockingIOError, 2, OSError, InterruptedError, 2, 2]
+
+    def send_from(start: int) -> int:
+        starts.append(start)
+        step = script.pop(0)
+        if isinstance(step, int):
+            return step
+        raise step()
+
+    async def main() -> int:
+        server = HubServer(hub_sock, ServerOptions())
+        await server._send_all(10, send_from)
+        return server.core.counters["errors.send"]
+
+    errors = trio.run(main)
+    assert starts == [0, 3, 3, 5, 6, 6, 8]
+    assert errors == 1 and script == []

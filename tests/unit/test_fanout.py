@@ -6,10 +6,13 @@ ring until it catches up."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from roomcast.hub.core import HubConfig
-from roomcast.hub.fanout import Fanout
+from roomcast.hub.fanout import Fanout, RoomFanout
 from roomcast.shared import envelope, events, limits
+from roomcast.shared.reliable import RttEstimator
 from tests.unit.hubwire import Hub, TextPeer, envelope_peer, of
 
 
@@ -130,3 +133,33 @@ def test_a_held_back_sender_is_never_sent_its_own_lines(monkeypatch: pytest.Monk
         alice.ack("hall", hub.core.registry.rooms["hall"].seq)
     assert sorted(e.body for e in got if e.nick == "bob") == [f"b{n}" for n in range(6)]
     assert [e.body for e in got if e.nick == "alice"] == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["say", "ack", "sack"]), st.integers(0, 2), st.integers(0, 12)),
+        max_size=80,
+    )
+)
+def test_every_live_member_stays_filed_once_under_its_exit_key(ops: list[tuple[str, int, int]]) -> None:
+    """Acks, the usual cumulative ones on their short way included, keep each live member filed
+    exactly once, under the seq at which its window fills; a held-back one nowhere."""
+    fan = RoomFanout(0)
+    fan.window = 4
+    members = [("127.0.0.1", 40000 + i) for i in range(3)]
+    for member in members:
+        fan.join(member, envelope=True)
+    rtt, now = RttEstimator(), 1.0
+    for kind, who, back in ops:
+        now += 0.01
+        if kind == "say":
+            fan.add(fan.seq + 1, b"x", now)
+            continue
+        upto = max(0, fan.seq - back)
+        sack = (min(fan.seq, upto + 2),) if kind == "sack" and upto + 2 <= fan.seq else ()
+        fan.acknowledge(members[who], upto, sack, now, rtt)
+        for member in members:
+            ack = fan.ranges[member]
+            filed = [key for key, bucket in fan.exits.items() if member in bucket]
+            assert filed == ([] if ack.held else [ack.acked + len(ack.sacks) + fan.window + 1])
