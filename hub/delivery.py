@@ -34,7 +34,7 @@ def fan_out(hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, n
     _send(hub, data, fan.envelope_live, origin_address)  # type: ignore[arg-type]
     if fan.text_live.addresses or fan.text_queued:
         line = textfront.line_of(event)
-        live = text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n"
+        live = text.live_line(line)
         _send(hub, live, fan.text_live, origin_address)
         for member in fan.text_queued:
             if member is not origin:

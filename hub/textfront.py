@@ -35,8 +35,7 @@ def deliver(hub: HubCore, client: Client, line: bytes, live: bool | None = None)
     mode = client.text
     assert mode is not None
     if mode.live if live is None else live:
-        # Live lines end with a newline: netcat prints datagrams back to back.
-        hub.send(text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n", client.address)
+        hub.send(text.live_line(line), client.address)
         hub.counters.inc("deliveries")
         return
     if len(mode.queue) == mode.queue.maxlen:
@@ -98,7 +97,7 @@ def _reply_later(
 def _reply(hub: HubCore, address: Address, client: Client | None, answer: list[str], received: int) -> None:
     if client is None or client.text is None:
         hub.send_unvalidated(
-            text.truncate_utf8("\n".join(answer).encode(), limits.MAX_TEXT_REPLY), address, received
+            "\n".join(text.fit_lines(answer, limits.MAX_TEXT_REPLY)).encode(), address, received
         )
         return
     mode = client.text

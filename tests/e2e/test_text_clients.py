@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from roomcast.shared import limits
+from roomcast.shared.text import shorten
 from tests.tools import screen
 from tests.tools.hubproc import HubProcess, free_udp_port, running_hub
 from tests.tools.liveproc import BIN, REAL_NC, live_process, netcat_client, roomcast_client
@@ -184,9 +185,9 @@ def test_netcat_with_live_on_receives_room_lines_as_they_happen(hub: HubProcess,
         nc.wait_for(re.escape("[lobby] alice: kept for later") + r"\n3 in lobby")
 
 
-def test_a_live_line_too_long_for_one_reply_is_cut_at_a_character_boundary(hub: HubProcess) -> None:
+def test_a_live_line_too_long_for_one_reply_is_cut_in_its_middle_between_characters(hub: HubProcess) -> None:
     room, nick = "r" * 32, "n" * 24  # the longest names: "[room] nick: " takes 61 bytes
-    body = "é" * 500  # 1000 bytes, the longest body; the line is 1061 bytes
+    body = "é" * 499 + "!"  # 999 bytes, near the longest body; the line is 1060 bytes
     with roomcast_client(hub.hub_arg, nick, room) as talker, netcat_client(*hub.address) as nc:
         nc.send(f"/join {room}")
         nc.wait_for("joined")
@@ -195,13 +196,12 @@ def test_a_live_line_too_long_for_one_reply_is_cut_at_a_character_boundary(hub: 
         start = len(nc.out)
         talker.send(body)
         talker.wait_for(screen.said(room, nick, body))
-        nc.wait_for(re.escape(f"[{room}] {nick}: é"), start=start)
-        deadline = time.monotonic() + 2.0
-        # 1023 bytes of text, then the newline that ends every live line: 1024 in all
-        expected = f"[{room}] {nick}: " + "é" * ((MAX_TEXT_REPLY - 1 - 61) // 2) + "\n"
-        while len(nc.out) - start < len(expected) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert nc.out[start:] == expected, "cut to at most 1024 bytes, between two characters"
+        # at most 1023 bytes of text, then the newline that ends every live line: 1024 in all
+        expected = shorten(f"[{room}] {nick}: {body}", MAX_TEXT_REPLY - 1)
+        assert expected.startswith(f"[{room}] {nick}: é") and expected.endswith("é!") and "\u2026" in expected
+        nc.wait_for(f"^{re.escape(expected)}\\n", start=start)
+        assert nc.out[start:] == expected + "\n", "cut to at most 1024 bytes, between two characters"
+        assert len(nc.out[start:].encode()) <= MAX_TEXT_REPLY
         assert "\ufffd" not in nc.out
 
 
