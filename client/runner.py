@@ -70,11 +70,15 @@ class LinkRunner:
         hubs: tuple[Address, ...],
         link: HubLink,
         on_event: Callable[[LinkEvent], None],
+        can_receive: Callable[[], bool] = lambda: True,
     ):
         self.sock = sock
         self.hubs = hubs
         self.link = link
         self.on_event = on_event
+        #: False while the front end cannot take more (its output is full): the socket is not
+        #: read meanwhile (timers still run) until :meth:`resume`.
+        self.can_receive = can_receive
         self._wait_scope = trio.CancelScope()
         #: Set (and replaced) whenever the link reported something.
         self.changed = trio.Event()
@@ -88,6 +92,10 @@ class LinkRunner:
     def submit(self, request: Any) -> None:
         """Hand a request to the link (from any task of this trio run)."""
         self.link.submit(request, trio.current_time())
+        self._wait_scope.cancel()
+
+    def resume(self) -> None:
+        """The front end can take more again: read the socket."""
         self._wait_scope.cancel()
 
     def close(self) -> None:
@@ -111,14 +119,16 @@ class LinkRunner:
                 return
             deadline = self.link.next_deadline()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as self._wait_scope:
-                if pause:
+                if not self.can_receive():
+                    await trio.sleep_forever()  # until resume() or the link's next deadline
+                elif pause:
                     # Datagrams came just now: let the next few queue up and read them in one
                     # go (a busy room costs a wake-up per batch, not per line).
                     await trio.sleep(pause)
                 else:
                     await trio.lowlevel.wait_readable(self.sock)
             now = trio.current_time()
-            received = self._receive(now)
+            received = self._receive(now) if self.can_receive() else 0
             pause = limits.CLIENT_COALESCE if received else 0.0
             self._report(self.link.on_timer(now))
 

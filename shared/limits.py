@@ -119,6 +119,14 @@ CLIENT_COALESCE: Final = ACK_DELAY
 #: The client's socket receive buffer: a whole in-flight window (MEMBER_IN_FLIGHT datagrams
 #: at about 1 KiB of kernel memory each) fits while the client waits for a CPU.
 CLIENT_RCVBUF: Final = 1024 * 1024
+#: Characters a piped client keeps for a stdout (or stderr) slow to read, while it goes on
+#: receiving and acknowledging (about 40,000 room lines).  When they are full it stops reading
+#: from the hub until they are written: no line is dropped; the hub holds the room back for it,
+#: and drops it as too slow only if its reader stays stuck past MEMBER_WINDOW and
+#: ACK_STALL_TIMEOUT.  See client/output.py.
+PIPED_OUTPUT_BUFFER: Final = 4 * 1024 * 1024
+#: After Ctrl-C (or SIGTERM), how long a piped client still tries to write what it has shown.
+PIPED_EXIT_DRAIN: Final = 2.0
 
 #: How many times a client asks again about one gap in what it missed after a rejoin (a
 #: replayed message is a single datagram and may be lost).  Beyond that the gap stays.
