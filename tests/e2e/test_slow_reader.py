@@ -4,23 +4,19 @@ in order."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from tests.tools.clientproc import PAUSED_PIPE_SIZE, PipedClient
-from tests.tools.hubproc import LOOPBACK, free_tcp_port, running_hub
+from tests.tools.hubproc import LOOPBACK, free_tcp_port, monitor_json, running_hub
 
 #: Far more output than the paused reader's pipe holds (about 200 bytes a line).
 LINES = [f"line {n:04d} {'é' * 80}" for n in range(600)]
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def unacked(monitor: int, nick: str) -> int | None:
     """What the hub holds for ``nick`` unacknowledged (/connz), None if it is not connected."""
-    with OPENER.open(f"http://{LOOPBACK}:{monitor}/connz", timeout=5) as response:
-        clients: list[dict[str, Any]] = json.loads(response.read())["clients"]
+    clients: list[dict[str, Any]] = monitor_json(monitor, "/connz")["clients"]
     return next((c["unacked"] for c in clients if c["nick"] == nick), None)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -16,7 +19,17 @@ from roomcast.shared import envelope, events, limits
 from tests.tools.processes import BIN, end, spawn
 
 LOOPBACK = "127.0.0.1"
-__all__ = ["BIN", "LOOPBACK", "HubProcess", "free_udp_port", "running_hub", "wait_until_answering"]
+__all__ = [
+    "BIN",
+    "LOOPBACK",
+    "HubProcess",
+    "free_udp_port",
+    "monitor_json",
+    "running_hub",
+    "wait_until_answering",
+]
+#: No proxy, even if the environment names one: monitor requests are for loopback only.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_udp_port(host: str = LOOPBACK, kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
@@ -28,6 +41,12 @@ def free_udp_port(host: str = LOOPBACK, kind: socket.SocketKind = socket.SOCK_DG
 
 def free_tcp_port(host: str = LOOPBACK) -> int:
     return free_udp_port(host, socket.SOCK_STREAM)
+
+
+def monitor_json(port: int, path: str) -> Any:
+    """``GET path`` (``/varz``, ``/connz``) from a hub started with ``--monitor`` on ``port``."""
+    with _OPENER.open(f"http://{LOOPBACK}:{port}{path}", timeout=5) as response:
+        return json.loads(response.read())
 
 
 @attrs.define
