@@ -72,9 +72,7 @@ def test_a_process_that_ignores_sigterm_is_killed() -> None:
         ["sh", "-c", "trap '' TERM; echo ready; sleep 120"], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    started = time.monotonic()
-    assert processes.end(proc, grace=0.5) == -signal.SIGKILL
-    assert time.monotonic() - started < 5
+    assert processes.end(proc, grace=0.5) == -signal.SIGKILL  # not the sleep's own end
 
 
 def test_the_busy_loop_of_test_under_load_stops_when_the_command_fails() -> None:
