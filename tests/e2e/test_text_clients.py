@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -220,18 +219,16 @@ def test_netcat_live_lines_each_end_a_line(hub: HubProcess) -> None:
 
 def test_piped_mode_says_each_line_and_exits_0(hub: HubProcess) -> None:
     with roomcast_client(hub.hub_arg, "watcher", "ops") as watcher:
-        started = time.monotonic()
         result = run_roomcast(
             "--hub", hub.hub_arg, "--room", "ops", "--nick", "ci", stdin="build done\ntests passed\n"
         )
         assert result.returncode == 0, result.stderr
-        assert time.monotonic() - started < limits.HUB_SILENCE_TIMEOUT, (
-            "it exits once confirmed, without waiting"
-        )
         out = result.stdout.decode()
         assert re.search(screen.said("ops", "ci", "tests passed"), out, re.MULTILINE), out
         watcher.wait_for(screen.said("ops", "ci", "build done"))
         watcher.wait_for(screen.said("ops", "ci", "tests passed"))
+        # it exits once confirmed, saying bye itself (not lost to a timeout)
+        watcher.wait_for(screen.presence("ops", "ci", "left (quit)"), "err")
 
 
 def test_piped_mode_leaves_the_hub_so_the_nick_is_free_again(hub: HubProcess) -> None:
@@ -269,12 +266,12 @@ def test_a_bad_history_setting_is_a_usage_error(args: list[str], env: dict[str, 
 
 def test_piped_mode_against_no_hub_fails_with_a_clear_message() -> None:
     port = free_udp_port()
-    started = time.monotonic()
-    result = run_roomcast("--hub", f"127.0.0.1:{port}", "--nick", "ci", stdin="build done\n")
-    elapsed = time.monotonic() - started
-    assert result.returncode != 0
-    assert elapsed < 15.0, f"took {elapsed:.1f} s: it should give up after {limits.CONNECT_TIMEOUT:.0f} s"
-    assert re.search(r"no answer from the hub", result.stderr.decode()), result.stderr
+    result = run_roomcast("--hub", f"127.0.0.1:{port}", "--nick", "ci", stdin="build done\n", timeout=60)
+    assert result.returncode == 1
+    # it gives up after its connect timeout, and says so
+    assert f"no answer from the hub after {limits.CONNECT_TIMEOUT:.0f} s" in result.stderr.decode(), (
+        result.stderr
+    )
 
 
 def test_plain_mode_talks_to_the_hub(hub: HubProcess) -> None:
