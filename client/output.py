@@ -6,17 +6,18 @@ block the loop, and with it receiving and acknowledging: the hub would count the
 slow although it has every line.  So what is shown is kept in a bounded buffer and written by a
 task per stream, each write in a worker thread, while the network side goes on.
 
-When the buffer is full (``limits.PIPED_OUTPUT_BUFFER`` characters), the client stops reading
-from the hub until the writer catches up: nothing is dropped, acks stop, and the hub holds the
-room back for this member.  A reader stuck for good thus ends as any consumer that is too slow
-(the hub drops it and says so) rather than with lines silently missing.
+When the buffer is full (``limits.PIPED_OUTPUT_BUFFER`` characters), the client takes no more
+room lines until the writer catches up: it leaves them unacknowledged (``HubLink.holding``),
+so the hub keeps them and sends them again later, and nothing is dropped; answers, pings and
+acks go on, so neither side takes the other for gone.  A reader stuck for good thus ends as
+any consumer that is too slow (the hub drops it and says so) rather than with lines silently
+missing.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
 import trio
@@ -28,9 +29,8 @@ from roomcast.shared import limits
 class StreamWriter:
     """One output stream: text queued by :meth:`put`, written in order by :meth:`run`."""
 
-    def __init__(self, stream: TextIO, on_written: Callable[[], None]) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.on_written = on_written
         #: Characters queued and not yet written.
         self.buffered = 0
         self.broken = False
@@ -63,7 +63,6 @@ class StreamWriter:
             # thread is left to finish or die with the process.
             await trio.to_thread.run_sync(self._write, data, abandon_on_cancel=True)
             self.buffered -= len(text)
-            self.on_written()
 
     def write_now(self) -> None:
         """Write what is queued from this thread (outside trio: nothing else writes)."""
@@ -89,20 +88,15 @@ class PlainOutput:
     """Room lines to stdout, notices and errors to stderr, as plain text, each through its own
     :class:`StreamWriter`; lines shown in one trio step go out in one write."""
 
-    def __init__(self, on_room: Callable[[], None] = lambda: None) -> None:
-        self.on_room = on_room
-        self.out = StreamWriter(sys.stdout, self._written)
-        self.err = StreamWriter(sys.stderr, self._written)
+    def __init__(self) -> None:
+        self.out = StreamWriter(sys.stdout)
+        self.err = StreamWriter(sys.stderr)
         self._running = False
-        self._held = False  # someone found it full and waits for on_room
 
     @property
     def full(self) -> bool:
-        """Too much waits to be written: stop taking in more until :attr:`on_room` is called."""
-        if self.out.buffered + self.err.buffered < limits.PIPED_OUTPUT_BUFFER:
-            return False
-        self._held = True
-        return True
+        """Too much waits to be written: take in no more lines for now."""
+        return self.out.buffered + self.err.buffered >= limits.PIPED_OUTPUT_BUFFER
 
     def show(self, fragments: render.Fragments) -> None:
         is_notice = any(style in ("class:notice", "class:error") for style, _ in fragments)
@@ -125,8 +119,3 @@ class PlainOutput:
     def close(self) -> None:
         self.out.close()
         self.err.close()
-
-    def _written(self) -> None:
-        if self._held and not self.full:
-            self._held = False
-            self.on_room()

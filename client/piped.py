@@ -46,7 +46,6 @@ async def _chat(options: ClientOptions, output: PlainOutput) -> ChatSession:
     with open_hubs_socket(hub) as sock:
         link = HubLink(options.nick, trio.current_time(), limits.RECONNECT_GIVE_UP, options.hubs)
         runner = LinkRunner(sock, hub, link, lambda event: None, can_receive=lambda: not output.full)
-        output.on_room = runner.resume
         chat = ChatSession(submit=runner.submit, show=output.show, nick=options.nick, history=options.history)
         runner.on_event = chat.on_event
         async with trio.open_nursery() as nursery:

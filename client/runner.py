@@ -76,8 +76,9 @@ class LinkRunner:
         self.hubs = hubs
         self.link = link
         self.on_event = on_event
-        #: False while the front end cannot take more (its output is full): the socket is not
-        #: read meanwhile (timers still run) until :meth:`resume`.
+        #: False while the front end cannot take more (its output is full): the link then
+        #: leaves room events unacknowledged for the hub to resend (``HubLink.holding``), while
+        #: answers, pings and acks go on, so neither side takes the other for gone.
         self.can_receive = can_receive
         self._wait_scope = trio.CancelScope()
         #: Set (and replaced) whenever the link reported something.
@@ -92,10 +93,6 @@ class LinkRunner:
     def submit(self, request: Any) -> None:
         """Hand a request to the link (from any task of this trio run)."""
         self.link.submit(request, trio.current_time())
-        self._wait_scope.cancel()
-
-    def resume(self) -> None:
-        """The front end can take more again: read the socket."""
         self._wait_scope.cancel()
 
     def close(self) -> None:
@@ -119,16 +116,14 @@ class LinkRunner:
                 return
             deadline = self.link.next_deadline()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as self._wait_scope:
-                if not self.can_receive():
-                    await trio.sleep_forever()  # until resume() or the link's next deadline
-                elif pause:
+                if pause:
                     # Datagrams came just now: let the next few queue up and read them in one
                     # go (a busy room costs a wake-up per batch, not per line).
                     await trio.sleep(pause)
                 else:
                     await trio.lowlevel.wait_readable(self.sock)
             now = trio.current_time()
-            received = self._receive(now) if self.can_receive() else 0
+            received = self._receive(now)
             pause = limits.CLIENT_COALESCE if received else 0.0
             self._report(self.link.on_timer(now))
 
@@ -147,6 +142,7 @@ class LinkRunner:
             if address[:2] == self.hub[:2]:
                 batch.append(data)
         if batch:
+            self.link.holding = not self.can_receive()
             self._report(self.link.receive_datagrams(batch, now))
         return count
 

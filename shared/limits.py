@@ -120,10 +120,10 @@ CLIENT_COALESCE: Final = ACK_DELAY
 #: at about 1 KiB of kernel memory each) fits while the client waits for a CPU.
 CLIENT_RCVBUF: Final = 1024 * 1024
 #: Characters a piped client keeps for a stdout (or stderr) slow to read, while it goes on
-#: receiving and acknowledging (about 40,000 room lines).  When they are full it stops reading
-#: from the hub until they are written: no line is dropped; the hub holds the room back for it,
-#: and drops it as too slow only if its reader stays stuck past MEMBER_WINDOW and
-#: ACK_STALL_TIMEOUT.  See client/output.py.
+#: receiving and acknowledging (about 40,000 room lines).  When they are full it takes no more
+#: room lines (it leaves them unacknowledged, for the hub to resend) until they are written: no
+#: line is dropped; the hub drops it as too slow only if the room runs past MEMBER_WINDOW and
+#: ACK_STALL_TIMEOUT meanwhile.  See client/output.py.
 PIPED_OUTPUT_BUFFER: Final = 4 * 1024 * 1024
 #: After Ctrl-C (or SIGTERM), how long a piped client still tries to write what it has shown.
 PIPED_EXIT_DRAIN: Final = 2.0
