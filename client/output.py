@@ -80,7 +80,6 @@ class StreamWriter:
             while data and not self.broken:
                 data = data[os.write(fd, data) :]
         except (OSError, ValueError):  # the reader went away, or the stream has no descriptor
-            self.broken = True  # the stream has no file descriptor (closed, or a test's StringIO)
             self.broken = True
 
 

@@ -35,6 +35,7 @@ async def run_piped(options: ClientOptions) -> int:
             output.close()  # the writers return once everything shown is written
             if chat is None or chat.fatal == INTERRUPTED:  # but a stuck reader does not hold Ctrl-C
                 writers.cancel_scope.deadline = trio.current_time() + limits.PIPED_EXIT_DRAIN
+    assert chat is not None
     if chat.fatal:
         return 1
     return 1 if chat.refusals else 0
