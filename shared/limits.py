@@ -21,6 +21,9 @@ DEFAULT_HOST: Final = "127.0.0.1"
 MAX_DATAGRAM: Final = 1400
 #: Largest reply to a plain-text client: the textbook server twin reads with recvfrom(1024).
 MAX_TEXT_REPLY: Final = 1024
+#: Largest line ``roomcast --plain`` sends, for the same reason (a longer one is cut, between
+#: two characters: the textbook server decodes what it reads strictly).
+MAX_TEXT_LINE: Final = 1024
 #: Largest chat line (UTF-8 bytes) a user may send.  Leaves room for the envelope around it.
 MAX_BODY: Final = 1000
 

@@ -312,3 +312,17 @@ def test_stats_command_prints_the_hubs_counters(hub: HubProcess) -> None:
     assert re.fullmatch(r"uptime \d+ s", lines[1])
     assert re.fullmatch(r"clients 1 envelope, 1 text; rooms 1", lines[2]), lines
     assert any(re.fullmatch(r"datagrams in \d+, out \d+", line) for line in lines)
+
+
+def test_plain_mode_cuts_a_long_line_so_the_textbook_server_reads_it_whole() -> None:
+    port = free_udp_port()
+    server_argv = [sys.executable, "-m", "tests.tools.textbook_server", str(port), "--lines", "3"]
+    long_line = "聊" * 400  # 1200 bytes: recvfrom(1024) would cut it inside a character
+    with live_process(server_argv) as server:
+        server.wait_for("^listening$")
+        result = run_roomcast("--plain", "--hub", f"127.0.0.1:{port}", stdin=f"hello\n{long_line}\nbye\n")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.decode().split("\n")[:3] == ["got 5 characters", "got 341 characters", "bye"]
+        assert "a line of 1200 bytes was cut to 1024" in result.stderr.decode()
+        assert server.wait(timeout=15.0) == 0, server.err  # it read every line as valid UTF-8
+        assert server.out.split("\n")[2] == "聊" * 341
