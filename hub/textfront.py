@@ -96,8 +96,12 @@ def _reply_later(
 
 def _reply(hub: HubCore, address: Address, client: Client | None, answer: list[str], received: int) -> None:
     if client is None or client.text is None:
+        # Within the 3x budget of an unvalidated address, so that even a 1-byte line gets its
+        # one reply (a textbook client would hang without it).
+        reply = "\n".join(text.fit_lines(answer, limits.MAX_TEXT_REPLY)).encode()
+        budget = received * limits.AMPLIFICATION_FACTOR
         hub.send_unvalidated(
-            "\n".join(text.fit_lines(answer, limits.MAX_TEXT_REPLY)).encode(), address, received
+            reply if hub.trusted(address) else text.truncate_utf8(reply, budget), address, received
         )
         return
     mode = client.text

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roomcast.shared import limits
-from roomcast.shared.text import ELLIPSIS, fit_lines, live_line, pack_reply, shorten
+from roomcast.shared.text import ELLIPSIS, fit_lines, live_line, pack_reply, shorten, truncate_utf8
+from tests.unit.hubwire import UNTRUSTED, Hub, TextPeer
 
 PROPERTY = settings(max_examples=200, deadline=None)
 UNICODE = st.text(alphabet=st.characters(codec="utf-8"))
@@ -167,3 +168,15 @@ def test_a_live_line_ends_with_a_newline_within_the_limit_and_keeps_its_end() ->
     assert len(live) <= LIMIT and live.endswith(b" bye\n")
     assert live.decode("utf-8").startswith("[lobby] bob: 😀")
     assert live_line(b"[lobby] bob: hi") == b"[lobby] bob: hi\n"
+
+
+# --- the hub: a reply within an unvalidated address's budget -------------------------------------
+
+
+def test_an_untrusted_one_byte_bad_line_still_gets_its_one_reply_within_3x() -> None:
+    hub = Hub(UNTRUSTED)
+    peer = TextPeer(hub, 40001)
+    for bad in (b"\xff", b"\xff\xfe", "é".encode()[:1] * 7):
+        [reply] = peer.send(bad)
+        assert reply == truncate_utf8(b"error: a text line must be valid UTF-8", 3 * len(bad))
+    assert hub.bytes_out[peer.address] <= 3 * hub.bytes_in[peer.address]
