@@ -7,64 +7,46 @@ notices and errors to stderr.  Exit 1 when the hub is unreachable or refused som
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
-from typing import TextIO
 
 import trio
 
-from roomcast.client import render
 from roomcast.client.chat import ChatSession
 from roomcast.client.options import ClientOptions
+from roomcast.client.output import PlainOutput
 from roomcast.client.runner import LinkRunner, open_hubs_socket
 from roomcast.shared import limits
 from roomcast.shared.link import HubLink
 
 #: Lines read ahead of the hub's confirmations: a long pipe is read as the hub keeps up.
 READ_AHEAD = 256
-
-
-class PlainOutput:
-    """Room lines to stdout, notices and errors to stderr, as plain text.  Lines are flushed
-    once per batch of events (when the trio step that showed them is over), not one by one:
-    a busy room costs one write per batch."""
-
-    def __init__(self) -> None:
-        self._flush_pending = False
-        self._lines: dict[TextIO, list[str]] = {sys.stdout: [], sys.stderr: []}
-
-    def show(self, fragments: render.Fragments) -> None:
-        is_notice = any(style in ("class:notice", "class:error") for style, _ in fragments)
-        self._lines[sys.stderr if is_notice else sys.stdout].append(render.plain(fragments) + "\n")
-        if self._flush_pending:
-            return
-        try:
-            token = trio.lowlevel.current_trio_token()
-        except RuntimeError:  # not inside trio: no batch to wait for
-            self.flush()
-            return
-        self._flush_pending = True
-        token.run_sync_soon(self.flush)
-
-    def flush(self) -> None:
-        """Write what was shown, one write per stream."""
-        self._flush_pending = False
-        for stream, lines in self._lines.items():
-            if lines:
-                text = "".join(lines)
-                lines.clear()
-                with contextlib.suppress(OSError, ValueError):  # the reader went away: nothing to do
-                    stream.write(text)
-                    stream.flush()
+INTERRUPTED = "interrupted"
 
 
 async def run_piped(options: ClientOptions) -> int:
+    output = PlainOutput()
+    chat: ChatSession | None = None
+    async with trio.open_nursery() as writers:
+        await writers.start(output.run)
+        try:
+            chat = await _chat(options, output)
+        finally:
+            output.close()  # the writers return once everything shown is written
+            if chat is None or chat.fatal == INTERRUPTED:  # but a stuck reader does not hold Ctrl-C
+                writers.cancel_scope.deadline = trio.current_time() + limits.PIPED_EXIT_DRAIN
+    assert chat is not None
+    if chat.fatal:
+        return 1
+    return 1 if chat.refusals else 0
+
+
+async def _chat(options: ClientOptions, output: PlainOutput) -> ChatSession:
+    """Chat until stdin ends and everything is confirmed, the hub is lost, or a signal."""
     hub = options.hub_addresses
     with open_hubs_socket(hub) as sock:
         link = HubLink(options.nick, trio.current_time(), limits.RECONNECT_GIVE_UP, options.hubs)
-        runner = LinkRunner(sock, hub, link, lambda event: None)
-        output = PlainOutput()
+        runner = LinkRunner(sock, hub, link, lambda event: None, can_receive=lambda: not output.full)
         chat = ChatSession(submit=runner.submit, show=output.show, nick=options.nick, history=options.history)
         runner.on_event = chat.on_event
         async with trio.open_nursery() as nursery:
@@ -80,10 +62,7 @@ async def run_piped(options: ClientOptions) -> int:
             runner.close()
             await runner.finished.wait()
             nursery.cancel_scope.cancel()
-        output.flush()
-    if chat.fatal:
-        return 1
-    return 1 if chat.refusals else 0
+    return chat
 
 
 async def _feed(chat: ChatSession, link: HubLink, runner: LinkRunner) -> None:
@@ -105,6 +84,6 @@ async def _watch_fatal(runner: LinkRunner, chat: ChatSession, reader: trio.Cance
 async def _stop_on_signal(runner: LinkRunner, chat: ChatSession) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
-            chat.fatal = "interrupted"
+            chat.fatal = INTERRUPTED
             runner.close()
             return

@@ -55,8 +55,20 @@ async def _send_lines(sock: trio.socket.SocketType, state: PlainState) -> None:
         if not line:
             return
         state.answered = trio.Event()
-        await sock.send(line.rstrip("\r\n").encode())
+        await sock.send(_datagram_of(line.rstrip("\r\n")))
         state.sent += 1
+
+
+def _datagram_of(line: str) -> bytes:
+    """``line`` as one datagram a textbook server reads whole (recvfrom(1024)), as valid UTF-8."""
+    data = line.encode()
+    if len(data) <= limits.MAX_TEXT_LINE:
+        return data
+    print(
+        f"roomcast: a line of {len(data)} bytes was cut to {limits.MAX_TEXT_LINE}, the most a text server reads",
+        file=sys.stderr,
+    )
+    return text.truncate_utf8(data, limits.MAX_TEXT_LINE)
 
 
 async def _receive(sock: trio.socket.SocketType, state: PlainState, scope: trio.CancelScope) -> None:

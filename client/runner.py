@@ -70,11 +70,16 @@ class LinkRunner:
         hubs: tuple[Address, ...],
         link: HubLink,
         on_event: Callable[[LinkEvent], None],
+        can_receive: Callable[[], bool] = lambda: True,
     ):
         self.sock = sock
         self.hubs = hubs
         self.link = link
         self.on_event = on_event
+        #: False while the front end cannot take more (its output is full): the link then
+        #: leaves room events unacknowledged for the hub to resend (``HubLink.holding``), while
+        #: answers, pings and acks go on, so neither side takes the other for gone.
+        self.can_receive = can_receive
         self._wait_scope = trio.CancelScope()
         #: Set (and replaced) whenever the link reported something.
         self.changed = trio.Event()
@@ -137,6 +142,7 @@ class LinkRunner:
             if address[:2] == self.hub[:2]:
                 batch.append(data)
         if batch:
+            self.link.holding = not self.can_receive()
             self._report(self.link.receive_datagrams(batch, now))
         return count
 

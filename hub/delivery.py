@@ -38,8 +38,8 @@ def fan_out(hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, n
     _send(hub, data, live, origin_address)  # type: ignore[arg-type]
     if fan.text_live.addresses or fan.text_queued:
         line = textfront.line_of(event)
-        live_line = text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n"
-        _send(hub, live_line, fan.text_live, origin_address)
+        live_text = text.live_line(line)
+        _send(hub, live_text, fan.text_live, origin_address)
         for member in fan.text_queued:
             if member is not origin:
                 textfront.deliver(hub, member, line, live=False)

@@ -34,6 +34,7 @@ HELP = {
     "rooms": "Rooms that exist.",
     "unacked": "Deliveries held for members, not yet acknowledged.",
     "history": "Room events kept as history, all rooms.",
+    "stored": "Records (room events, topics) committed to the --data-dir store.",
     "amplification": "Bytes sent to unvalidated addresses per byte received from them.",
     "uptime_seconds": "Seconds since the hub started.",
     "start_time_seconds": "Start time of the hub, seconds since the epoch.",

@@ -167,6 +167,8 @@ class HubServer:
                     await trio.to_thread.run_sync(store.write, records)
                 except StoreError as exc:
                     self._history_lost(exc, len(records))
+                else:
+                    self.core.counters.inc("stored", len(records))  # committed: survives a kill -9
         finally:
             records = self.core.records_to_store()
             try:

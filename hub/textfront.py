@@ -35,8 +35,7 @@ def deliver(hub: HubCore, client: Client, line: bytes, live: bool | None = None)
     mode = client.text
     assert mode is not None
     if mode.live if live is None else live:
-        # Live lines end with a newline: netcat prints datagrams back to back.
-        hub.send(text.truncate_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n", client.address)
+        hub.send(text.live_line(line), client.address)
         hub.counters.inc("deliveries")
         return
     if len(mode.queue) == mode.queue.maxlen:
@@ -97,8 +96,12 @@ def _reply_later(
 
 def _reply(hub: HubCore, address: Address, client: Client | None, answer: list[str], received: int) -> None:
     if client is None or client.text is None:
+        # Within the 3x budget of an unvalidated address, so that even a 1-byte line gets its
+        # one reply (a textbook client would hang without it).
+        reply = "\n".join(text.fit_lines(answer, limits.MAX_TEXT_REPLY)).encode()
+        budget = received * limits.AMPLIFICATION_FACTOR
         hub.send_unvalidated(
-            text.truncate_utf8("\n".join(answer).encode(), limits.MAX_TEXT_REPLY), address, received
+            reply if hub.trusted(address) else text.truncate_utf8(reply, budget), address, received
         )
         return
     mode = client.text

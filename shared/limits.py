@@ -21,6 +21,9 @@ DEFAULT_HOST: Final = "127.0.0.1"
 MAX_DATAGRAM: Final = 1400
 #: Largest reply to a plain-text client: the textbook server twin reads with recvfrom(1024).
 MAX_TEXT_REPLY: Final = 1024
+#: Largest line ``roomcast --plain`` sends, for the same reason (a longer one is cut, between
+#: two characters: the textbook server decodes what it reads strictly).
+MAX_TEXT_LINE: Final = 1024
 #: Largest chat line (UTF-8 bytes) a user may send.  Leaves room for the envelope around it.
 MAX_BODY: Final = 1000
 
@@ -119,6 +122,14 @@ CLIENT_COALESCE: Final = ACK_DELAY
 #: The client's socket receive buffer: a whole in-flight window (MEMBER_IN_FLIGHT datagrams
 #: at about 1 KiB of kernel memory each) fits while the client waits for a CPU.
 CLIENT_RCVBUF: Final = 1024 * 1024
+#: Characters a piped client keeps for a stdout (or stderr) slow to read, while it goes on
+#: receiving and acknowledging (about 40,000 room lines).  When they are full it takes no more
+#: room lines (it leaves them unacknowledged, for the hub to resend) until they are written: no
+#: line is dropped; the hub drops it as too slow only if the room runs past MEMBER_WINDOW and
+#: ACK_STALL_TIMEOUT meanwhile.  See client/output.py.
+PIPED_OUTPUT_BUFFER: Final = 4 * 1024 * 1024
+#: After Ctrl-C (or SIGTERM), how long a piped client still tries to write what it has shown.
+PIPED_EXIT_DRAIN: Final = 2.0
 
 #: How many times a client asks again about one gap in what it missed after a rejoin (a
 #: replayed message is a single datagram and may be lost).  Beyond that the gap stays.

@@ -98,6 +98,9 @@ class HubLink:
         self.token = b""
         self.hub_id = b""
         self.inbox = Inbox()
+        #: Set by the shell while its user cannot take more lines (a full output): room events
+        #: are left unacknowledged, so the hub keeps and resends them; the rest goes on as usual.
+        self.holding = False
         self._window: SendWindow[int] = SendWindow()
         self._inflight: dict[int, Any] = {}
         self._backlog: deque[Any] = deque()
@@ -188,8 +191,10 @@ class HubLink:
         return []
 
     def _ping_at(self) -> float:
-        """Ping when the hub has been quiet a while, at most once a second."""
-        return max(self._last_heard + self._ping_interval, self._last_sent + min(1.0, self._ping_interval))
+        """Ping when the hub has been quiet a while, at most once a second; while holding (no
+        acks go out) also when this side has been, so that the hub does not count it gone."""
+        quiet = max(self._last_heard + self._ping_interval, self._last_sent + min(1.0, self._ping_interval))
+        return min(quiet, self._last_sent + self._ping_interval) if self.holding else quiet
 
     def receive_datagrams(self, batch: list[bytes], now: float) -> list[LinkEvent]:
         """Several datagrams that arrived together: what they report, and one ack per stream
@@ -449,6 +454,8 @@ class HubLink:
     # --- deliveries ---------------------------------------------------------------------------------
 
     def _on_room_event(self, event: Shown, now: float) -> list[LinkEvent]:
+        if self.holding:
+            return []
         if event.history and self._asked_for_history(event.room):
             return [Show(event)]  # the user asked to see these again: shown as they come
         return [Show(shown) for shown in self.inbox.receive(event, now)]

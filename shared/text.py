@@ -198,10 +198,102 @@ def truncate_utf8(data: bytes, limit: int) -> bytes:
     """At most ``limit`` bytes of UTF-8 ``data``, never cut inside a character."""
     if len(data) <= limit:
         return data
-    cut = limit
+    cut = max(limit, 0)
     while cut > 0 and (data[cut] & 0xC0) == 0x80:  # continuation byte: back up to a boundary
         cut -= 1
     return data[:cut]
+
+
+def _last_bytes_utf8(data: bytes, limit: int) -> bytes:
+    """At most ``limit`` bytes from the end of UTF-8 ``data``, starting on a character."""
+    if limit <= 0:
+        return b""
+    start = max(len(data) - limit, 0)
+    while start < len(data) and (data[start] & 0xC0) == 0x80:  # skip a partial character
+        start += 1
+    return data[start:]
+
+
+#: What stands for the bytes cut out of a line too long for its reply.
+ELLIPSIS = "\u2026"
+_MARK = ELLIPSIS.encode()
+
+
+def shorten(line: str, limit: int) -> str:
+    """``line`` in at most ``limit`` bytes of UTF-8: whole when it fits, else its start (two
+    thirds) and its end with ``…`` between, so a room line keeps its ``[room] nick:`` and an
+    answer its last words.  Cuts fall between characters."""
+    data = line.encode()
+    if len(data) <= limit:
+        return line
+    if limit < len(_MARK) + 2:
+        return truncate_utf8(data, limit).decode()
+    room = limit - len(_MARK)
+    head = truncate_utf8(data, room - room // 3)
+    return (head + _MARK + _last_bytes_utf8(data, room - len(head))).decode()
+
+
+def shorten_utf8(line: bytes, limit: int) -> bytes:
+    """:func:`shorten` for an encoded line (returned as is when it fits: the common case)."""
+    return line if len(line) <= limit else shorten(line.decode(), limit).encode()
+
+
+def live_line(line: bytes) -> bytes:
+    """A room line as a live datagram: newline-terminated (netcat prints datagrams back to
+    back), within MAX_TEXT_REPLY, a long one cut in its middle."""
+    return shorten_utf8(line, limits.MAX_TEXT_REPLY - 1) + b"\n"
+
+
+def _size(lines: Sequence[str]) -> int:
+    return sum(len(line.encode()) for line in lines) + max(len(lines) - 1, 0)
+
+
+def _cut_line(count: int) -> str:
+    return f"{ELLIPSIS} ({count} line{'s' if count != 1 else ''} cut)"
+
+
+#: Below this limit lines are not worth keeping apart: the whole text is shortened.
+_MIN_LINES_LIMIT = 64
+
+
+def fit_lines(lines: Sequence[str], limit: int) -> list[str]:
+    """``lines`` joined by newlines in at most ``limit`` bytes, keeping what says the most.
+
+    The first line (what the answer is) and the last (how it ends: ``sent to lobby``,
+    ``... and 3 more``) always stay; the lines between are kept from the start while they fit,
+    the rest replaced by one ``… (N lines cut)`` line; a line too long for its share is cut in
+    its middle (:func:`shorten`).
+    """
+    if _size(lines) <= limit:
+        return list(lines)
+    if len(lines) == 1 or limit < _MIN_LINES_LIMIT:
+        return [shorten("\n".join(lines), limit)]
+    first, middle, last = lines[0], lines[1:-1], lines[-1]
+    reserve = len(_cut_line(len(middle)).encode()) + 1 if middle else 0
+    ends = limit - 1 - reserve  # bytes for the first and the last line
+    first_size, last_size = len(first.encode()), len(last.encode())
+    if first_size + last_size > ends:
+        half = ends // 2
+        if last_size <= half:
+            first = shorten(first, ends - last_size)
+        elif first_size <= half:
+            last = shorten(last, ends - first_size)
+        else:
+            first, last = shorten(first, ends - half), shorten(last, half)
+    budget = limit - reserve - _size([first, last])
+    kept: list[str] = []
+    for line in middle:
+        cost = len(line.encode()) + 1
+        if cost > budget:
+            break
+        kept.append(line)
+        budget -= cost
+    cut = [_cut_line(len(middle) - len(kept))] if len(kept) < len(middle) else []
+    return [first, *kept, *cut, last]
+
+
+#: A queued line cut to fit a reply keeps at least this many bytes (else it is skipped).
+_MIN_QUEUED_CUT = 40
 
 
 def pack_reply(
@@ -210,28 +302,41 @@ def pack_reply(
     """One reply datagram for a text client: the ``queued`` room lines (oldest first) then the
     ``answer`` lines, at most ``limit`` bytes of valid UTF-8.
 
-    The answer is always kept; queued lines are dropped oldest first, with a line saying how
-    many were skipped (counting ``dropped`` lines lost before).  An answer alone over the limit
-    is cut at a character boundary.
+    The answer always comes first in the budget (:func:`fit_lines`: its first and last lines
+    stay).  Queued lines are dropped oldest first, with a line saying how many were skipped
+    (counting ``dropped`` lines lost before); when even the newest does not fit whole, it is cut
+    in its middle rather than lost.
     """
-    tail = "\n".join(answer).encode()
-    if len(tail) >= limit:
-        return truncate_utf8(tail, limit)
+    tail = "\n".join(fit_lines(answer, limit)).encode()
+    room = limit - (len(tail) + 1 if tail else 0)  # for the notice and the queued lines
     lines = [line.encode() for line in queued]
-    size = len(tail) + sum(len(line) + 1 for line in lines)
-    skipped = dropped
-    while lines:
-        notice = _skipped_line(skipped) if skipped else b""
-        if size + (len(notice) + 1 if notice else 0) <= limit:
-            break
-        size -= len(lines.pop(0)) + 1
-        skipped += 1
+    if sum(len(line) + 1 for line in lines) + (len(_skipped_line(dropped)) + 1 if dropped else 0) <= room:
+        kept, skipped = lines, dropped
+    else:
+        kept, skipped = _newest_that_fit(lines, room - len(_skipped_line(dropped + len(lines))) - 1)
+        skipped += dropped
     notice = _skipped_line(skipped) if skipped else b""
-    parts = [notice] if notice and size + len(notice) + 1 <= limit else []
-    parts += lines
+    used = sum(len(line) + 1 for line in kept)
+    parts = [notice] if notice and used + len(notice) + 1 <= room else []
+    parts += kept
     if tail:
         parts.append(tail)
     return b"\n".join(parts)
+
+
+def _newest_that_fit(lines: list[bytes], room: int) -> tuple[list[bytes], int]:
+    """The newest ``lines`` that fit ``room`` bytes (each with its newline), and how many of
+    the older ones are left out; a newest line too long alone is cut to fit."""
+    kept: list[bytes] = []
+    for line in reversed(lines):
+        if len(line) + 1 > room:
+            if not kept and room - 1 >= _MIN_QUEUED_CUT:
+                kept.append(shorten_utf8(line, room - 1))
+            break
+        kept.append(line)
+        room -= len(line) + 1
+    kept.reverse()
+    return kept, len(lines) - len(kept)
 
 
 def _skipped_line(count: int) -> bytes:

@@ -17,6 +17,8 @@ from tests.tools.processes import end, spawn
 #: fcntl.F_SETPIPE_SZ (Linux; named in the fcntl module from Python 3.10 on some builds only).
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 PIPE_SIZE = 1024 * 1024
+#: The smallest pipe Linux gives: one page.
+PAUSED_PIPE_SIZE = 4096
 
 
 class PipedClient:
@@ -30,7 +32,10 @@ class PipedClient:
         room: str = "ops",
         extra: Sequence[str] = (),
         bin_dir: Path = BIN,
+        paused: bool = False,
     ) -> None:
+        """With ``paused``, nothing reads the client's stdout (a one-page pipe) until
+        :meth:`start_reading`: a consumer that stops reading for a while."""
         self.err = tmp / f"{nick}.err"
         with self.err.open("w") as err:
             self.proc = spawn(
@@ -41,11 +46,16 @@ class PipedClient:
         # client's writes, and with them its acks.
         assert self.proc.stdout is not None
         with contextlib.suppress(OSError):
-            fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+            fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, PAUSED_PIPE_SIZE if paused else PIPE_SIZE)
         self.lines: list[str] = []
         #: Room lines shown so far (cheap to poll, unlike :meth:`bodies`).
         self.shown = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
+        if not paused:
+            self._reader.start()
+
+    def start_reading(self) -> None:
+        """Read the client's stdout from now on (see ``paused``)."""
         self._reader.start()
 
     def _read(self) -> None:
@@ -87,4 +97,4 @@ class PipedClient:
 
     def kill(self) -> None:
         """Stop the process if it still runs, and close its pipes (no ResourceWarning)."""
-        end(self.proc, signal.SIGKILL, readers=[self._reader])
+        end(self.proc, signal.SIGKILL, readers=[self._reader] if self._reader.ident is not None else [])

@@ -54,18 +54,25 @@ def procfile_ports(text: str) -> list[int]:
     return sorted({int(port) for port in _PORT.findall(text)})
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """``count`` ports free right now, all different (each pick closes its socket, so the
+    kernel may hand the same port out twice)."""
+    ports: list[int] = []
+    for _ in range(100 * count):
+        if len(ports) == count:
+            break
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    assert len(ports) == count, f"found only {len(ports)} distinct free ports of {count}"
+    return ports
+
+
 def procfile_on_free_ports(tmp_path: Path) -> tuple[Path, dict[int, int]]:
     """A copy of Procfile.cluster with every port moved to a free one and the scratch folder
     in ``tmp_path``; returns it and the port mapping (the demo's port -> the test's)."""
     text = PROCFILE.read_text()
     demo = procfile_ports(text)
-    mapping: dict[int, int] = {}
-    for port in demo:
-        for _ in range(100):  # a free port may come back twice, or be one of the demo's own
-            moved_to = free_port()
-            if moved_to not in mapping.values() and moved_to not in demo:
-                break
-        mapping[port] = moved_to
+    mapping = dict(zip(demo, distinct_free_ports(len(demo)), strict=True))
     moved = _PORT.sub(lambda match: str(mapping[int(match.group())]), text)
     moved = moved.replace(".cluster/", f"{tmp_path / 'cluster'}/")
     path = tmp_path / "Procfile.cluster"
