@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,7 @@ from typing import Any
 import attrs
 
 from tests.tools.liveproc import BIN, REPO
+from tests.tools.ports import distinct_free_ports
 from tests.tools.processes import end, spawn
 
 PROCFILE = REPO / "Procfile.cluster"
@@ -35,36 +35,8 @@ LOOPBACK = "127.0.0.1"
 _PORT = re.compile(r"(?<=127\.0\.0\.1:)\d+|(?<=--port )\d+|(?<=--http_port )\d+")
 
 
-def free_port() -> int:
-    """A loopback port free for TCP and UDP both (a hub's UDP port, a NATS TCP port)."""
-    for _ in range(50):
-        with socket.socket() as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(type=socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free loopback port")
-
-
 def procfile_ports(text: str) -> list[int]:
     return sorted({int(port) for port in _PORT.findall(text)})
-
-
-def distinct_free_ports(count: int) -> list[int]:
-    """``count`` ports free right now, all different (each pick closes its socket, so the
-    kernel may hand the same port out twice)."""
-    ports: list[int] = []
-    for _ in range(100 * count):
-        if len(ports) == count:
-            break
-        if (port := free_port()) not in ports:
-            ports.append(port)
-    assert len(ports) == count, f"found only {len(ports)} distinct free ports of {count}"
-    return ports
 
 
 def procfile_on_free_ports(tmp_path: Path) -> tuple[Path, dict[int, int]]:

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from roomcast.shared import envelope, events, limits
+from tests.tools import ports
 from tests.tools.processes import BIN, end, spawn
 
 LOOPBACK = "127.0.0.1"
@@ -33,14 +34,13 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_udp_port(host: str = LOOPBACK, kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
-    """A port on ``host`` free right now (UDP unless ``kind`` says TCP)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port on ``host`` free right now, for UDP and TCP both (``kind`` is kept for callers
+    that name it); never one handed out before (tests.tools.ports)."""
+    return ports.free_port(host)
 
 
 def free_tcp_port(host: str = LOOPBACK) -> int:
-    return free_udp_port(host, socket.SOCK_STREAM)
+    return ports.free_port(host)
 
 
 def monitor_json(port: int, path: str) -> Any:
