@@ -48,7 +48,7 @@ log = logging.getLogger("roomcast.hub")
 #: A room message to fewer members than this goes out in the shared sendmmsg batch with the
 #: replies and other room messages around it (one system call for many messages, each copied
 #: out of its room's vector in one slice); bigger ones get their own sendmmsg over the vector.
-SMALL_FANOUT = 64
+SMALL_FANOUT = 128
 #: Datagrams per sendmmsg call.
 SEND_BATCH = 256
 RECV_SIZE = 65535  # read whole datagrams, so an oversized one is seen (and refused) as such
