@@ -136,47 +136,56 @@ class BatchSender:
         if len(self._names) > _NAME_CACHE:
             self._names.clear()
         names, name_of, address_of = self._names, self._name_or_none, self._address_of
-        msg_bytes, words, iov_view, pack_iov, pack_head = (
+        msg_bytes, iov_view, pack_iov, pack_head = (
             self._msg_view,
-            self._words,
             self._iov_view,
             _IOV.pack_into,
             _HEAD.pack_into,
         )
         capacity, small, iov_base, iov_size = self.capacity, self.small, self._iov_base, _IOV.size
-        reps = self._reps
         pos = slot = 0
         for index in range(start, len(items)):
             item = items[index]
             if type(item) is tuple:
-                if pos == capacity:
-                    break
                 data, address = item
-                name = names.get(address) or name_of(address)
-                pack_iov(iov_view, slot * iov_size, address_of(data), len(data))
-                pack_head(msg_bytes, pos * _MSG_SIZE, name[1], name[2], iov_base + slot * iov_size)
-                pos, slot = pos + 1, slot + 1
-                continue
-            count = len(item)
-            if count >= small or pos + count > capacity:
+            else:
+                addresses, skip = item.vector.addresses, item.skip
+                count = len(addresses) - (skip >= 0)
+                if count != 1:  # none, or several: one slice of the vector's own entries
+                    if count >= small or pos + count > capacity:
+                        break
+                    if count:
+                        self._copy(item, pos, slot, count)
+                        pos, slot = pos + count, slot + 1
+                    continue
+                data, address = item.data, addresses[0] if skip != 0 else addresses[1]  # the one
+            if pos == capacity:
                 break
-            if count:
-                native = item.vector.native
-                if native is None or native[0] is not self:
-                    native = item.vector.native = self._vector(item.vector.addresses)
-                first = item.skip + 1 if item.skip >= 0 else 0
-                msg_bytes[pos * _MSG_SIZE : (pos + count) * _MSG_SIZE] = native[5][
-                    first * _MSG_SIZE : (first + count) * _MSG_SIZE
-                ]
-                data = item.data
-                pack_iov(iov_view, slot * iov_size, address_of(data), len(data))
-                rep = reps[slot] if slot < len(reps) else self._rep(slot)
-                words[pos * _MSG_WORDS + _IOV_WORD : (pos + count) * _MSG_WORDS : _MSG_WORDS] = rep[:count]
-                pos, slot = pos + count, slot + 1
+            name = names.get(address) or name_of(address)
+            pack_iov(iov_view, slot * iov_size, address_of(data), len(data))
+            pack_head(msg_bytes, pos * _MSG_SIZE, name[1], name[2], iov_base + slot * iov_size)
+            pos, slot = pos + 1, slot + 1
         else:
             index = len(items)
         self._loaded = pos
         return index - start, pos
+
+    def _copy(self, item: Any, pos: int, slot: int, count: int) -> None:
+        """Lay a room message to ``count`` members out from ``pos`` on: its vector's entries,
+        copied in one slice, then pointed at iovec ``slot`` (one strided assignment)."""
+        vector = item.vector
+        native = vector.native
+        if native is None or native[0] is not self:
+            native = vector.native = self._vector(vector.addresses)
+        first = item.skip + 1 if item.skip >= 0 else 0
+        self._msg_view[pos * _MSG_SIZE : (pos + count) * _MSG_SIZE] = native[5][
+            first * _MSG_SIZE : (first + count) * _MSG_SIZE
+        ]
+        data = item.data
+        _IOV.pack_into(self._iov_view, slot * _IOV.size, self._address_of(data), len(data))
+        rep = self._reps[slot] if slot < len(self._reps) else self._rep(slot)
+        words = self._words
+        words[pos * _MSG_WORDS + _IOV_WORD : (pos + count) * _MSG_WORDS : _MSG_WORDS] = rep[:count]
 
     def send_loaded(self, start: int = 0) -> int:
         """Send what :meth:`load` laid out, from its ``start``-th datagram on, in one system

@@ -210,14 +210,17 @@ def test_one_batch_carries_replies_and_small_room_messages_in_order(sockets: lis
         Fanout(b"room 2", small, -1),
         Fanout(b"room 3", small, 2),
         (b"reply 3", c),
+        Fanout(b"solo", LiveVector([b]), -1),  # one member: laid out as a plain datagram
+        Fanout(b"pair", LiveVector([b, c]), 1),
+        Fanout(b"none", LiveVector([c]), 0),  # the sender alone: nothing to send
         Fanout(b"big", big, -1),
         (b"after", a),
     ]
-    assert sender.load(items, 0) == (6, 10)  # up to the big room message, not past it
-    assert sender.send_loaded() == 10
-    assert sender.load(items, 6) == (0, 0)  # the big one goes with send_fanout
+    assert sender.load(items, 0) == (9, 12)  # up to the big room message, not past it
+    assert sender.send_loaded() == 12
+    assert sender.load(items, 9) == (0, 0)  # the big one goes with send_fanout
     assert sender.send_fanout(b"big", big, -1) == 5
-    assert sender.load(items, 7) == (1, 1)
+    assert sender.load(items, 10) == (1, 1)
     assert sender.send_loaded() == 1
     assert _received(members, hub) == _expected(items, members)
 
