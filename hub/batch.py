@@ -4,7 +4,9 @@ Why: a room message goes to every member as the same bytes, and profiles of the 
 fan-out load show about half its time in the ``sendto`` line of the shell: one interpreter
 call, one address conversion and one system call per datagram.  ``sendmmsg`` hands the
 kernel up to ``capacity`` datagrams at once; the datagrams of one fan-out share one iovec, and
-each member's ``sockaddr`` is converted once and cached.
+each member's ``sockaddr`` is converted once and cached.  A big room message goes out in its
+own call over its room's prebuilt vector; small ones ride in one batch with the replies around
+them, their entries copied out of their vectors one slice each (no per-datagram Python work).
 
 Portable: :func:`open_batch_sender` returns None where this cannot work (not Linux, no
 ``sendmmsg`` in libc, a ``struct msghdr`` layout other than the one checked here), and the
@@ -13,6 +15,7 @@ shell then sends with ``sendto`` per datagram, as before.
 
 from __future__ import annotations
 
+import array
 import ctypes
 import ctypes.util
 import os
@@ -52,6 +55,10 @@ class _MMsgHdr(ctypes.Structure):
 #: One call writes a datagram's name, name length and iovec pointer: the first three fields.
 _HEAD = struct.Struct("@PIP")
 _IOV = struct.Struct("@PN")
+_MSG_SIZE = ctypes.sizeof(_MMsgHdr)
+_MSG_WORDS = _MSG_SIZE // 8
+#: Where ``msg_iov`` is in an ``mmsghdr``, in 8-byte words (checked in _layout_ok).
+_IOV_WORD = _MsgHdr.msg_iov.offset // 8
 #: Where a bytes object's data starts, relative to id() (CPython); checked in _data_address.
 _BYTES_OFFSET = sys.getsizeof(b"") - 1
 #: Converted addresses kept; past this many the cache starts again (a hub with more clients
@@ -70,6 +77,9 @@ def _layout_ok() -> bool:
         and _MsgHdr.msg_namelen.offset == struct.calcsize("@P")
         and _MsgHdr.msg_iov.offset == _HEAD.size - struct.calcsize("@P")
         and ctypes.sizeof(_IoVec) == _IOV.size
+        and _MSG_SIZE % 8 == 0
+        and _MsgHdr.msg_iov.offset % 8 == 0
+        and struct.calcsize("@P") == 8
     )
 
 
@@ -88,17 +98,25 @@ def _data_address() -> Callable[[bytes], int]:
 
 
 class BatchSender:
-    """Sends a list of ``(bytes, address)`` datagrams on one non-blocking UDP socket,
-    ``capacity`` per ``sendmmsg`` call.  The caller keeps the list alive during :meth:`send`."""
+    """Sends datagrams and room messages on one non-blocking UDP socket, ``capacity``
+    datagrams per ``sendmmsg`` call: :meth:`load` then :meth:`send_loaded`, or
+    :meth:`send_fanout` for a room message to ``small`` members or more."""
 
-    def __init__(self, sock: socket.socket, sendmmsg: Any, capacity: int = 256) -> None:
+    def __init__(self, sock: socket.socket, sendmmsg: Any, capacity: int = 256, small: int = 64) -> None:
         self.fd = sock.fileno()
         self.family = sock.family
         self.capacity = capacity
+        if not 0 < small <= capacity:
+            raise ValueError(f"small ({small}) must be between 1 and the capacity ({capacity})")
+        self.small = small
         self._sendmmsg = sendmmsg
         self._msgs = (_MMsgHdr * capacity)()
         self._iovs = (_IoVec * capacity)()
         self._msg_view = memoryview(self._msgs).cast("B")
+        self._words = self._msg_view.cast("Q")
+        self._loaded = 0
+        #: Per iovec slot, ``small`` copies of its pointer (see _rep).
+        self._reps: list[memoryview] = []
         self._iov_view = memoryview(self._iovs).cast("B")
         self._msg_base = ctypes.addressof(self._msgs)
         self._iov_base = ctypes.addressof(self._iovs)
@@ -108,46 +126,92 @@ class BatchSender:
         #: address -> (sockaddr bytes, kept alive here, its pointer, its length)
         self._names: dict[Address, tuple[bytes, int, int]] = {}
 
-    def send(self, datagrams: Sequence[tuple[bytes, Address]], start: int = 0) -> int:
-        """Send datagrams from ``start`` on (at most ``capacity``) in one system call; return how
-        many went.  Raises BlockingIOError when the socket buffer is full before the first
-        one, OSError (with the kernel's errno) when the first one cannot be sent at all."""
+    def load(self, items: Sequence[Any], start: int = 0) -> tuple[int, int]:
+        """Lay ``items[start:]`` out in the batch array, in order, as many as fit: plain
+        ``(bytes, address)`` datagrams and room messages (``hub.fanout.Fanout``) to fewer than
+        ``small`` members, whose entries are copied from their vector's prebuilt array in one
+        slice, each message with its own iovec.  Stops before a bigger room message (the
+        caller sends it with :meth:`send_fanout`).  Returns (items taken, datagrams laid out);
+        :meth:`send_loaded` sends them.  The caller keeps ``items`` alive until then."""
         if len(self._names) > _NAME_CACHE:
             self._names.clear()
-        count = min(len(datagrams) - start, self.capacity)
-        names, name_of, address_of = self._names, self._name, self._address_of
-        msg_view, iov_view, pack_head, pack_iov = (
+        names, name_of, address_of = self._names, self._name_or_none, self._address_of
+        msg_bytes, iov_view, pack_iov, pack_head = (
             self._msg_view,
             self._iov_view,
-            _HEAD.pack_into,
             _IOV.pack_into,
+            _HEAD.pack_into,
         )
-        msg_size, iov_size = ctypes.sizeof(_MMsgHdr), _IOV.size
-        last: bytes | None = None
-        iov = self._iov_base - iov_size
-        slot = -iov_size
-        for i in range(count):
-            data, address = datagrams[start + i]
-            if data is not last:
-                last = data
-                slot += iov_size
-                iov += iov_size
-                pack_iov(iov_view, slot, address_of(data), len(data))
-            name = names.get(address)
-            if name is None:
-                try:
-                    name = name_of(address)
-                except (OSError, ValueError, TypeError, IndexError):
-                    if i == 0:
-                        raise OSError(f"cannot send to {address!r}: not a numeric address") from None
-                    count = i
-                    break
-            pack_head(msg_view, i * msg_size, name[1], name[2], iov)
-        sent: int = self._sendmmsg(self.fd, self._msg_base, count, 0)
+        capacity, small, iov_base, iov_size = self.capacity, self.small, self._iov_base, _IOV.size
+        pos = slot = 0
+        for index in range(start, len(items)):
+            item = items[index]
+            if type(item) is tuple:
+                data, address = item
+            else:
+                addresses, skip = item.vector.addresses, item.skip
+                count = len(addresses) - (skip >= 0)
+                if count != 1:  # none, or several: one slice of the vector's own entries
+                    if count >= small or pos + count > capacity:
+                        break
+                    if count:
+                        self._copy(item, pos, slot, count)
+                        pos, slot = pos + count, slot + 1
+                    continue
+                data, address = item.data, addresses[0] if skip != 0 else addresses[1]  # the one
+            if pos == capacity:
+                break
+            name = names.get(address) or name_of(address)
+            pack_iov(iov_view, slot * iov_size, address_of(data), len(data))
+            pack_head(msg_bytes, pos * _MSG_SIZE, name[1], name[2], iov_base + slot * iov_size)
+            pos, slot = pos + 1, slot + 1
+        else:
+            index = len(items)
+        self._loaded = pos
+        return index - start, pos
+
+    def _copy(self, item: Any, pos: int, slot: int, count: int) -> None:
+        """Lay a room message to ``count`` members out from ``pos`` on: its vector's entries,
+        copied in one slice, then pointed at iovec ``slot`` (one strided assignment)."""
+        vector = item.vector
+        native = vector.native
+        if native is None or native[0] is not self:
+            native = vector.native = self._vector(vector.addresses)
+        first = item.skip + 1 if item.skip >= 0 else 0
+        self._msg_view[pos * _MSG_SIZE : (pos + count) * _MSG_SIZE] = native[5][
+            first * _MSG_SIZE : (first + count) * _MSG_SIZE
+        ]
+        data = item.data
+        _IOV.pack_into(self._iov_view, slot * _IOV.size, self._address_of(data), len(data))
+        rep = self._reps[slot] if slot < len(self._reps) else self._rep(slot)
+        words = self._words
+        words[pos * _MSG_WORDS + _IOV_WORD : (pos + count) * _MSG_WORDS : _MSG_WORDS] = rep[:count]
+
+    def send_loaded(self, start: int = 0) -> int:
+        """Send what :meth:`load` laid out, from its ``start``-th datagram on, in one system
+        call; how many went.  Raises BlockingIOError when the socket buffer is full before the
+        first one, OSError (with the kernel's errno) when the first one cannot be sent at all
+        (e.g. an address that is not numeric)."""
+        sent: int = self._sendmmsg(self.fd, self._msg_base + start * _MSG_SIZE, self._loaded - start, 0)
         if sent < 0:
             error = ctypes.get_errno()
             raise OSError(error, os.strerror(error))  # EAGAIN makes it a BlockingIOError
         return sent
+
+    def _rep(self, slot: int) -> memoryview:
+        """``small`` copies of the pointer to iovec ``slot``: written into a room message's
+        entries with one strided slice assignment."""
+        while len(self._reps) <= slot:
+            pointer = self._iov_base + len(self._reps) * _IOV.size
+            self._reps.append(memoryview(array.array("Q", [pointer]) * self.small))
+        return self._reps[slot]
+
+    def _name_or_none(self, address: Address) -> tuple[bytes, int, int]:
+        """The converted address, or no address at all (the kernel refuses that datagram)."""
+        try:
+            return self._name(address)
+        except (OSError, ValueError, TypeError, IndexError):
+            return (b"", 0, 0)
 
     def send_fanout(self, data: bytes, vector: Any, skip: int, start: int = 0) -> int:
         """One room message to a live vector (``hub.fanout.LiveVector``) but the entry at
@@ -158,7 +222,7 @@ class BatchSender:
         native = vector.native
         if native is None or native[0] is not self:
             native = vector.native = self._vector(vector.addresses)
-        _owner, msgs, iov, _names, size = native
+        _owner, msgs, iov, _names, size, _view = native
         count = size - (skip >= 0) - start
         if count <= 0:
             return 0
@@ -172,7 +236,7 @@ class BatchSender:
             raise OSError(error, os.strerror(error))
         return sent
 
-    def _vector(self, addresses: Sequence[Address]) -> tuple[Any, Any, _IoVec, list[bytes], int]:
+    def _vector(self, addresses: Sequence[Address]) -> tuple[Any, Any, _IoVec, list[bytes], int, memoryview]:
         """The ``mmsghdr`` array of a live vector, built once per vector (when membership
         changes): every address twice, every entry pointing at one shared iovec."""
         size = len(addresses)
@@ -191,7 +255,7 @@ class BatchSender:
                 msgs[slot].msg_hdr.msg_namelen = length
                 msgs[slot].msg_hdr.msg_iov = iov_pointer
                 msgs[slot].msg_hdr.msg_iovlen = 1
-        return (self, msgs, iov, names, size)
+        return (self, msgs, iov, names, size, memoryview(msgs).cast("B"))
 
     def _name(self, address: Address) -> tuple[bytes, int, int]:
         """The ``sockaddr`` for ``address`` as recvfrom gave it, converted once."""
@@ -216,7 +280,7 @@ class BatchSender:
         return name
 
 
-def open_batch_sender(sock: socket.socket, capacity: int = 256) -> BatchSender | None:
+def open_batch_sender(sock: socket.socket, capacity: int = 256, small: int = 64) -> BatchSender | None:
     """A :class:`BatchSender` for ``sock``, or None where sendmmsg is not available."""
     if not sys.platform.startswith("linux") or sock.type != socket.SOCK_DGRAM or not _layout_ok():
         return None
@@ -227,4 +291,4 @@ def open_batch_sender(sock: socket.socket, capacity: int = 256) -> BatchSender |
         return None
     sendmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int)
     sendmmsg.restype = ctypes.c_int
-    return BatchSender(sock, sendmmsg, capacity)
+    return BatchSender(sock, sendmmsg, capacity, small)

@@ -46,9 +46,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("roomcast.hub")
 
 #: A room message to fewer members than this goes out in the shared sendmmsg batch with the
-#: other datagrams (one system call for many small rooms' messages); bigger ones get their own
-#: sendmmsg over the room's live vector.
-SMALL_FANOUT = 8
+#: replies and other room messages around it (one system call for many messages, each copied
+#: out of its room's vector in one slice); bigger ones get their own sendmmsg over the vector.
+SMALL_FANOUT = 128
+#: Datagrams per sendmmsg call.
+SEND_BATCH = 256
 RECV_SIZE = 65535  # read whole datagrams, so an oversized one is seen (and refused) as such
 
 
@@ -74,7 +76,7 @@ class HubServer:
         self.sock = sock
         self.options = options
         #: Sends a batch of datagrams per system call (sendmmsg); None: sendto each.
-        self._batch: BatchSender | None = open_batch_sender(sock)
+        self._batch: BatchSender | None = open_batch_sender(sock, SEND_BATCH, SMALL_FANOUT)
         #: Reads a batch of datagrams per system call (recvmmsg); None: recvfrom each.
         self._receiver: BatchReceiver | None = open_batch_receiver(sock, limits.RECV_BATCH)
         self.core = HubCore(options.core, trio.current_time(), wall_offset=time.time() - trio.current_time())
@@ -274,10 +276,11 @@ class HubServer:
         return count
 
     async def _flush(self) -> None:
-        """Send what the core produced, in order: runs of datagrams in ``sendmmsg`` batches,
-        each room message in one ``sendmmsg`` over its live vector.  After a big fan-out the
-        socket is read again before the next one, so that the acks of a big room do not
-        overflow its buffer while the hub is sending; what that produces goes out too."""
+        """Send what the core produced, in order: replies and small room messages laid out
+        together in ``sendmmsg`` batches, each big room message in one ``sendmmsg`` over its
+        live vector.  After a big send the socket is read again before the next one, so that
+        the acks of a big room do not overflow its buffer while the hub is sending; what that
+        produces goes out too."""
         if self._batch is None:
             await self._flush_one_by_one(self.core.datagrams_to_send())
             return
@@ -286,25 +289,22 @@ class HubServer:
             items = self.core.sends()
             if not items:
                 return
-            plain: list[tuple[bytes, Address]] = []
-            for item in items:
-                if not isinstance(item, Fanout):
-                    plain.append(item)
-                    continue
-                if len(item) < SMALL_FANOUT:  # rides in the batch with the other datagrams
-                    data = item.data
-                    plain += [(data, address) for address in item.targets()]
-                    continue
-                if plain:
-                    await self._send_all(len(plain), functools.partial(batch.send, plain))
-                    plain = []
-                await self._send_all(
-                    len(item), functools.partial(batch.send_fanout, item.data, item.vector, item.skip)
-                )
-                if len(item) >= limits.RECV_BATCH:
+            index, count = 0, len(items)
+            while index < count:
+                taken, total = batch.load(items, index)
+                if taken:
+                    index += taken
+                    await self._send_all(total, batch.send_loaded)
+                else:  # a big room message: its own sendmmsg over its vector
+                    item = items[index]
+                    assert isinstance(item, Fanout)
+                    index += 1
+                    total = len(item)
+                    await self._send_all(
+                        total, functools.partial(batch.send_fanout, item.data, item.vector, item.skip)
+                    )
+                if total >= limits.RECV_BATCH:
                     self._drain_socket()
-            if plain:
-                await self._send_all(len(plain), functools.partial(batch.send, plain))
 
     async def _send_all(self, total: int, send_from: Callable[[int], int]) -> None:
         """``send_from(done)`` sends from the ``done``-th datagram on (one ``sendmmsg``) and

@@ -235,7 +235,10 @@ class Deliver(Event):
 
 
 _new = object.__new__
-_set = object.__setattr__
+#: The slots' own setters (attrs.frozen classes are slotted): cheaper than object.__setattr__.
+_SET_ROOM, _SET_SEQ, _SET_NICK, _SET_BODY, _SET_TS, _SET_ACTION, _SET_HISTORY = (
+    getattr(Deliver, name).__set__ for name in ("room", "seq", "nick", "body", "ts", "action", "history")
+)
 
 
 def checked_deliver(room: str, seq: int, nick: str, body: str, ts: float, action: bool = False) -> Deliver:
@@ -243,13 +246,13 @@ def checked_deliver(room: str, seq: int, nick: str, body: str, ts: float, action
     member's names as shown, a body the envelope or text front bounded): the same event,
     without running the converters and validators again on the hub's busiest path."""
     event = _new(Deliver)
-    _set(event, "room", room)
-    _set(event, "seq", seq)
-    _set(event, "nick", nick)
-    _set(event, "body", body)
-    _set(event, "ts", ts)
-    _set(event, "action", action)
-    _set(event, "history", False)
+    _SET_ROOM(event, room)
+    _SET_SEQ(event, seq)
+    _SET_NICK(event, nick)
+    _SET_BODY(event, body)
+    _SET_TS(event, ts)
+    _SET_ACTION(event, action)
+    _SET_HISTORY(event, False)
     return event
 
 

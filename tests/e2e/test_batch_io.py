@@ -169,3 +169,107 @@ def test_the_shell_resumes_a_partial_send_where_it_stopped(sockets: list[socket.
     errors = trio.run(main)
     assert starts == [0, 3, 3, 5, 6, 6, 8]
     assert errors == 1 and script == []
+
+
+def _received(members: list[socket.socket], hub: socket.socket) -> dict[object, list[bytes]]:
+    """What each member got, in order, up to a marker sent behind it."""
+    got: dict[object, list[bytes]] = {}
+    for member in members:
+        hub.sendto(b"end", member.getsockname())
+        member.settimeout(10.0)
+        got[member.getsockname()] = [d for d in iter(lambda m=member: m.recv(2048), b"end")]  # type: ignore[misc]
+    return got
+
+
+def _expected(items: list[object], members: list[socket.socket]) -> dict[object, list[bytes]]:
+    want: dict[object, list[bytes]] = {m.getsockname(): [] for m in members}
+    for item in items:
+        if isinstance(item, Fanout):
+            for address in item.targets():
+                want[address].append(item.data)
+        else:
+            data, address = item  # type: ignore[misc]
+            want[address].append(data)
+    return want
+
+
+def test_one_batch_carries_replies_and_small_room_messages_in_order(sockets: list[socket.socket]) -> None:
+    """Replies and room messages to few members ride in one sendmmsg, each room message with its
+    own iovec (the same room twice in a batch included); a big room message stops the batch."""
+    hub, *members = sockets
+    sender = open_batch_sender(hub, capacity=16, small=5)
+    if sender is None:
+        pytest.skip("no sendmmsg here")
+    small = LiveVector([m.getsockname() for m in members[:3]])
+    big = LiveVector([m.getsockname() for m in members])
+    a, b, c = (m.getsockname() for m in members[:3])
+    items: list[object] = [
+        (b"reply 1", a),
+        Fanout(b"room 1", small, 0),
+        (b"reply 2", b),
+        Fanout(b"room 2", small, -1),
+        Fanout(b"room 3", small, 2),
+        (b"reply 3", c),
+        Fanout(b"solo", LiveVector([b]), -1),  # one member: laid out as a plain datagram
+        Fanout(b"pair", LiveVector([b, c]), 1),
+        Fanout(b"none", LiveVector([c]), 0),  # the sender alone: nothing to send
+        Fanout(b"big", big, -1),
+        (b"after", a),
+    ]
+    assert sender.load(items, 0) == (9, 12)  # up to the big room message, not past it
+    assert sender.send_loaded() == 12
+    assert sender.load(items, 9) == (0, 0)  # the big one goes with send_fanout
+    assert sender.send_fanout(b"big", big, -1) == 5
+    assert sender.load(items, 10) == (1, 1)
+    assert sender.send_loaded() == 1
+    assert _received(members, hub) == _expected(items, members)
+
+
+def test_a_full_batch_stops_before_the_room_message_that_does_not_fit(sockets: list[socket.socket]) -> None:
+    hub, *members = sockets
+    sender = open_batch_sender(hub, capacity=6, small=5)
+    if sender is None:
+        pytest.skip("no sendmmsg here")
+    vector = LiveVector([m.getsockname() for m in members[:4]])
+    items: list[object] = [Fanout(b"m%d" % i, vector, 1) for i in range(3)]
+    assert sender.load(items, 0) == (2, 6)
+    assert sender.send_loaded(start=4) == 2  # resumed after the first four
+    assert sender.send_loaded(start=0) == 6
+    assert sender.load(items, 2) == (1, 3)
+    assert sender.send_loaded() == 3
+    want = _expected(items, members)
+    for address in items[1].targets()[1:]:  # type: ignore[attr-defined]
+        want[address].insert(0, b"m1")  # the resumed tail of the first batch came first
+    assert _received(members, hub) == want
+
+
+def test_the_shell_sends_the_same_datagrams_with_and_without_sendmmsg(sockets: list[socket.socket]) -> None:
+    """A mixed flush (replies, small and big room messages, a bad address) gives every member
+    the same datagrams in the same order through sendmmsg batches as through sendto."""
+    hub_sock, *members = sockets
+    hub_sock.setblocking(False)
+    small = LiveVector([m.getsockname() for m in members[:2]])
+    big = LiveVector([m.getsockname() for m in members])
+    a, b = (m.getsockname() for m in members[:2])
+    items: list[object] = [(b"r%d" % i, a if i % 2 else b) for i in range(5)]
+    items += [Fanout(b"s%d" % i, small, i % 3 - 1) for i in range(9)]
+    items += [(b"bad", ("not an address", 1)), Fanout(b"big", big, 3), (b"last", b)]
+    results = []
+    for batched in (True, False):
+
+        async def main(batched: bool) -> int:
+            server = HubServer(hub_sock, ServerOptions())
+            if batched:
+                server._batch = open_batch_sender(hub_sock, capacity=4, small=3)
+                if server._batch is None:
+                    pytest.skip("no sendmmsg here")
+            else:
+                server._batch = None
+            server.core._out = list(items)  # type: ignore[arg-type]
+            await server._flush()
+            return server.core.counters["errors.send"]
+
+        assert trio.run(main, batched) == 1  # the bad address, counted once; the rest still went
+        results.append(_received(members, hub_sock))
+    sendable = [item for item in items if not (isinstance(item, tuple) and item[0] == b"bad")]
+    assert results[0] == results[1] == _expected(sendable, members)
