@@ -124,6 +124,10 @@ class HubCore:
         out, self._out = self._out, []
         return out
 
+    def has_sends(self) -> bool:
+        """Is something waiting to be sent (the shell must not wait for the socket then)?"""
+        return bool(self._out)
+
     def queue_fanout(self, item: Fanout) -> None:
         """Queue a room message for its live vector (``hub.delivery``)."""
         self._out.append(item)

@@ -24,7 +24,9 @@ def fan_out(hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, n
     """Send a committed room event to every member but ``origin``: constant Python work for
     envelope and live text members; members past their window are dropped as too slow."""
     fan = room.fanout
-    data = envelope.encode(event)
+    # Only an envelope member may need the event again (resent, or served from the ring), and
+    # one that joins later starts after it: with none in the room, nothing is encoded.
+    data = envelope.encode(event) if fan.ranges else b""
     too_slow = fan.add(event.seq, data, now)
     origin_address = None
     if origin is not None:
@@ -35,7 +37,9 @@ def fan_out(hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, n
     if live is None:
         fan.rebuild(room.members)
         live = fan.envelope_live
-    _send(hub, data, live, origin_address)  # type: ignore[arg-type]
+        assert live is not None
+    if live.addresses:
+        _send(hub, data, live, origin_address)
     if fan.text_live.addresses or fan.text_queued:
         line = textfront.line_of(event)
         live_text = text.live_line(line)

@@ -194,6 +194,12 @@ class HubServer:
             else:
                 drain_until = math.inf if self.core.drain_until is None else self.core.drain_until
                 deadline = min(self.core.next_deadline() or math.inf, next_stats, drain_until)
+                if self.core.has_sends():
+                    # The last flush stopped after RECV_ROUNDS with sends left (what its reads
+                    # brought in): send them now.  Waiting for the socket would leave them until
+                    # the next datagram, and a closed-loop sender (a text client, which sends no
+                    # acks) waits for them: a stall, lines delivered only after it gives up.
+                    deadline = -math.inf
                 with trio.CancelScope(deadline=deadline) as self._wait_scope:
                     await trio.lowlevel.wait_readable(self.sock)
             # While datagrams keep coming, read again at once rather than go back through trio's
