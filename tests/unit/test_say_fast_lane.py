@@ -14,6 +14,7 @@ from roomcast.hub import envelopefront
 from roomcast.hub.core import HubConfig
 from roomcast.shared import envelope, events
 from tests.unit.hubwire import Hub, envelope_peer
+from tests.unit.lanes import both_lanes
 
 STEPS = st.lists(
     st.tuples(
@@ -56,18 +57,7 @@ def run(steps: list[tuple[str, int]], flood: bool) -> tuple[list[tuple[Any, byte
 @settings(max_examples=60, deadline=None)
 @given(STEPS, st.booleans())
 def test_the_say_fast_lane_sends_what_the_full_path_sends(steps: list[tuple[str, int]], flood: bool) -> None:
-    used = []
-    fast_say = envelopefront._fast_say
-
-    def counted(*args: Any) -> bool:
-        taken = fast_say(*args)
-        used.append(taken)
-        return taken
-
-    with mock.patch.object(envelopefront, "_fast_say", counted):
-        fast = run(steps, flood)
-    with mock.patch.object(envelopefront, "_fast_say", lambda *args: False):
-        full = run(steps, flood)
+    fast, full, used = both_lanes(envelopefront, lambda: run(steps, flood))
     assert fast == full
     if any(step == "say" for step, _ in steps[:1]):
         assert used[0]  # a first say in order took the fast lane

@@ -15,6 +15,7 @@ from roomcast.hub import textfront
 from roomcast.hub.core import HubConfig
 from roomcast.shared import envelope, events, limits
 from tests.unit.hubwire import Hub, TextPeer, envelope_peer
+from tests.unit.lanes import both_lanes
 
 SPECIAL = [
     b"/live on\n", b"/live off\n", b"/join den\n", b"/join hall\n", b"/part\n", b"//slash\n",
@@ -61,18 +62,7 @@ def run(steps: list[tuple[str, bytes]], flood: bool) -> tuple[list[tuple[Any, by
 def test_the_text_fast_lane_sends_what_the_full_path_sends(
     steps: list[tuple[str, bytes]], flood: bool
 ) -> None:
-    used = []
-    fast_say = textfront._fast_say
-
-    def counted(*args: Any) -> bool:
-        taken = fast_say(*args)
-        used.append(taken)
-        return taken
-
-    with mock.patch.object(textfront, "_fast_say", counted):
-        fast = run(steps, flood)
-    with mock.patch.object(textfront, "_fast_say", lambda *args: False):
-        full = run(steps, flood)
+    fast, full, _ = both_lanes(textfront, lambda: run(steps, flood))
     assert fast == full
 
 
