@@ -61,6 +61,7 @@ typedef struct {
     uint8_t token[16];
     uint64_t expected;           /* next seq to release in order (Reorder.expected) */
     uint8_t waiting[REORDER / 8]; /* seqs ahead of it that arrived, bit seq % REORDER */
+    uint8_t mine[REORDER / 8];    /* of those, its own lines (a reply's seq): they owe no ack */
     int nwaiting;
     int unacked;
     uint64_t ack_due; /* 0: no ack pending */
@@ -238,11 +239,15 @@ static size_t make_message(peer *s, uint8_t *out, uint64_t ts) {
 
 static int is_waiting(const peer *r, uint64_t seq) { return r->waiting[(seq % REORDER) / 8] >> (seq % 8) & 1; }
 
-static void set_waiting(peer *r, uint64_t seq, int on) {
+static int is_mine(const peer *r, uint64_t seq) { return r->mine[(seq % REORDER) / 8] >> (seq % 8) & 1; }
+
+static void set_bit(uint8_t *bits, uint64_t seq, int on) {
     uint8_t bit = (uint8_t)(1u << (seq % 8));
-    if (on) r->waiting[(seq % REORDER) / 8] |= bit;
-    else r->waiting[(seq % REORDER) / 8] &= (uint8_t)~bit;
+    if (on) bits[(seq % REORDER) / 8] |= bit;
+    else bits[(seq % REORDER) / 8] &= (uint8_t)~bit;
 }
+
+static void set_waiting(peer *r, uint64_t seq, int on) { set_bit(r->waiting, seq, on); }
 
 /* Reorder.ack(): everything up to expected - 1 arrived, and the first MAX_SACK seqs beyond. */
 static int ack_state(const peer *r, uint64_t *upto, uint64_t *sack) {
@@ -283,30 +288,34 @@ static void send_ack(peer *r) {
     r->ack_due = 0;
 }
 
-/* One delivery of seq at time t: 1 if it is new (to be counted), 0 if a duplicate or too far
- * ahead.  Reorder.push, then Inbox._release/_ready: ack at once on a duplicate or a gap, or
- * after ACK_EVERY released, else ACK_DELAY after the first unacknowledged one. */
-static int receive_seq(peer *r, uint64_t seq, uint64_t t) {
+/* One delivery of seq at time t (own: the seq of our own line, from the reply to our say): 1
+ * if it is new (to be counted), 0 if a duplicate or too far ahead.  Reorder.push, then
+ * Inbox._release/_ready: ack at once on a duplicate or a gap, or after ACK_EVERY released,
+ * else ACK_DELAY after the first unacknowledged one; our own lines owe no ack (the hub marked
+ * them as ours when it answered), so they count for none of that (Inbox.own). */
+static int receive_seq(peer *r, uint64_t seq, uint64_t t, int own) {
     int fresh = 0, dup = 0, released = 0;
     if (seq < r->expected || is_waiting(r, seq)) {
-        dups++;
+        if (!own) dups++;
         dup = 1;
     } else if (seq < r->expected + REORDER) {
         fresh = 1;
         set_waiting(r, seq, 1);
+        set_bit(r->mine, seq, own);
         r->nwaiting++;
         while (is_waiting(r, r->expected)) {
+            released += !is_mine(r, r->expected);
             set_waiting(r, r->expected, 0);
+            set_bit(r->mine, r->expected, 0);
             r->nwaiting--;
             r->expected++;
-            released++;
         }
     }
-    if (dup || r->nwaiting) r->ack_due = t; /* a duplicate (our ack was lost) or a gap */
+    if (!own && (dup || r->nwaiting)) r->ack_due = t; /* a duplicate (our ack was lost) or a gap */
     r->unacked += released;
     if (r->unacked >= ACK_EVERY) r->ack_due = t;
-    else if (!r->ack_due) r->ack_due = t + ACK_DELAY_NS;
-    if (r->ack_due <= t) send_ack(r);
+    else if (!r->ack_due && released) r->ack_due = t + ACK_DELAY_NS;
+    if (r->ack_due && r->ack_due <= t) send_ack(r);
     return fresh;
 }
 
@@ -347,7 +356,7 @@ static void on_datagram(peer *r, const uint8_t *data, size_t n, uint64_t t) {
     uint64_t seq;
     if (read_envelope(data, n, kind, &seq) != 0) return;
     if (strcmp(kind, "deliver") != 0 && strcmp(kind, "presence") != 0) return;
-    if (receive_seq(r, seq, t)) count_marks(data, n, t);
+    if (receive_seq(r, seq, t, 0)) count_marks(data, n, t);
 }
 
 /* What the relay says to a sender: for the hub, the answers to its says (a reply's seq is its
@@ -362,7 +371,7 @@ static void on_sender_datagram(peer *s, const uint8_t *data, size_t n, uint64_t 
     if (read_envelope(data, n, kind, &seq) != 0) return;
     if (!strcmp(kind, "reply")) {
         s->answered++, sender_in++;
-        if (seq) receive_seq(s, seq, t);
+        if (seq) receive_seq(s, seq, t, 1);
     } else if (!strcmp(kind, "error")) {
         s->answered++, s->refused++;
     } else {
@@ -749,8 +758,9 @@ static int relay(int port, double seconds) {
 
 /* --- the shared acknowledgement test vector --------------------------------------------------------- */
 
-/* Lines "d MS SEQ = EXPECTED" (a delivery at MS ms) and "t MS = EXPECTED" (timers run at MS ms);
- * prints "d|t MS [SEQ] = ACKS" with the acks sent, each "UPTO" or "UPTO:S1,S2", or "-". */
+/* Lines "d MS SEQ = EXPECTED" (a delivery at MS ms), "o MS SEQ = EXPECTED" (the reply to our
+ * own say took SEQ) and "t MS = EXPECTED" (timers run at MS ms); prints "d|o|t MS [SEQ] = ACKS"
+ * with the acks sent, each "UPTO" or "UPTO:S1,S2", or "-". */
 static int ackvector(void) {
     static peer r;
     char line[1024];
@@ -764,9 +774,9 @@ static int ackvector(void) {
         uint64_t upto, sack[MAX_SACK];
         char out[1024] = "", *o = out;
         /* the ack that would go out is computed before the call resets the state */
-        if (what == 'd' && sscanf(line, "%c %llu %llu", &what, &ms, &seq) == 3) {
-            receive_seq(&r, seq, t);
-            printf("d %llu %llu =", ms, seq);
+        if ((what == 'd' || what == 'o') && sscanf(line, "%c %llu %llu", &what, &ms, &seq) == 3) {
+            receive_seq(&r, seq, t, what == 'o');
+            printf("%c %llu %llu =", what, ms, seq);
         } else if (what == 't') {
             if (r.ack_due && r.ack_due <= t) send_ack(&r);
             printf("t %llu =", ms);

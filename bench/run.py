@@ -112,12 +112,20 @@ def text_scenarios(progress: Progress) -> dict[str, Result]:
     return results
 
 
+def cheapest(running: Running, tag: str) -> Result:
+    """The room of 10 REPEATS times on one hub, each in a fresh room: the run with the least
+    hub CPU per delivery.  One run's figure moves by ±20% on a shared machine (the hub's
+    Python work does not: bench.coreprofile), more than the 10% this scenario checks."""
+    runs = [fanout(running, 10, "env", tag=f"{tag}{n}") for n in range(REPEATS)]
+    return min(runs, key=lambda r: float(r["cpu_us_per_delivery"]))
+
+
 def idle_scenario(progress: Progress) -> Result:
     """Delivery cost on an empty hub, then with 10,000 idle sessions in 1,000 rooms."""
     progress.step("hub: delivery cost, empty hub")
     with procs.running(HUB) as running:
         rss_empty = running.rss_mb()
-        empty = fanout(running, 10, "env", tag="a")
+        empty = cheapest(running, "a")
         progress.step(f"hub: registering {IDLE_SESSIONS} sessions in {IDLE_ROOMS} rooms")
         per_room = IDLE_SESSIONS // IDLE_ROOMS
         started = time.monotonic()
@@ -131,7 +139,7 @@ def idle_scenario(progress: Progress) -> Result:
         time.sleep(0.5)
         rss_full = running.rss_mb()
         progress.step(f"hub: delivery cost with {IDLE_SESSIONS} idle sessions")
-        full = fanout(running, 10, "env", tag="b")
+        full = cheapest(running, "b")
         clients.close_peers(idle, envelope_bye=True)
     return {"rss_empty": rss_empty, "rss_full": rss_full, "registration": registration,
             "empty": empty, "full": full}  # fmt: skip
@@ -154,7 +162,7 @@ def main() -> int:
     text = text_scenarios(progress)
     idle = idle_scenario(progress)
     progress.step("hub core alone: CPU per room message and per ack, and a profile")
-    core = coreprofile.table(), coreprofile.profile(10)
+    core = [*coreprofile.table(), "", coreprofile.idle_line()], coreprofile.profile(10)
     progress.step("cluster: 2 hubs on one nats-server node")
     cluster_results = cluster.scenarios()
     elapsed = time.monotonic() - progress.started

@@ -4,7 +4,9 @@ A piped client's stdout may be read slowly (``roomcast ... | slow-consumer``) or
 while (a pager, a stopped process).  Were it written from the trio loop, one full pipe would
 block the loop, and with it receiving and acknowledging: the hub would count the client too
 slow although it has every line.  So what is shown is kept in a bounded buffer and written by a
-task per stream, each write in a worker thread, while the network side goes on.
+task per stream, while the network side goes on: what cannot block (a stream that polls
+writable takes ``PIPE_BUF`` bytes without blocking) is written at once, the rest in a worker
+thread, whose hand-off costs more CPU than the write itself.
 
 When the buffer is full (``limits.PIPED_OUTPUT_BUFFER`` characters), the client takes no more
 room lines until the writer catches up: it leaves them unacknowledged (``HubLink.holding``),
@@ -17,6 +19,8 @@ missing.
 from __future__ import annotations
 
 import os
+import select
+import stat
 import sys
 from typing import TextIO
 
@@ -37,6 +41,10 @@ class StreamWriter:
         self._pending: list[str] = []
         self._wake = trio.Event()
         self._closed = False
+        #: Polls the stream for room, if it is a pipe or a file (a terminal can be stopped
+        #: with Ctrl-S, and then blocks a write however much room it polls); None: never.
+        self._poll: select.poll | None = None
+        self._looked = False
 
     def put(self, text: str) -> None:
         if self.broken:
@@ -58,11 +66,38 @@ class StreamWriter:
                 continue
             text = "".join(self._pending)
             self._pending.clear()
-            data = text.encode(self.stream.encoding or "utf-8", "replace")
-            # A write blocked on a full pipe blocks only its thread; cancelled (Ctrl-C), the
-            # thread is left to finish or die with the process.
-            await trio.to_thread.run_sync(self._write, data, abandon_on_cancel=True)
+            data = self._write_ready(text.encode(self.stream.encoding or "utf-8", "replace"))
+            if data:
+                # A write blocked on a full pipe blocks only its thread; cancelled (Ctrl-C),
+                # the thread is left to finish or die with the process.
+                await trio.to_thread.run_sync(self._write, data, abandon_on_cancel=True)
             self.buffered -= len(text)
+
+    def _write_ready(self, data: bytes) -> bytes:
+        """Write what cannot block, ``PIPE_BUF`` bytes at a time while the stream polls
+        writable; return the rest (for a worker thread)."""
+        while data and not self.broken and self._writable():
+            self._write(data[: select.PIPE_BUF])
+            data = data[select.PIPE_BUF :]
+        return b"" if self.broken else data
+
+    def _writable(self) -> bool:
+        if not self._looked:
+            self._looked, self._poll = True, self._poller()
+        # Writable, or an error that the write reports at once.
+        return self._poll is not None and bool(self._poll.poll(0))
+
+    def _poller(self) -> select.poll | None:
+        try:
+            fd = self.stream.fileno()
+            mode = os.fstat(fd).st_mode
+        except (OSError, ValueError):
+            return None  # no descriptor: the worker thread finds out
+        if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+            return None
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return poller
 
     def write_now(self) -> None:
         """Write what is queued from this thread (outside trio: nothing else writes)."""

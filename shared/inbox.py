@@ -114,7 +114,8 @@ class Inbox:
     # --- arrivals -------------------------------------------------------------------------------
 
     def own(self, room: str, seq: int, now: float) -> list[Shown]:
-        """Our own line took ``seq``: the hub does not send it back, so mark it received."""
+        """Our own line took ``seq``: the hub does not send it back, so mark it received.  It
+        owes no ack (the hub marked it as ours when it answered): only deliveries count."""
         stream = self.rooms.get(fold(room))
         if stream is None:
             return []
@@ -141,22 +142,24 @@ class Inbox:
     def _release(self, stream: RoomStream, seq: int, event: Shown | None, now: float) -> list[Shown]:
         before = stream.order.duplicates
         ready = stream.order.push(seq, event)
-        if stream.order.duplicates != before or stream.order.gap():
-            self._acks.setdefault(stream.name, _AckState()).due = now  # ack at once: loss or lost ack
+        # Ack at once: loss or lost ack (our own line, even repeated or ahead of a gap, is neither).
+        if event is not None and (stream.order.duplicates != before or stream.order.gap()):
+            self._acks.setdefault(stream.name, _AckState()).due = now
         return self._ready(stream.name, stream, ready, now)
 
     def _ready(
         self, name: str, stream: RoomStream | None, ready: list[Shown | None], now: float
     ) -> list[Shown]:
+        # Our own lines (None) owe no ack: the hub marked them as ours when it answered.
+        shown = [item for item in ready if item is not None]
         ack = self._acks.setdefault(name, _AckState())
-        ack.count += len(ready)
+        ack.count += len(shown)
         if ack.count >= limits.ACK_EVERY:
             ack.due = now
-        elif ack.due is None:
+        elif ack.due is None and shown:
             ack.due = now + limits.ACK_DELAY
-        if ack.due <= now:
+        if ack.due is not None and ack.due <= now:
             self._ack(name)
-        shown = [item for item in ready if item is not None]
         if stream is not None and stream.catching is not None:
             stream.catching.held += shown  # shown once the history before them is
             return []

@@ -39,6 +39,7 @@ def test_the_vector_covers_gaps_duplicates_reordering_and_the_sack_limit() -> No
     assert any(":" in e for e in expected)  # selective acks
     assert max(len(e.split(":")[1].split(",")) for e in expected if ":" in e) == limits.MAX_SACK
     assert "d 110 14" in [g for g, _ in steps()]  # a duplicate
+    assert any(g.startswith("o ") for g, _ in steps())  # our own lines
 
 
 def test_the_real_client_acknowledges_as_the_vector_says() -> None:
@@ -50,6 +51,8 @@ def test_the_real_client_acknowledges_as_the_vector_says() -> None:
         now = int(ms) / 1000
         if kind == "d":
             inbox.receive(events.Deliver(room="hall", seq=int(seq[0]), nick="a", body="x", ts=0.0), now)
+        elif kind == "o":
+            inbox.own("hall", int(seq[0]), now)
         else:
             inbox.on_timer(now)
         acks = inbox.acks_to_send()

@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import pty
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -22,11 +24,11 @@ LINES = [f"[ops] <bob> line {n:03d} {'聊' * 30}" for n in range(300)]  # ~100 b
 
 
 @contextlib.contextmanager
-def stdout_pipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    """sys.stdout on a one-page pipe nobody reads yet; yields the read end."""
+def stdout_pipe(monkeypatch: pytest.MonkeyPatch, size: int = 4096) -> Iterator[int]:
+    """sys.stdout on a pipe of ``size`` bytes (one page) nobody reads yet; yields the read end."""
     read_end, write_end = os.pipe()
     with contextlib.suppress(OSError):
-        fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)
+        fcntl.fcntl(write_end, F_SETPIPE_SZ, size)
     stream = open(write_end, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
     monkeypatch.setattr(sys, "stdout", stream)
     try:
@@ -84,3 +86,53 @@ def test_outside_trio_lines_are_written_at_once(monkeypatch: pytest.MonkeyPatch)
         output.show([("", "room line")])
         output.show(render.notice("a notice goes to stderr"))
         assert os.read(read_end, 100) == b"room line\n"
+
+
+def count_handoffs(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every write the output hands to a worker thread, from now on."""
+    handoffs: list[object] = []
+    real = trio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        handoffs.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", counted)
+    return handoffs
+
+
+async def show_and_close(output: PlainOutput, lines: list[str]) -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(output.run)
+            for line in lines:
+                output.show([("", line)])
+                await trio.lowlevel.checkpoint()
+            output.close()
+
+
+async def test_a_pipe_with_room_is_written_without_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread hand-off per write costs more CPU than the write: what cannot block (a pipe
+    that polls writable takes PIPE_BUF bytes) is written by the task itself."""
+    with stdout_pipe(monkeypatch, size=65536) as read_end:
+        handoffs = count_handoffs(monkeypatch)
+        await show_and_close(PlainOutput(), LINES[:10])
+        expected = "".join(line + "\n" for line in LINES[:10]).encode()
+        assert read_all(read_end, len(expected)) == expected
+    assert handoffs == []
+
+
+async def test_a_terminal_is_written_from_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A terminal stopped with Ctrl-S blocks a write however much room it polls: never
+    written from the task."""
+    master, slave = pty.openpty()
+    stream = open(slave, "w", encoding="utf-8")  # noqa: SIM115, ASYNC230 (closed below; a pty opens at once)
+    monkeypatch.setattr(sys, "stdout", stream)
+    try:
+        handoffs = count_handoffs(monkeypatch)
+        await show_and_close(PlainOutput(), ["a line"])
+        assert b"a line" in os.read(master, 100)
+    finally:
+        stream.close()
+        os.close(master)
+    assert handoffs
