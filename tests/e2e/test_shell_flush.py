@@ -19,7 +19,9 @@ from roomcast.hub.server import SMALL_FANOUT, HubServer, ServerOptions
 from roomcast.hub.udpsocket import open_socket
 from roomcast.shared import limits
 
-RECEIVERS = SMALL_FANOUT + 2  # a fan-out with its own sendmmsg, then a read of the socket
+#: A fan-out with its own sendmmsg, then a read of the socket (all from 127.0.0.1: more than
+#: the default clients per host).
+RECEIVERS = SMALL_FANOUT + 2
 
 
 async def _line(sock: trio.socket.SocketType) -> bytes:
@@ -39,7 +41,10 @@ async def test_what_the_last_flush_round_read_is_sent_without_another_datagram(
     if open_batch_sender(hub_sock) is None:
         hub_sock.close()
         pytest.skip("no sendmmsg here: the shell sends each datagram as it is made")
-    server = HubServer(hub_sock, ServerOptions(drain_seconds=0.1, core=HubConfig(flood_rate=0)))
+    server = HubServer(
+        hub_sock,
+        ServerOptions(drain_seconds=0.1, core=HubConfig(flood_rate=0, max_clients_per_host=RECEIVERS + 1)),
+    )
     peers = [trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(RECEIVERS + 1)]
     try:
         async with trio.open_nursery() as nursery:
