@@ -100,8 +100,14 @@ class Running:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time of the relay so far (from /proc)."""
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """User and system CPU time of the relay so far (from /proc): its own code, and the
+        kernel's work for it (on loopback, the receivers' side of each datagram included)."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

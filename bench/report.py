@@ -91,6 +91,11 @@ def render(
                  for n in COLUMNS]  # fmt: skip
         row(f"CPU per room message / per delivery, room of {size:,} (ratio: per delivery, lower is better)",
             cells, hub[key]["cpu_us_per_delivery"], key, "cpu_us_per_delivery")  # fmt: skip
+    for size in SIZES:
+        key = f"sat{size}"
+        cells = [_split(by_relay[n][key]) for n in COLUMNS]
+        rows.append(f"| CPU per delivery, room of {size:,}: own code (user) / kernel (system) | "
+                    + " | ".join(cells) + " | " + " | ".join(["—"] * 3) + " |")  # fmt: skip
     dgrams = {s: (hub[f"sat{s}"]["sent"] + hub[f"sat{s}"]["acks"]) / max(hub[f"sat{s}"]["received"], 1)
               for s in SIZES}  # fmt: skip
     rows.append(f"| hub datagrams received per delivery, rooms of {' / '.join(f'{s:,}' for s in SIZES)} (says + acks) | "
@@ -189,6 +194,7 @@ def targets(
         )
     cpu = hub["sat100"]["cpu_us_per_delivery"]
     out.append(f"- hub CPU per delivery, room of 100 ≤ 3.5 µs: {cpu:.2f} µs — {mark(cpu <= 3.5)}")
+    out += _where_it_goes(by_relay)
     growth = " → ".join(f"{hub[f'sat{n}']['cpu_us_per_message']:.0f}" for n in SIZES)
     out.append(f"- hub CPU per room message, rooms of 1 → 10 → 100 → 1,000: {growth} µs (reported)")
     paced = hub["paced"]
@@ -213,6 +219,30 @@ def targets(
         f"in a room of 10, {r(C_RELAY.name, 'sat10') / r(HUB_NAME, 'sat10'):.1f}× the hub — "
         f"{mark(r(C_RELAY.name, 'sat10') > r(HUB_NAME, 'sat10'))}",
     ]
+    return out
+
+
+def _split(result: dict[str, Any]) -> str:
+    if "user_us_per_delivery" not in result:
+        return "—"
+    return f"{result['user_us_per_delivery']:.2f} / {result['system_us_per_delivery']:.2f} µs"
+
+
+def _where_it_goes(by_relay: dict[str, dict[str, Any]]) -> list[str]:
+    """What is left, from this run's own figures: the hub's kernel time per delivery against
+    the C relay's (the floor of a relay that sends the same datagrams), and its own code's."""
+    out = ["- where the hub's CPU per delivery goes (user = its own Python, system = the kernel's UDP "
+           "work, on loopback the receivers' side included; the C relay's system time is the floor):"]  # fmt: skip
+    hub, c = by_relay[HUB_NAME], by_relay[C_RELAY.name]
+    for size in SIZES:
+        h, r = hub.get(f"sat{size}", {}), c.get(f"sat{size}", {})
+        if "user_us_per_delivery" not in h or "system_us_per_delivery" not in r:
+            continue
+        out.append(
+            f"  - room of {size:,}: hub user {h['user_us_per_delivery']:.2f} + system "
+            f"{h['system_us_per_delivery']:.2f} µs; C relay user {r['user_us_per_delivery']:.2f} + system "
+            f"{r['system_us_per_delivery']:.2f} µs"
+        )
     return out
 
 

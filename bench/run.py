@@ -67,10 +67,14 @@ def fanout(relay: Running, size: int, mode: str, rate: float = 0.0, tag: str = "
     plan = [f"proto {proto}", f"duration {DURATION}", f"warmup {WARMUP}", f"rate {rate}",
             f"window {WINDOW}", f"size {BODY}", f"poll {int(poll)}", "next_id 2",
             sender.plan_line("sender"), *(r.plan_line("recv") for r in receivers)]  # fmt: skip
-    cpu = relay.cpu_seconds()
+    user, system = relay.cpu_split()
     result = procs.generate(plan, [p.sock.fileno() for p in (sender, *receivers)], DURATION)
-    cpu = relay.cpu_seconds() - cpu
+    user_after, system_after = relay.cpu_split()
+    user, system = user_after - user, system_after - system
+    cpu = user + system
     result["cpu_us_per_delivery"] = cpu * 1e6 / max(result["received"], 1)
+    result["user_us_per_delivery"] = user * 1e6 / max(result["received"], 1)
+    result["system_us_per_delivery"] = system * 1e6 / max(result["received"], 1)
     result["cpu_us_per_message"] = cpu * 1e6 / max(result["sent"], 1)
     if mode == "env":
         clients.close_peers([sender, *receivers], envelope_bye=True)
