@@ -229,7 +229,9 @@ def carry_out_waiting(hub: HubCore, client: Client, now: float) -> None:
         proposed = hub.take_proposed()
         if proposed is not None and isinstance(outcome, events.Reply) and not outcome.seq:
             # Cluster mode: the answer carries the seq the cluster gives the event.
-            proposed.on_done = lambda result, o=outcome, a=arrived: _answer_later(hub, client, o, a, result)
+            proposed.on_done = lambda result, o=outcome, a=arrived, c=now: _answer_later(
+                hub, client, o, a, c, result
+            )
             continue
         _send_answer(hub, client, outcome, arrived, now)
 
@@ -279,16 +281,25 @@ def _keep_answer(link: Link, request_id: int, answer: bytes) -> None:
 
 
 def _answer_later(
-    hub: HubCore, client: Client, reply: events.Reply, arrived: float, result: int | events.Error
+    hub: HubCore,
+    client: Client,
+    reply: events.Reply,
+    arrived: float,
+    carried: float,
+    result: int | events.Error,
 ) -> None:
-    """The cluster settled ``reply``'s request: its event's seq, or the Error to answer."""
+    """The cluster settled ``reply``'s request (carried out at ``carried``): its event's seq,
+    or the Error to answer."""
     if hub.registry.clients.get(client.address) is not client:
         return  # the client left meanwhile
     outcome = attrs.evolve(result, id=reply.id) if isinstance(result, events.Error) else reply
     if isinstance(result, int) and result:
         outcome = attrs.evolve(reply, seq=result)
-    # No delay reported: waiting for the cluster is part of the round trip the client sees.
-    _send_answer(hub, client, outcome, arrived, arrived)
+    # The delay reported is what the hub held the request (flood control, a gap before it),
+    # as on a standalone hub, so the client's round-trip time leaves it out; waiting for the
+    # cluster is part of the round trip.  Left in, a flood hold of a second made the client's
+    # retransmission timeout a second or more, and every datagram lost then cost that much.
+    _send_answer(hub, client, outcome, arrived, carried)
 
 
 def _ack(hub: HubCore, client: Client, ack: events.Ack, now: float) -> None:

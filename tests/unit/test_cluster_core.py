@@ -17,7 +17,7 @@ from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster import wire
 from roomcast.hub.cluster.engine import ClusterEngine
 from roomcast.hub.cluster.peers import Peers
-from roomcast.shared import events
+from roomcast.shared import events, limits
 from roomcast.shared.names import fold
 from tests.unit.hubwire import Hub, Peer, TextPeer, of
 
@@ -304,3 +304,20 @@ def test_a_heartbeat_too_large_for_nats_still_says_the_hub_is_alive() -> None:
     peers.seen(m.Snapshot("b", (("ops", ("bob",)),), ("bob",), 1), 1.0)
     peers.seen(seen, 2.0)
     assert peers.members("ops") == {"bob": "bob"} and "b" in peers.alive(2.5)
+
+
+def test_a_line_held_by_flood_control_reports_its_hold_as_delay_but_not_the_commit_wait() -> None:
+    """The answer's ``delay`` (which the client leaves out of its round-trip time) is how long
+    the hub held the request, as on a standalone hub; waiting for the cluster is not in it."""
+    one = cluster_hub("a", 1)
+    cluster = Sequencer([one])
+    alice = joined(one, 5000, "alice", cluster, "ops")
+    says = [alice.request(events.Say, room="ops", body=f"l{n}") for n in range(limits.FLOOD_BURST + 3)]
+    assert of(events.Error, alice.received())[0].code == "slow-down"
+    one.advance(0.5)  # flood control lets the held lines through meanwhile, by itself
+    cluster.run()
+    answers = {a.id: a for a in of(events.Reply, alice.received())}
+    assert says[0].id in answers and says[-1].id in answers
+    assert not answers[says[0].id].delay, "carried out at once: the commit wait is not a delay"
+    held = answers[says[-1].id].delay
+    assert held is not None and 0 < held < 0.5, held
