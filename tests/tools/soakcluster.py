@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nats-nodes", type=int, choices=(1, 3), default=1)
     parser.add_argument("--cluster-senders", type=int, default=4)
     parser.add_argument("--cluster-receivers", type=int, default=4)
-    parser.add_argument("--cluster-messages", type=int, default=1000)
+    parser.add_argument("--cluster-messages", type=int, default=5000)
     parser.add_argument("--cluster-timeout", type=float, default=600.0, help="bound on the cluster part (s)")
 
 
