@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from roomcast.hub.batch import open_batch_sender
+from roomcast.hub.batch import BatchSender, open_batch_sender
 from roomcast.hub.fanout import Fanout, LiveVector
 from roomcast.hub.recvbatch import SLOT, open_batch_receiver
 from roomcast.hub.server import HubServer, ServerOptions
@@ -32,12 +32,22 @@ def sockets() -> Iterator[list[socket.socket]]:
             sock.close()
 
 
-def test_one_sendmmsg_reaches_every_member_of_the_vector_but_the_sender(sockets: list[socket.socket]) -> None:
-    hub, *members = sockets
-    sender = open_batch_sender(hub)
+def batch_sender(hub: socket.socket, **options: int) -> BatchSender:
+    """The hub socket's sendmmsg sender, or the test skipped where there is none."""
+    sender = open_batch_sender(hub, **options)
     if sender is None:
         pytest.skip("no sendmmsg here: the shell sends with sendto")
-    vector = LiveVector([m.getsockname() for m in members])
+    return sender
+
+
+def vector_of(members: list[socket.socket]) -> LiveVector:
+    return LiveVector([m.getsockname() for m in members])
+
+
+def test_one_sendmmsg_reaches_every_member_of_the_vector_but_the_sender(sockets: list[socket.socket]) -> None:
+    hub, *members = sockets
+    sender = batch_sender(hub)
+    vector = vector_of(members)
     for skip in (-1, 0, 2, 4):
         item = Fanout(b"room line %d" % skip, vector, skip)
         assert sender.send_fanout(item.data, vector, skip) == len(item) == (5 if skip < 0 else 4)
@@ -54,10 +64,8 @@ def test_one_sendmmsg_reaches_every_member_of_the_vector_but_the_sender(sockets:
 
 def test_a_partial_send_goes_on_from_where_it_stopped(sockets: list[socket.socket]) -> None:
     hub, *members = sockets
-    sender = open_batch_sender(hub)
-    if sender is None:
-        pytest.skip("no sendmmsg here")
-    vector = LiveVector([m.getsockname() for m in members])
+    sender = batch_sender(hub)
+    vector = vector_of(members)
     item = Fanout(b"x", vector, 1)
     assert item.targets() == [vector.addresses[i] for i in (2, 3, 4, 0)]
     assert sender.send_fanout(b"x", vector, 1, start=2) == 2  # the last two targets
@@ -197,11 +205,9 @@ def test_one_batch_carries_replies_and_small_room_messages_in_order(sockets: lis
     """Replies and room messages to few members ride in one sendmmsg, each room message with its
     own iovec (the same room twice in a batch included); a big room message stops the batch."""
     hub, *members = sockets
-    sender = open_batch_sender(hub, capacity=16, small=5)
-    if sender is None:
-        pytest.skip("no sendmmsg here")
-    small = LiveVector([m.getsockname() for m in members[:3]])
-    big = LiveVector([m.getsockname() for m in members])
+    sender = batch_sender(hub, capacity=16, small=5)
+    small = vector_of(members[:3])
+    big = vector_of(members)
     a, b, c = (m.getsockname() for m in members[:3])
     items: list[object] = [
         (b"reply 1", a),
@@ -227,10 +233,8 @@ def test_one_batch_carries_replies_and_small_room_messages_in_order(sockets: lis
 
 def test_a_full_batch_stops_before_the_room_message_that_does_not_fit(sockets: list[socket.socket]) -> None:
     hub, *members = sockets
-    sender = open_batch_sender(hub, capacity=6, small=5)
-    if sender is None:
-        pytest.skip("no sendmmsg here")
-    vector = LiveVector([m.getsockname() for m in members[:4]])
+    sender = batch_sender(hub, capacity=6, small=5)
+    vector = vector_of(members[:4])
     items: list[object] = [Fanout(b"m%d" % i, vector, 1) for i in range(3)]
     assert sender.load(items, 0) == (2, 6)
     assert sender.send_loaded(start=4) == 2  # resumed after the first four
@@ -248,8 +252,8 @@ def test_the_shell_sends_the_same_datagrams_with_and_without_sendmmsg(sockets: l
     the same datagrams in the same order through sendmmsg batches as through sendto."""
     hub_sock, *members = sockets
     hub_sock.setblocking(False)
-    small = LiveVector([m.getsockname() for m in members[:2]])
-    big = LiveVector([m.getsockname() for m in members])
+    small = vector_of(members[:2])
+    big = vector_of(members)
     a, b = (m.getsockname() for m in members[:2])
     items: list[object] = [(b"r%d" % i, a if i % 2 else b) for i in range(5)]
     items += [Fanout(b"s%d" % i, small, i % 3 - 1) for i in range(9)]

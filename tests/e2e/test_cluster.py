@@ -374,16 +374,11 @@ def test_who_rooms_and_stats_see_every_hub(hubs: list[HubProcess]) -> None:
         assert any(getattr(e, "what", "") == "joined" and e.nick == "member2" for e in seen)
         # Client counts of other hubs come with their heartbeats (every second).  Other tests'
         # text clients may still be on the hubs: at least these three.
-        deadline, cluster = time.monotonic() + 10, ""
-        while (
-            not re.match(r"cluster: 3 hubs, ([3-9]|\d\d) clients, \d+ rooms", cluster)
-            and time.monotonic() < deadline
-        ):
-            stats = clients[0].request(events.Stats(id=0))
-            assert isinstance(stats, events.Reply)
-            cluster = next(item for item in stats.items if item.startswith("cluster:"))
-            time.sleep(0.1)
-        assert re.match(r"cluster: 3 hubs, ([3-9]|\d\d) clients, \d+ rooms", cluster), cluster
+        wanted = re.compile(r"cluster: 3 hubs, ([3-9]|\d\d) clients, \d+ rooms")
+        stats = eventually(clients[0], events.Stats(id=0), lambda a: bool(wanted.match(_cluster_line(a))))
+        assert isinstance(stats, events.Reply)
+        cluster = _cluster_line(stats)
+        assert wanted.match(cluster), cluster
     finally:
         for client in clients:
             client.close()
@@ -393,7 +388,8 @@ def test_a_private_message_reaches_a_nick_on_another_hub(hubs: list[HubProcess])
     alice, bob = ChatClient(hubs[0].address, "alice"), ChatClient(hubs[2].address, "bob")
     try:
         bob.wait_for(lambda: True, "nothing")
-        answer = _until_sent(alice, "bob", "psst")
+        # Hubs learn of each other's clients by heartbeat (every second): ask until bob is known.
+        answer = eventually(alice, events.Msg(id=0, to="bob", body="psst"), lambda _: True)
         assert isinstance(answer, events.Reply) and answer.text == "sent privately to bob", answer
         bob.wait_for(lambda: [p.body for p in bob.private] == ["psst"], "the private line")
         assert bob.private[0].nick == "alice"
@@ -404,14 +400,8 @@ def test_a_private_message_reaches_a_nick_on_another_hub(hubs: list[HubProcess])
         bob.close()
 
 
-def _until_sent(client: ChatClient, to: str, body: str) -> events.Reply | events.Error:
-    """Hubs learn of each other's clients by heartbeat (every second): ask until bob is known."""
-    deadline = time.monotonic() + 10
-    while True:
-        answer = client.request(events.Msg(id=0, to=to, body=body))
-        if isinstance(answer, events.Reply) or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.2)
+def _cluster_line(stats: events.Reply) -> str:
+    return next(item for item in stats.items if item.startswith("cluster:"))
 
 
 # --- a hub lost --------------------------------------------------------------------------------------
@@ -512,7 +502,7 @@ def nick_keys(url: str, keys: list[str]) -> list[str]:
 def _cluster_clients(client: ChatClient) -> int:
     stats = client.request(events.Stats(id=0))
     assert isinstance(stats, events.Reply)
-    line = next(item for item in stats.items if item.startswith("cluster:"))
+    line = _cluster_line(stats)
     found = re.search(r"(\d+) clients", line)
     assert found, line
     return int(found.group(1))

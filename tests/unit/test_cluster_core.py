@@ -82,12 +82,18 @@ def joined(hub: Hub, port: int, nick: str, cluster: Sequencer, room: str) -> Pee
     return peer
 
 
-def test_a_line_is_answered_with_the_seq_the_cluster_gave_it_and_reaches_the_other_hub() -> None:
+def alice_and_bob_in_ops() -> tuple[Hub, Hub, Sequencer, Peer, Peer]:
+    """Hubs a and b in one cluster, alice on a and bob on b, both in ops (bob's mail read)."""
     one, two = cluster_hub("a", 1), cluster_hub("b", 2)
     cluster = Sequencer([one, two])
     alice = joined(one, 5000, "alice", cluster, "ops")
     bob = joined(two, 5001, "bob", cluster, "ops")
     bob.received()
+    return one, two, cluster, alice, bob
+
+
+def test_a_line_is_answered_with_the_seq_the_cluster_gave_it_and_reaches_the_other_hub() -> None:
+    _, _, cluster, alice, bob = alice_and_bob_in_ops()
     say = alice.request(events.Say, room="ops", body="hi")
     assert not of(events.Reply, alice.received()), "no answer before the commit"
     cluster.run()
@@ -135,11 +141,7 @@ def test_a_line_stored_before_a_failover_is_answered_with_its_first_seq() -> Non
 
 
 def test_a_line_not_delivered_but_stored_all_the_same_is_answered_with_its_seq_when_resent() -> None:
-    one, two = cluster_hub("a", 1), cluster_hub("b", 2)
-    cluster = Sequencer([one, two])
-    alice = joined(one, 5000, "alice", cluster, "ops")
-    bob = joined(two, 5001, "bob", cluster, "ops")
-    bob.received()
+    one, _, cluster, alice, bob = alice_and_bob_in_ops()
     first = alice.request(events.Say, room="ops", body="late", mid=4)
     proposal = next(o for o in cluster.run(hold={"ops"}) if isinstance(o, m.Proposal))
     deliver(one, [m.Failed(proposal.msg_id, "not confirmed in time")])
