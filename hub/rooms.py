@@ -175,6 +175,11 @@ def _refuse_mixed_scripts(what: str, name: str) -> None:
         raise Refused("name-mixed-scripts", error)
 
 
+def confusable_room(name: str, holder: str) -> str:
+    """Why room ``name`` is refused: it looks like room ``holder``, which exists."""
+    return f"room name {name} looks like {holder}, which exists; /join {holder} or choose another name"
+
+
 @attrs.define
 class Registry:
     """Clients by address and nick, rooms by name; nicks and rooms compare by their folded
@@ -218,12 +223,18 @@ class Registry:
         """Refuse to create room ``name`` if one like it exists (call when it does not)."""
         holder = self.rooms.get(self.room_looks.holder(name) or "")
         if holder is not None:
-            raise Refused(
-                "name-confusable",
-                f"room name {name} looks like {holder.name}, which exists; /join {holder.name} "
-                "or choose another name",
-            )
+            raise Refused("name-confusable", confusable_room(name, holder.name))
         _refuse_mixed_scripts("room name", name)
+
+    def forget_room(self, room: Room) -> None:
+        """Drop ``room`` (cluster mode: its name was refused before any event of it was kept);
+        the looks it held go to the other rooms that have them."""
+        key = fold(room.name)
+        if self.rooms.get(key) is room:
+            del self.rooms[key]
+            self.room_looks.release(room.name, key)
+            for other_key, other in self.rooms.items():
+                self.room_looks.hold(other.name, other_key)
 
     def add_room(self, room: Room) -> None:
         """Keep ``room`` (new, or restored from a store) under its folded name."""

@@ -19,6 +19,7 @@ import attrs
 
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster.peers import Peers
+from roomcast.hub.cluster.roomclaims import RoomClaims
 from roomcast.hub.cluster.sessions import Sessions, resume_hash
 from roomcast.hub.engine import Deferred, Make, kept_history, local_members
 from roomcast.hub.rooms import Address, Client, Room, RoomEvent
@@ -61,9 +62,12 @@ class ClusterEngine:
     _out: list[m.Output] = attrs.Factory(list)
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
     sessions: Sessions = attrs.field(init=False)
+    #: New rooms' names being claimed cluster-wide, with the proposals waiting behind them.
+    room_claims: RoomClaims = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.sessions = Sessions(self.hub_name, self.peers, self._out, self._ids)
+        self.room_claims = RoomClaims(self._out, self._ids, self.propose)
 
     def outputs(self) -> list[m.Output]:
         out = list(self._out)
@@ -83,13 +87,16 @@ class ClusterEngine:
             if stored is not None:  # resent through this hub after a failover: carried out once
                 hub.counters.inc("cluster.duplicates")
                 return stored
-        self.propose(m.Proposal(room.name, event, msg_id), origin)
-        hub.proposed = self.pending[msg_id].deferred
+        proposal = m.Proposal(room.name, event, msg_id)
+        hub.proposed = self.room_claims.hold(room, proposal, origin) or self.propose(proposal, origin)
         return 0
 
-    def propose(self, proposal: m.Proposal, origin: Client | None) -> None:
-        self.pending[proposal.msg_id] = Pending(proposal, origin, Deferred())
+    def propose(
+        self, proposal: m.Proposal, origin: Client | None, deferred: Deferred | None = None
+    ) -> Deferred:
+        pending = self.pending[proposal.msg_id] = Pending(proposal, origin, deferred or Deferred())
         self._out.append(proposal)
+        return pending.deferred
 
     def history(self, room: Room, since: int, until: int) -> tuple[list[RoomEvent], int]:
         # The ring is filled by what this hub consumed from the room's subject, which keeps the
@@ -117,6 +124,8 @@ class ClusterEngine:
         for item in inputs:
             if isinstance(item, m.Committed):
                 self._committed(hub, item, now)
+            elif isinstance(item, m.RoomResult):
+                self.room_claims.claimed(hub, item)
             elif isinstance(item, m.Seen):
                 self.peers.seen(item.snapshot, now)
             elif isinstance(item, m.NickResult):

@@ -51,6 +51,16 @@ class ReleaseNick:
 
 
 @attrs.frozen
+class ClaimRoom:
+    """Claim the looks (UTS #39 skeletons) of a new room's name in the rooms bucket before its
+    first event is published: a look held for another room name refuses it
+    (``name-confusable``), so of two look-alikes made on two hubs at once exactly one exists."""
+
+    ref: str
+    room: str
+
+
+@attrs.frozen
 class Snapshot:
     """One hub's heartbeat: its members per room (display names) and its client count."""
 
@@ -93,7 +103,7 @@ class PrivateAnswer:
     text: str = ""
 
 
-Output = Proposal | ClaimNick | ReleaseNick | Beat | PrivateOut | PrivateAnswer
+Output = Proposal | ClaimNick | ReleaseNick | ClaimRoom | Beat | PrivateOut | PrivateAnswer
 
 # --- NATS side -> core -------------------------------------------------------------------------------
 
@@ -150,6 +160,17 @@ class NickResult:
 
 
 @attrs.frozen
+class RoomResult:
+    """The answer to a :class:`ClaimRoom`: ``code`` "name-confusable" (``text`` names the room
+    it looks like) or "unavailable" when not ``ok``."""
+
+    ref: str
+    ok: bool
+    text: str = ""
+    code: str = ""
+
+
+@attrs.frozen
 class Seen:
     """Another hub's heartbeat."""
 
@@ -187,5 +208,15 @@ class Figures:
 
 
 Input = (
-    Committed | Duplicate | Failed | Status | BadData | NickResult | Seen | PrivateIn | PrivateDone | Figures
+    Committed
+    | Duplicate
+    | Failed
+    | Status
+    | BadData
+    | NickResult
+    | RoomResult
+    | Seen
+    | PrivateIn
+    | PrivateDone
+    | Figures
 )

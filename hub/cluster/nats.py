@@ -25,6 +25,7 @@ from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster import wire
 from roomcast.hub.cluster.nicks import NickBook, open_bucket
 from roomcast.hub.cluster.options import ClusterError, ClusterOptions
+from roomcast.hub.cluster.roombook import RoomBook
 from roomcast.hub.cluster.wire import BadClusterData, Names, decode_message
 from roomcast.hub.cluster.writer import UNREACHABLE, RoomWriter
 from roomcast.shared import limits
@@ -51,6 +52,7 @@ class NatsSide:
         self._catch_up: dict[int, int] = {}
         self._probe: asyncio.Task[None] | None = None
         self.nicks: NickBook | None = None
+        self.rooms: RoomBook | None = None
         self._subs: list[Any] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -82,6 +84,8 @@ class NatsSide:
                                  self._unreachable, self._reached)  # fmt: skip
         kv = await open_bucket(js, self.names.nicks_bucket(), self.replicas)
         self.nicks = NickBook(kv, self.options.hub_name, self.emit)
+        rooms_kv = await open_bucket(js, self.names.rooms_bucket(), self.replicas)
+        self.rooms = RoomBook(rooms_kv, self.options.hub_name, self.emit)
         await self.nc.subscribe(self.names.heartbeats(), cb=self._on_heartbeat)
         await self.nc.subscribe(self.names.private(self.options.hub_name), cb=self._on_private)
         for shard in range(self.options.shards):
@@ -212,12 +216,14 @@ class NatsSide:
 
     def submit(self, outputs: list[m.Output]) -> None:
         """(NATS thread) What the hub handed over in one loop turn."""
-        assert self.writer is not None and self.nicks is not None
+        assert self.writer is not None and self.nicks is not None and self.rooms is not None
         for item in outputs:
             if isinstance(item, m.Proposal):
                 self.writer.submit(self.names.subject(item.room), item)
             elif isinstance(item, m.ClaimNick | m.ReleaseNick):
                 self.nicks.submit(item)
+            elif isinstance(item, m.ClaimRoom):
+                self.rooms.submit(item)
             elif isinstance(item, m.Beat):
                 self._spawn(self._beat(item.snapshot))
             elif isinstance(item, m.PrivateOut):
@@ -300,6 +306,8 @@ class NatsSide:
             await self.writer.close()
         if self.nicks is not None:
             self.nicks.close()
+        if self.rooms is not None:
+            self.rooms.close()
         for task in list(self._tasks):
             task.cancel()
         if self._probe is not None:

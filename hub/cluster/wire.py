@@ -81,6 +81,9 @@ class Names:
     def nicks_bucket(self) -> str:
         return f"{self.cluster}_nicks"
 
+    def rooms_bucket(self) -> str:
+        return f"{self.cluster}_rooms"
+
     def description(self) -> str:
         """Written on every room stream: a hub started with other shards refuses to run."""
         return f"roomcast cluster {self.cluster}: room events, stream-shards={self.shards}"

@@ -356,6 +356,59 @@ def test_a_room_like_one_made_on_another_hub_is_refused(hubs: list[HubProcess]) 
         lookr.close()
 
 
+def race_joins(clients: list[ChatClient], rooms: list[str]) -> list[events.Reply | events.Error]:
+    """``clients[n]`` joins ``rooms[n]``, all at once: the answers, in that order."""
+    answers: dict[int, events.Reply | events.Error] = {}
+    start = threading.Barrier(len(clients), timeout=30)
+
+    def join(n: int) -> None:
+        start.wait()
+        answers[n] = clients[n].join(rooms[n])
+
+    threads = [threading.Thread(target=join, args=(n,)) for n in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return [answers[n] for n in range(len(clients))]
+
+
+def test_a_race_of_look_alike_room_names_across_hubs_has_one_winner_on_every_hub(
+    hubs: list[HubProcess],
+) -> None:
+    """``lakeN``, ``IakeN`` (capital I) and ``1akeN`` look alike; joined on three hubs at once
+    (before any hub has seen another's join), exactly one is made: the others are refused
+    ``name-confusable`` naming it, as a standalone hub refuses a look-alike of a room that
+    exists, and every hub lists the winner and none of the losers.  A loser is in no room and
+    can join the winner's."""
+    clients = [ChatClient(hub.address, f"laker{n}") for n, hub in enumerate(hubs)]
+    try:
+        for r in range(3):
+            names = [f"lake{r}", f"Iake{r}", f"1ake{r}"][r:] + [f"lake{r}", f"Iake{r}", f"1ake{r}"][:r]
+            answers = race_joins(clients, names)
+            won = [
+                name for name, answer in zip(names, answers, strict=True) if isinstance(answer, events.Reply)
+            ]
+            assert len(won) == 1, answers
+            for answer in answers:
+                if isinstance(answer, events.Error):
+                    assert answer.code == "name-confusable", answer
+                    assert answer.text.endswith(
+                        f"looks like {won[0]}, which exists; /join {won[0]} or choose another name"
+                    )
+            item = f"{won[0]} (1)"
+            for client in clients:
+                listing = eventually(client, events.Rooms(id=0), lambda a, item=item: item in a.items)  # type: ignore[misc]
+                assert isinstance(listing, events.Reply) and item in listing.items, listing
+                assert not [i for i in listing.items if i.split(" ")[0] in set(names) - {won[0]}], listing
+        loser = next(c for c, a in zip(clients, answers, strict=True) if isinstance(a, events.Error))
+        assert isinstance(loser.join(won[0]), events.Reply)
+        assert isinstance(loser.say(won[0], "I came in by the right name"), events.Reply)
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_who_rooms_and_stats_see_every_hub(hubs: list[HubProcess]) -> None:
     clients = [ChatClient(hub.address, f"member{n}") for n, hub in enumerate(hubs)]
     try:

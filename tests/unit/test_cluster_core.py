@@ -17,7 +17,9 @@ from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster import wire
 from roomcast.hub.cluster.engine import ClusterEngine
 from roomcast.hub.cluster.peers import Peers
+from roomcast.hub.rooms import confusable_room
 from roomcast.shared import events, limits
+from roomcast.shared.lookalikes import looks
 from roomcast.shared.names import fold
 from tests.unit.hubwire import Hub, Peer, TextPeer, of
 
@@ -43,19 +45,35 @@ class Sequencer:
     hubs: list[Hub]
     seqs: dict[str, int] = attrs.Factory(dict)
     stored: set[str] = attrs.Factory(set)
+    #: The rooms bucket: each look claimed, to the room name holding it.
+    looks: dict[str, str] = attrs.Factory(dict)
 
     def run(self, hold: set[str] | None = None) -> list[m.Output]:
-        """Commit what the hubs proposed (all but the rooms in ``hold``); return the rest."""
+        """Grant room claims and commit what the hubs proposed (all but the rooms in ``hold``,
+        neither claimed nor committed); return the rest."""
         rest: list[m.Output] = []
-        for hub in self.hubs:
-            engine = hub.core.engine
-            assert isinstance(engine, ClusterEngine)
-            for item in engine.outputs():
-                if isinstance(item, m.Proposal) and not (hold and fold(item.room) in hold):
-                    self.commit(engine.hub_name, item)
-                else:
-                    rest.append(item)
+        for _ in range(2):  # the proposals a granted claim lets go come in the second round
+            for hub in self.hubs:
+                engine = hub.core.engine
+                assert isinstance(engine, ClusterEngine)
+                for item in engine.outputs():
+                    if hold and isinstance(item, m.Proposal | m.ClaimRoom) and fold(item.room) in hold:
+                        rest.append(item)
+                    elif isinstance(item, m.Proposal):
+                        self.commit(engine.hub_name, item)
+                    elif isinstance(item, m.ClaimRoom):
+                        deliver(hub, [self.claim_room(item)])
+                    else:
+                        rest.append(item)
         return rest
+
+    def claim_room(self, claim: m.ClaimRoom) -> m.RoomResult:
+        holders = {self.looks.get(look, claim.room) for look in looks(claim.room)} - {claim.room}
+        other = next((h for h in holders if fold(h) != fold(claim.room)), None)
+        if other is not None:
+            return m.RoomResult(claim.ref, False, confusable_room(claim.room, other), "name-confusable")
+        self.looks.update(dict.fromkeys(looks(claim.room), claim.room))
+        return m.RoomResult(claim.ref, True)
 
     def commit(self, hub_name: str, proposal: m.Proposal) -> None:
         if proposal.msg_id in self.stored:

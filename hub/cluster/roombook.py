@@ -1,0 +1,121 @@
+"""The cluster's rooms bucket (JetStream KV ``<cluster>_rooms``), on the NATS thread.
+
+A new room's name is claimed before its first event is published: one key per look of the
+name (its UTS #39 skeletons, ``look.<token>``, as ``hub.nameindex`` keeps them on one hub),
+each made with ``create`` (a compare-and-set: only if absent).  The value is a msgpack map:
+``n`` (the room name as shown, named when a look-alike is refused) and ``hub`` (who claimed
+it).  A look held for the same room (same folded name) is ours too: two hubs making one room
+at once both go on, and JetStream orders their joins.  A look held for another name refuses
+the claim, and the looks this claim made are deleted again (``last=revision``).  Looks are
+taken in sorted order on every hub, so of two racing look-alikes exactly one wins.
+
+Claims are never released: a cluster room lives as long as its history in JetStream (the
+room streams keep each room's last events with no age limit; cluster hubs never expire a
+room), and a look-alike must never take over a name whose history still exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import msgpack
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from roomcast.hub.cluster import messages as m
+from roomcast.hub.cluster.nicks import look_key
+from roomcast.hub.cluster.writer import UNREACHABLE
+from roomcast.hub.rooms import confusable_room
+from roomcast.shared.lookalikes import looks
+from roomcast.shared.names import fold
+
+log = logging.getLogger("roomcast.hub.cluster")
+
+#: Tries to read a look that exists but was deleted before it could be read (an undone claim).
+TRIES = 3
+
+
+class RoomBook:
+    """Room claims, one at a time, in the order the hub asked for them."""
+
+    def __init__(self, kv: KeyValue, hub: str, emit: Callable[[m.Input], None]) -> None:
+        self.kv = kv
+        self.hub = hub
+        self.emit = emit
+        self.queue: asyncio.Queue[m.ClaimRoom] = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def submit(self, item: m.ClaimRoom) -> None:
+        self.queue.put_nowait(item)
+
+    async def _run(self) -> None:
+        while True:
+            item = await self.queue.get()
+            try:
+                holder = await self.claim(item.room)
+            except (APIError, *UNREACHABLE) as exc:
+                log.warning("rooms bucket: %r", exc)
+                text = f"the cluster cannot check room names now; try /join {item.room} again shortly"
+                self.emit(m.RoomResult(item.ref, False, text, "unavailable"))
+                continue
+            if holder is None:
+                self.emit(m.RoomResult(item.ref, True))
+            else:
+                self.emit(
+                    m.RoomResult(item.ref, False, confusable_room(item.room, holder), "name-confusable")
+                )
+
+    async def claim(self, room: str) -> str | None:
+        """Claim each look of ``room``: None when they are all this room's now, else the name
+        of the room that holds one (and the looks this claim made are given back)."""
+        value = msgpack.packb({"n": room, "hub": self.hub}, use_bin_type=True)
+        made: list[tuple[str, int]] = []
+        for look in sorted(looks(room)):
+            key = look_key(look)
+            holder, revision = await self._take(key, value, room)
+            if holder is not None:
+                for key_made, rev in made:
+                    with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError):
+                        await self.kv.delete(key_made, last=rev)
+                return holder
+            if revision:
+                made.append((key, revision))
+        return None
+
+    async def _take(self, key: str, value: bytes, room: str) -> tuple[str | None, int]:
+        """Create ``key``: (None, its revision) when made now, (None, 0) when it was this room's
+        already, (the other room's name, 0) when another room holds it."""
+        holder = ""
+        for _ in range(TRIES):
+            try:
+                return None, await self.kv.create(key, value)
+            except (KeyWrongLastSequenceError, KeyNotFoundError):
+                pass  # exists (nats-py sometimes says not found in a race): look at it
+            try:
+                entry = await self.kv.get(key)
+            except KeyNotFoundError:
+                continue  # given back meanwhile: try again
+            holder = _room_name(entry.value)
+            if fold(holder) == fold(room):
+                return None, 0
+            if holder:
+                return holder, 0
+            with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError):
+                return None, await self.kv.update(key, value, last=entry.revision)  # junk: nobody's
+        return holder or "another room", 0
+
+    def close(self) -> None:
+        self.task.cancel()
+
+
+def _room_name(value: bytes | None) -> str:
+    """The room name in a claim, or "" for junk (treated as nobody's)."""
+    try:
+        found = msgpack.unpackb(value or b"", raw=False, max_bin_len=64, max_str_len=256, max_map_len=4)
+    except Exception:  # msgpack raises several unrelated types for junk
+        return ""
+    name = found.get("n") if isinstance(found, dict) else None
+    return name if isinstance(name, str) else ""
