@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from roomcast.shared import envelope, events, limits
-from roomcast.shared.held import HeldLines
+from roomcast.shared.held import HeldLines, in_typed_order
 from roomcast.shared.hublist import HubList
 from roomcast.shared.inbox import Inbox, Shown
 from roomcast.shared.names import fold
@@ -183,12 +183,14 @@ class HubLink:
                 self._last_sent = now
         self.inbox.on_timer(now)
         self._send_acks(now)
-        if ready := self._held.ready(now):
-            self._replay.extend(ready)  # ahead of what waits in the backlog
+        ready, given_up = self._held.ready(now) if len(self._held) else ([], [])
+        self._replay.extend(ready)  # ahead of what waits in the backlog
+        found = [event for say, text in given_up for event in self._given_up(say, text, now)]
+        if ready or given_up:
             self._pump(now)
         if now >= self._ping_at():
             self._send(events.Ping(), now)
-        return []
+        return found
 
     def _ping_at(self) -> float:
         """Ping when the hub has been quiet a while, at most once a second; while holding (no
@@ -283,7 +285,7 @@ class HubLink:
         """A new session: rejoin every room (asking for what was missed), then resend every
         request not yet answered, in order, under new ids."""
         unanswered = [self._inflight[i] for i in sorted(self._inflight)] + list(self._replay)
-        unanswered += self._held.take_all()
+        unanswered = in_typed_order(unanswered + self._held.take_all())  # held lines were typed first
         self._inflight.clear()
         self._window.pop_all()
         self._rejoins.clear()
@@ -333,6 +335,9 @@ class HubLink:
             else:
                 return
             request = queue.popleft()
+            if queue is self._backlog and isinstance(request, events.Say) and self._held.blocks(request.room):
+                self._held.wait_behind(request)  # a line to its room is held: this one goes after it
+                continue
             if isinstance(request, events.Say) and not request.mid:
                 # Once per line: a resend, in this session or another, keeps it.
                 request = attrs.evolve(request, mid=self._next_mid)
@@ -360,7 +365,7 @@ class HubLink:
         self._out.extend(self._window.resend_missing([i for i in self._inflight if i < reply.id - 1], now))
         shown: list[LinkEvent] = [Answered(request, reply)]
         if isinstance(request, events.Say):
-            self._held.done(request.mid)
+            self._backlog.extendleft(reversed(self._held.done(request)))  # they waited behind it
         if isinstance(request, events.Join):
             ready, catch_up = self.inbox.start(request.room, reply.seq, now)
             shown += [Show(event) for event in ready]
@@ -425,7 +430,7 @@ class HubLink:
         if isinstance(request, events.Join):
             self.inbox.left(request.room)
         elif isinstance(request, events.Say):
-            self._held.done(request.mid)
+            self._backlog.extendleft(reversed(self._held.done(request)))
         self._pump(now)
         return [Refused(request, error)]
 
@@ -435,8 +440,17 @@ class HubLink:
         del self._inflight[error.id]
         self._window.acknowledge(error.id, now)
         given_up = self._held.hold(say, error, now)
+        found = self._given_up(say, given_up, now) if given_up else []
         self._pump(now)
-        return [Refused(say, attrs.evolve(error, text=given_up))] if given_up else []
+        return found
+
+    def _given_up(self, say: events.Say, text: str, now: float) -> list[LinkEvent]:
+        """Tell the user ``say`` is given up, and so is each line typed behind it to its room
+        (never sent: it would appear without the line before it)."""
+        gone: list[LinkEvent] = [Refused(say, events.Error(code="not-delivered", text=text, id=say.id))]
+        for line, notice in self._held.given_up_behind(say):
+            gone.append(Refused(line, events.Error(code="not-delivered", text=notice)))
+        return gone
 
     def _on_session_error(self, error: events.Error, now: float) -> list[LinkEvent]:
         """An error tied to no request: most often the hub's answer to our hello."""
