@@ -273,3 +273,8 @@ NOT_DELIVERED_WITHIN: Final = 60.0
 #: "not-delivered", or through another hub) proposed before the hub loop heard of the first is
 #: not published again, not even inside a batch (JetStream dedupes per message).
 CLUSTER_RECENT_IDS_KEPT: Final = 10_000
+#: A room claim that meets a look claimed by a claim still in progress (another hub taking the
+#: looks of a look-alike name that may yet lose) waits this long, in steps of
+#: ROOM_CLAIM_STEP, for it to end, so that a refusal names a room that was made.
+ROOM_CLAIM_SETTLE_WAIT: Final = 2.0
+ROOM_CLAIM_STEP: Final = 0.02

@@ -3,11 +3,14 @@
 A new room's name is claimed before its first event is published: one key per look of the
 name (its UTS #39 skeletons, ``look.<token>``, as ``hub.nameindex`` keeps them on one hub),
 each made with ``create`` (a compare-and-set: only if absent).  The value is a msgpack map:
-``n`` (the room name as shown, named when a look-alike is refused) and ``hub`` (who claimed
-it).  A look held for the same room (same folded name) is ours too: two hubs making one room
-at once both go on, and JetStream orders their joins.  A look held for another name refuses
-the claim, and the looks this claim made are deleted again (``last=revision``).  Looks are
-taken in sorted order on every hub, so of two racing look-alikes exactly one wins.
+``n`` (the room name as shown, named when a look-alike is refused), ``hub`` (who claimed it)
+and ``s`` (1 once the claim has all its looks, 0 while it is still taking them).  A look held
+for the same room (same folded name) is ours too: two hubs making one room at once both go on,
+and JetStream orders their joins.  A look held for another name refuses the claim, and the
+looks this claim made are deleted again (``last=revision``).  Looks are taken in sorted order
+on every hub, so of two racing look-alikes exactly one wins.  A look held by a claim still in
+progress is waited for (``limits.ROOM_CLAIM_SETTLE_WAIT``): that claim may yet lose to a third
+name, and a refusal must name the room that was made.
 
 Claims are never released: a cluster room lives as long as its history in JetStream (the
 room streams keep each room's last events with no age limit; cluster hubs never expire a
@@ -29,6 +32,7 @@ from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster.nicks import look_key
 from roomcast.hub.cluster.writer import UNREACHABLE
 from roomcast.hub.rooms import confusable_room
+from roomcast.shared import limits
 from roomcast.shared.lookalikes import looks
 from roomcast.shared.names import fold
 
@@ -71,11 +75,10 @@ class RoomBook:
     async def claim(self, room: str) -> str | None:
         """Claim each look of ``room``: None when they are all this room's now, else the name
         of the room that holds one (and the looks this claim made are given back)."""
-        value = msgpack.packb({"n": room, "hub": self.hub}, use_bin_type=True)
         made: list[tuple[str, int]] = []
         for look in sorted(looks(room)):
             key = look_key(look)
-            holder, revision = await self._take(key, value, room)
+            holder, revision = await self._take(key, _value(room, self.hub, settled=False), room)
             if holder is not None:
                 for key_made, rev in made:
                     with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError):
@@ -83,13 +86,16 @@ class RoomBook:
                 return holder
             if revision:
                 made.append((key, revision))
+        for key, rev in made:  # all ours: settled (a look-alike now meets a room that exists)
+            with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError):
+                await self.kv.update(key, _value(room, self.hub, settled=True), last=rev)
         return None
 
     async def _take(self, key: str, value: bytes, room: str) -> tuple[str | None, int]:
         """Create ``key``: (None, its revision) when made now, (None, 0) when it was this room's
         already, (the other room's name, 0) when another room holds it."""
-        holder = ""
-        for _ in range(TRIES):
+        holder, waited = "", 0.0
+        for _ in range(TRIES + int(limits.ROOM_CLAIM_SETTLE_WAIT / limits.ROOM_CLAIM_STEP)):
             try:
                 return None, await self.kv.create(key, value)
             except (KeyWrongLastSequenceError, KeyNotFoundError):
@@ -98,11 +104,15 @@ class RoomBook:
                 entry = await self.kv.get(key)
             except KeyNotFoundError:
                 continue  # given back meanwhile: try again
-            holder = _room_name(entry.value)
+            holder, settled = _claim(entry.value)
             if fold(holder) == fold(room):
                 return None, 0
-            if holder:
+            if holder and (settled or waited >= limits.ROOM_CLAIM_SETTLE_WAIT):
                 return holder, 0
+            if holder:  # a claim in progress: it may yet lose, and give this look back
+                await asyncio.sleep(limits.ROOM_CLAIM_STEP)
+                waited += limits.ROOM_CLAIM_STEP
+                continue
             with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError):
                 return None, await self.kv.update(key, value, last=entry.revision)  # junk: nobody's
         return holder or "another room", 0
@@ -111,11 +121,19 @@ class RoomBook:
         self.task.cancel()
 
 
-def _room_name(value: bytes | None) -> str:
-    """The room name in a claim, or "" for junk (treated as nobody's)."""
+def _value(room: str, hub: str, settled: bool) -> bytes:
+    packed: bytes = msgpack.packb({"n": room, "hub": hub, "s": int(settled)}, use_bin_type=True)
+    return packed
+
+
+def _claim(value: bytes | None) -> tuple[str, bool]:
+    """The room name in a claim and whether the claim is settled; ("", False) for junk
+    (treated as nobody's)."""
     try:
         found = msgpack.unpackb(value or b"", raw=False, max_bin_len=64, max_str_len=256, max_map_len=4)
     except Exception:  # msgpack raises several unrelated types for junk
-        return ""
+        return "", False
     name = found.get("n") if isinstance(found, dict) else None
-    return name if isinstance(name, str) else ""
+    if not isinstance(name, str):
+        return "", False
+    return name, bool(found.get("s", 1))
