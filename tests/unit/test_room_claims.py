@@ -14,7 +14,7 @@ from roomcast.hub.cluster import wire
 from roomcast.hub.rooms import Refused, Registry, Room
 from roomcast.shared import events
 from roomcast.shared.names import BadName, check_room, fold
-from tests.unit.hubwire import Hub, Peer, of
+from tests.unit.hubwire import Hub, Peer, TextPeer, of
 from tests.unit.test_cluster_core import Sequencer, cluster_hub, deliver, hello_claim
 
 
@@ -118,3 +118,22 @@ def test_two_room_names_share_a_subject_only_when_they_are_one_room(a: str, b: s
         return
     names = wire.Names("rc", 3)
     assert (names.subject(shown_a) == names.subject(shown_b)) == (fold(shown_a) == fold(shown_b))
+
+
+def test_a_text_client_refused_a_look_alike_room_gets_one_error_line_and_stays_where_it_was() -> None:
+    one, two = cluster_hub("a", 1), cluster_hub("b", 2)
+    cluster = Sequencer([one, two])
+    alice = session(one, 5000, "alice", cluster)
+    guest = TextPeer(two, 6000)
+    guest.send("hello")
+    cluster.run()
+    two.take(guest.address)
+    alice.request(events.Join, room="lake")
+    assert guest.send("/join Iake") == [], "the one reply waits for the claim"
+    cluster.run()
+    [reply] = two.take(guest.address)
+    assert reply.decode().startswith("error: " + standalone_refusal("lake", "Iake")), reply
+    guest.send("still here")
+    cluster.run()
+    [said] = two.take(guest.address)
+    assert b"sent to lobby" in said, said
