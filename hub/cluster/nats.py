@@ -31,6 +31,10 @@ from roomcast.shared import limits
 
 log = logging.getLogger("roomcast.hub.cluster")
 
+#: Tokens of a JetStream reply subject without a domain: $JS.ACK.<stream>.<consumer>.<delivered>.
+#: <stream seq>.<consumer seq>.<ts>.<pending>; with a domain (more tokens) as ``Msg.Ack`` says.
+V1_ACK_TOKENS = 9
+
 #: Tries per server at start: a hub whose NATS is not there says so and exits 1.
 START_ATTEMPTS = 3
 
@@ -142,23 +146,26 @@ class NatsSide:
     # --- consuming -------------------------------------------------------------------------------
 
     async def _on_msg(self, msg: Msg) -> None:
-        subject, meta = msg.subject, msg.metadata
-        sseq = meta.sequence.stream
-        msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+        """One stored message: its events go to the hub (gathered with the rest of this read,
+        see ``hub.cluster.bridge``), the writer learns the subject's last sequence."""
+        subject = msg.subject
+        sseq = _stream_seq(msg.reply)
         assert self.writer is not None
         try:
             batch, hub = decode_message(msg.data, subject.rsplit(".", 1)[-1])
         except BadClusterData as exc:
-            self.writer.consumed(subject, sseq, None, [msg_id])
+            self.writer.consumed(subject, sseq, None, [(msg.headers or {}).get("Nats-Msg-Id", "")])
             self.emit(m.BadData(f"{subject} #{sseq}: {exc}"))
         else:
             self.writer.consumed(subject, sseq, batch[-1][0].seq, [i for _, i in batch])
+            emit = self.emit
             for event, event_id in batch:
-                self.emit(m.Committed(event, event_id, hub))
-        shard = int(subject.split(".")[-2]) if subject.count(".") >= 3 else 0
-        if shard in self._catch_up and sseq >= self._catch_up[shard]:
-            del self._catch_up[shard]
-            self._check_ready()
+                emit(m.Committed(event, event_id, hub))
+        if self._catch_up:
+            shard = int(subject.split(".")[-2]) if subject.count(".") >= 3 else 0
+            if shard in self._catch_up and sseq >= self._catch_up[shard]:
+                del self._catch_up[shard]
+                self._check_ready()
 
     def _check_ready(self) -> None:
         for shard, last in list(self._catch_up.items()):
@@ -309,3 +316,10 @@ class NatsSide:
                 await asyncio.wait_for(self.nc.close(), 2.0)
             except Exception as exc:  # closing is best effort: the process is going anyway
                 log.debug("closing NATS: %r", exc)
+
+
+def _stream_seq(reply: str) -> int:
+    """The stream sequence of a JetStream message, from its reply subject (``Msg.metadata``
+    also parses a timestamp and builds three objects, for every message)."""
+    tokens = reply.split(".")
+    return int(tokens[5] if len(tokens) == V1_ACK_TOKENS else tokens[Msg.Ack.StreamSeq])
