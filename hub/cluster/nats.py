@@ -25,15 +25,11 @@ from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster import wire
 from roomcast.hub.cluster.nicks import NickBook, open_bucket
 from roomcast.hub.cluster.options import ClusterError, ClusterOptions
-from roomcast.hub.cluster.wire import BadClusterData, Names, decode_message
+from roomcast.hub.cluster.wire import BadClusterData, Names, decode_message, stream_seq
 from roomcast.hub.cluster.writer import UNREACHABLE, RoomWriter
 from roomcast.shared import limits
 
 log = logging.getLogger("roomcast.hub.cluster")
-
-#: Tokens of a JetStream reply subject without a domain: $JS.ACK.<stream>.<consumer>.<delivered>.
-#: <stream seq>.<consumer seq>.<ts>.<pending>; with a domain (more tokens) as ``Msg.Ack`` says.
-V1_ACK_TOKENS = 9
 
 #: Tries per server at start: a hub whose NATS is not there says so and exits 1.
 START_ATTEMPTS = 3
@@ -149,7 +145,7 @@ class NatsSide:
         """One stored message: its events go to the hub (gathered with the rest of this read,
         see ``hub.cluster.bridge``), the writer learns the subject's last sequence."""
         subject = msg.subject
-        sseq = _stream_seq(msg.reply)
+        sseq = stream_seq(msg.reply)
         assert self.writer is not None
         try:
             batch, hub = decode_message(msg.data, subject.rsplit(".", 1)[-1])
@@ -316,10 +312,3 @@ class NatsSide:
                 await asyncio.wait_for(self.nc.close(), 2.0)
             except Exception as exc:  # closing is best effort: the process is going anyway
                 log.debug("closing NATS: %r", exc)
-
-
-def _stream_seq(reply: str) -> int:
-    """The stream sequence of a JetStream message, from its reply subject (``Msg.metadata``
-    also parses a timestamp and builds three objects, for every message)."""
-    tokens = reply.split(".")
-    return int(tokens[5] if len(tokens) == V1_ACK_TOKENS else tokens[Msg.Ack.StreamSeq])

@@ -91,6 +91,15 @@ class Names:
         return int(found.group(1)) if found else None
 
 
+def stream_seq(reply: str) -> int:
+    """The stream sequence of a JetStream message, from its reply subject: ``$JS.ACK.<stream>.
+    <consumer>.<delivered>.<stream seq>...`` (9 tokens), or with ``<domain>.<account hash>``
+    after ``ACK`` (12, or 11 from older servers).  nats-py's ``Msg.metadata`` parses the same,
+    and a timestamp, into three objects, for every message."""
+    tokens = reply.split(".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
 #: One stored message: the room events it carries (contiguous seqs), each with its proposal id.
 Batch = list[tuple[events.RoomEvent, str]]
 

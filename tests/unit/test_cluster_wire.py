@@ -18,7 +18,6 @@ from nats.aio.msg import Msg
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster import wire
 from roomcast.hub.cluster.bridge import NatsBridge
-from roomcast.hub.cluster.nats import _stream_seq
 from roomcast.hub.cluster.options import ClusterOptions
 from roomcast.shared import envelope, events, limits
 
@@ -128,7 +127,7 @@ def test_the_stream_sequence_is_read_from_the_reply_subject_as_nats_py_reads_it(
         "$JS.ACK.hub.ACCOUNTHASH.rc_rooms_0.cons.1.4243.18.1764600000000000000.3.rnd",
         "$JS.ACK._.ACCOUNTHASH.rc_rooms_0.cons.1.4244.19.1764600000000000000.3",
     ):
-        assert _stream_seq(reply) == Msg.Metadata._from_reply(reply).sequence.stream
+        assert wire.stream_seq(reply) == Msg.Metadata._from_reply(reply).sequence.stream
 
 
 async def test_what_one_turn_of_the_nats_loop_brings_crosses_into_trio_in_one_go() -> None:
