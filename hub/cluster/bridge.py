@@ -1,10 +1,13 @@
 """The crossing between the hub's trio loop and nats-py's asyncio loop, in batches.
 
 nats-py runs on an asyncio loop in its own thread.  Going out, the hub hands the proposals of
-one loop turn over at once (``call_soon_threadsafe``).  Coming back, the NATS side appends
-engine inputs to a locked deque and schedules one ``TrioToken.run_sync_soon`` per batch, which
-only wakes the hub loop; the loop takes the whole batch on its next turn.  No trio object is
-ever touched from the asyncio thread, and no asyncio object from trio.
+one loop turn over at once (``call_soon_threadsafe``).  Coming back, what the NATS side brings
+in one turn of its loop (every message of one read from the socket: nats-py hands them all to
+the consumer before the loop turns) is gathered there and handed over once, at the end of that
+turn: one lock, one ``TrioToken.run_sync_soon``, which only wakes the hub loop; the loop takes
+everything waiting on its next turn and fans it out in one send.  Nothing waits for more to come:
+a lone line crosses at once.  No trio object is ever touched from the asyncio thread, and no
+asyncio object from trio.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class NatsBridge:
         self._wake = wake
         self._token = trio.lowlevel.current_trio_token()
         self._inbox: deque[Input] = deque()
+        #: (asyncio thread) What this turn of the NATS loop brought, handed over at its end.
+        self._gathered: list[Input] = []
         self._lock = threading.Lock()
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -72,8 +77,16 @@ class NatsBridge:
     # --- asyncio thread -> trio --------------------------------------------------------------
 
     def _emit(self, item: Input) -> None:
+        if not self._gathered:
+            assert self._loop is not None
+            self._loop.call_soon(self._hand_over)
+        self._gathered.append(item)
+
+    def _hand_over(self) -> None:
+        """Everything gathered in this turn of the NATS loop, to trio in one go."""
+        gathered, self._gathered = self._gathered, []
         with self._lock:
-            self._inbox.append(item)
+            self._inbox.extend(gathered)
             if self._scheduled:
                 return
             self._scheduled = True

@@ -26,7 +26,7 @@ from roomcast.hub.cluster import wire
 from roomcast.hub.cluster.nicks import NickBook, open_bucket
 from roomcast.hub.cluster.options import ClusterError, ClusterOptions
 from roomcast.hub.cluster.roombook import RoomBook
-from roomcast.hub.cluster.wire import BadClusterData, Names, decode_message
+from roomcast.hub.cluster.wire import BadClusterData, Names, decode_message, stream_seq
 from roomcast.hub.cluster.writer import UNREACHABLE, RoomWriter
 from roomcast.shared import limits
 
@@ -146,23 +146,26 @@ class NatsSide:
     # --- consuming -------------------------------------------------------------------------------
 
     async def _on_msg(self, msg: Msg) -> None:
-        subject, meta = msg.subject, msg.metadata
-        sseq = meta.sequence.stream
-        msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+        """One stored message: its events go to the hub (gathered with the rest of this read,
+        see ``hub.cluster.bridge``), the writer learns the subject's last sequence."""
+        subject = msg.subject
+        sseq = stream_seq(msg.reply)
         assert self.writer is not None
         try:
             batch, hub = decode_message(msg.data, subject.rsplit(".", 1)[-1])
         except BadClusterData as exc:
-            self.writer.consumed(subject, sseq, None, [msg_id])
+            self.writer.consumed(subject, sseq, None, [(msg.headers or {}).get("Nats-Msg-Id", "")])
             self.emit(m.BadData(f"{subject} #{sseq}: {exc}"))
         else:
             self.writer.consumed(subject, sseq, batch[-1][0].seq, [i for _, i in batch])
+            emit = self.emit
             for event, event_id in batch:
-                self.emit(m.Committed(event, event_id, hub))
-        shard = int(subject.split(".")[-2]) if subject.count(".") >= 3 else 0
-        if shard in self._catch_up and sseq >= self._catch_up[shard]:
-            del self._catch_up[shard]
-            self._check_ready()
+                emit(m.Committed(event, event_id, hub))
+        if self._catch_up:
+            shard = int(subject.split(".")[-2]) if subject.count(".") >= 3 else 0
+            if shard in self._catch_up and sseq >= self._catch_up[shard]:
+                del self._catch_up[shard]
+                self._check_ready()
 
     def _check_ready(self) -> None:
         for shard, last in list(self._catch_up.items()):
