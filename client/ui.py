@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import trio
 from prompt_toolkit import PromptSession
-from prompt_toolkit.application import get_app_or_none, get_app_session, run_in_terminal
+from prompt_toolkit.application import Application, get_app_or_none, get_app_session, run_in_terminal
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
@@ -89,7 +91,7 @@ class TerminalChat:
         self.token: trio.lowlevel.TrioToken | None = None
         self.stopping = False
         #: Lines shown since the last frame, and what wakes the painter (once trio runs).
-        self.unpainted: FormattedText = FormattedText()
+        self.unpainted: list[tuple[str, str]] = []
         self.paint_wanted: trio.Event | None = None
         self.started = asyncio.Event()
         self.typed_send, self.typed_receive = trio.open_memory_channel[str](TYPED_AHEAD)
@@ -205,11 +207,11 @@ class TerminalChat:
     def show(self, fragments: render.Fragments) -> None:
         """Print above the prompt at the next frame (prompt_toolkit erases the prompt and draws
         it again below)."""
-        if not self.options.color:
-            fragments = [("", render.plain(fragments))]
-        if self.unpainted:
-            self.unpainted.append(("", "\n"))
-        self.unpainted.extend(fragments)
+        if self.options.color:
+            self.unpainted += fragments
+            self.unpainted.append(NEWLINE)
+        else:
+            self.unpainted.append(("", render.plain(fragments) + "\n"))
         if self.paint_wanted is None:
             self._paint_now()
         else:
@@ -224,30 +226,42 @@ class TerminalChat:
             await trio.sleep(FRAME)
 
     def _paint_now(self) -> None:
-        """What ``print_formatted_text`` does, with the style merged once (PAINT_STYLE)."""
+        """Print what was shown above the prompt, and draw the prompt again below it."""
         if not self.unpainted:
             return
-        lines, self.unpainted = self.unpainted, FormattedText()
-        fragments = merged([*lines, ("", "\n")])
+        fragments, self.unpainted = merged(self.unpainted), []
         output, depth = get_app_session().output, self.depth
 
         def paint() -> None:
             print_fragments(output, fragments, PAINT_STYLE, color_depth=depth)
 
         app = get_app_or_none()
-        if app is not None and app.loop is not None:  # above the prompt, drawn again below
-            app.loop.call_soon_threadsafe(lambda: run_in_terminal(paint))
-        else:
+        if app is None or not app.is_running:
             paint()
+        elif _prints_in_terminal(app):  # after what is printing now, in order
+            run_in_terminal(paint)
+        else:
+            # What ``run_in_terminal`` does, less what only a program that reads the terminal
+            # needs (waiting for cursor position reports, leaving raw mode, detaching the input,
+            # asking the position again): about a third of a frame's CPU.  Trio runs on the
+            # event loop's thread, between two of its callbacks, so nothing draws meanwhile.
+            app.renderer.erase(leave_alternate_screen=False)
+            paint()
+            app.invalidate()  # the prompt, drawn again below (with what was typed, as it was)
+
+
+def _prints_in_terminal(app: Application[Any]) -> bool:
+    """Whether a ``run_in_terminal`` is under way (prompt_toolkit chains them in order)."""
+    running: asyncio.Future[None] | None = getattr(app, "_running_in_terminal_f", None)
+    return bool(getattr(app, "_running_in_terminal", False)) or (running is not None and not running.done())
+
+
+#: The end of a line shown, as a fragment.
+NEWLINE = ("", "\n")
 
 
 def merged(fragments: list[tuple[str, str]]) -> FormattedText:
     """Adjacent fragments of the same style as one: prompt_toolkit's cost is per fragment."""
-    out = FormattedText()
-    for fragment in fragments:
-        style, text = fragment[0], fragment[1]
-        if out and out[-1][0] == style:
-            out[-1] = (style, out[-1][1] + text)
-        else:
-            out.append((style, text))
-    return out
+    return FormattedText(
+        (style, "".join(text for _style, text in run)) for style, run in groupby(fragments, key=itemgetter(0))
+    )

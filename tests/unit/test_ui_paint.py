@@ -4,11 +4,15 @@ busy room paid ten times a second)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import Callable
 
 import pytest
+from prompt_toolkit import PromptSession
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.data_structures import Size
+from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.styles import style as style_module
 
@@ -57,3 +61,47 @@ def test_no_frame_parses_the_style_again(monkeypatch: pytest.MonkeyPatch) -> Non
     shown = paint_frames(True, 20)
     assert "line 19" in shown
     assert built == []
+
+
+class _Terminal(io.StringIO):
+    """A StringIO that says it is a terminal (so prompt_toolkit would ask it for the cursor)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not check():
+            await asyncio.sleep(0.001)
+
+
+def test_a_frame_prints_above_the_running_prompt_and_draws_it_again_asking_nothing() -> None:
+    """While the prompt runs, a frame erases it, prints the lines and draws it again below with
+    the half-typed text: one render, and no cursor position request (``ESC [6n``) to the
+    terminal, nor raw mode left and entered again, per frame."""
+    options = parse_args(["--hub", "127.0.0.1:9999", "--nick", "me"], {"NO_COLOR": "1"})
+    out = _Terminal()
+
+    async def main() -> tuple[int, int]:
+        with create_pipe_input() as typed, create_app_session(input=typed, output=Vt100_Output(out, _size)):
+            chat = TerminalChat(options, options.hub_addresses)
+            session: PromptSession[str] = PromptSession(erase_when_done=True)
+            prompting = asyncio.create_task(session.prompt_async("me> "))
+            typed.send_text("half")
+            await _until(lambda: "half" in out.getvalue())
+            renders, asked = session.app.render_counter, out.getvalue().count("\x1b[6n")
+            for n in range(3):
+                line = events.Deliver(room="hall", seq=n + 1, nick="bob", body=f"line {n}", ts=0.0)
+                chat.show(render.event_line(line))
+                await _until(lambda: session.app.render_counter > renders + n)  # drawn again
+            frames = session.app.render_counter - renders
+            typed.send_text("\r")
+            assert await prompting == "half"  # typed on, as if no line had come
+            return frames, out.getvalue().count("\x1b[6n") - asked
+
+    frames, asked = asyncio.run(main())
+    assert (frames, asked) == (3, 0)
+    shown = out.getvalue()
+    last = shown.rindex("line 2")
+    assert shown.index("line 0") < shown.index("line 1") < last < shown.rindex("me> ") < shown.rindex("half")
