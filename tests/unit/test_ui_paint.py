@@ -70,10 +70,12 @@ class _Terminal(io.StringIO):
         return True
 
 
-async def _until(check: Callable[[], bool]) -> None:
+async def _until(drawn: asyncio.Event, check: Callable[[], bool]) -> None:
+    """Wait (bounded) for renders of the prompt until ``check()``."""
     async with asyncio.timeout(10):
         while not check():
-            await asyncio.sleep(0.001)
+            drawn.clear()
+            await drawn.wait()
 
 
 def test_a_frame_prints_above_the_running_prompt_and_draws_it_again_asking_nothing() -> None:
@@ -87,14 +89,16 @@ def test_a_frame_prints_above_the_running_prompt_and_draws_it_again_asking_nothi
         with create_pipe_input() as typed, create_app_session(input=typed, output=Vt100_Output(out, _size)):
             chat = TerminalChat(options, options.hub_addresses)
             session: PromptSession[str] = PromptSession(erase_when_done=True)
+            drawn = asyncio.Event()
+            session.app.after_render += lambda _app: drawn.set()
             prompting = asyncio.create_task(session.prompt_async("me> "))
             typed.send_text("half")
-            await _until(lambda: "half" in out.getvalue())
+            await _until(drawn, lambda: "half" in out.getvalue())
             renders, asked = session.app.render_counter, out.getvalue().count("\x1b[6n")
             for n in range(3):
                 line = events.Deliver(room="hall", seq=n + 1, nick="bob", body=f"line {n}", ts=0.0)
                 chat.show(render.event_line(line))
-                await _until(lambda: session.app.render_counter > renders + n)  # drawn again
+                await _until(drawn, lambda n=n: session.app.render_counter > renders + n)  # drawn again
             frames = session.app.render_counter - renders
             typed.send_text("\r")
             assert await prompting == "half"  # typed on, as if no line had come
