@@ -44,6 +44,10 @@ QUIT_DRAIN = 2.0
 #: The screen is redrawn at most this often: lines that arrive meanwhile are printed together,
 #: so a busy room costs one redraw of the prompt per frame, not one per line.
 FRAME = 0.1
+#: While a room floods (each frame brings more lines than the screen has rows, so it scrolls by
+#: more than a page and no line stays readable), frames come this far apart instead: the
+#: screen ends the same, with fewer redraws of the prompt (each about a millisecond of CPU).
+FLOOD_FRAME = 0.25
 #: Signals that end the client as /quit does.  While the prompt has the terminal, Ctrl-C is a
 #: key press (raw mode), not a signal; these cover ``kill`` and a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -92,6 +96,7 @@ class TerminalChat:
         self.stopping = False
         #: Lines shown since the last frame, and what wakes the painter (once trio runs).
         self.unpainted: list[tuple[str, str]] = []
+        self.unpainted_lines = 0
         self.paint_wanted: trio.Event | None = None
         self.started = asyncio.Event()
         self.typed_send, self.typed_receive = trio.open_memory_channel[str](TYPED_AHEAD)
@@ -207,6 +212,7 @@ class TerminalChat:
     def show(self, fragments: render.Fragments) -> None:
         """Print above the prompt at the next frame (prompt_toolkit erases the prompt and draws
         it again below)."""
+        self.unpainted_lines += 1
         if self.options.color:
             self.unpainted += fragments
             self.unpainted.append(NEWLINE)
@@ -218,18 +224,20 @@ class TerminalChat:
             self.paint_wanted.set()
 
     async def _paint(self) -> None:
-        """Draw what was shown, at most once a FRAME."""
+        """Draw what was shown, at most once a FRAME (a FLOOD_FRAME while the room floods)."""
         while self.paint_wanted is not None:
             await self.paint_wanted.wait()
             self.paint_wanted = trio.Event()
-            self._paint_now()
-            await trio.sleep(FRAME)
+            lines = self._paint_now()
+            await trio.sleep(frame_after(lines, get_app_session().output.get_size().rows))
 
-    def _paint_now(self) -> None:
-        """Print what was shown above the prompt, and draw the prompt again below it."""
+    def _paint_now(self) -> int:
+        """Print what was shown above the prompt, and draw the prompt again below it; the
+        number of lines printed."""
         if not self.unpainted:
-            return
+            return 0
         fragments, self.unpainted = merged(self.unpainted), []
+        lines, self.unpainted_lines = self.unpainted_lines, 0
         output, depth = get_app_session().output, self.depth
 
         def paint() -> None:
@@ -243,11 +251,17 @@ class TerminalChat:
         else:
             # What ``run_in_terminal`` does, less what only a program that reads the terminal
             # needs (waiting for cursor position reports, leaving raw mode, detaching the input,
-            # asking the position again): about a third of a frame's CPU.  Trio runs on the
+            # asking the position again): about a fifth of a frame's CPU.  Trio runs on the
             # event loop's thread, between two of its callbacks, so nothing draws meanwhile.
             app.renderer.erase(leave_alternate_screen=False)
             paint()
             app.invalidate()  # the prompt, drawn again below (with what was typed, as it was)
+        return lines
+
+
+def frame_after(lines: int, rows: int) -> float:
+    """How long after a frame of ``lines`` lines the next may come, on a screen of ``rows``."""
+    return FLOOD_FRAME if lines > rows else FRAME
 
 
 def _prints_in_terminal(app: Application[Any]) -> bool:

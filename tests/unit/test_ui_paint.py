@@ -9,6 +9,8 @@ import io
 from collections.abc import Callable
 
 import pytest
+import trio
+import trio.testing
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.data_structures import Size
@@ -18,7 +20,7 @@ from prompt_toolkit.styles import style as style_module
 
 from roomcast.client import render
 from roomcast.client.options import parse_args
-from roomcast.client.ui import TerminalChat
+from roomcast.client.ui import FLOOD_FRAME, FRAME, TerminalChat
 from roomcast.shared import events
 
 
@@ -109,3 +111,46 @@ def test_a_frame_prints_above_the_running_prompt_and_draws_it_again_asking_nothi
     shown = out.getvalue()
     last = shown.rindex("line 2")
     assert shown.index("line 0") < shown.index("line 1") < last < shown.rindex("me> ") < shown.rindex("half")
+
+
+async def test_frames_batch_lines_and_stretch_while_the_room_floods(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A line after a quiet spell is painted at once; lines meanwhile wait for the next frame
+    (FRAME later); while each frame brings more lines than the screen has rows, frames come
+    FLOOD_FRAME apart; once the flood is over, FRAME again."""
+    options = parse_args(["--hub", "127.0.0.1:9999", "--nick", "me"], {"NO_COLOR": "1"})
+    with create_app_session(output=Vt100_Output(io.StringIO(), _size, term="xterm")):
+        chat = TerminalChat(options, options.hub_addresses)
+        painted: list[tuple[float, int]] = []
+        paint_now = chat._paint_now
+
+        def recorded() -> int:
+            lines = paint_now()
+            painted.append((trio.current_time(), lines))
+            return lines
+
+        chat._paint_now = recorded  # type: ignore[method-assign]
+        chat.paint_wanted = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chat._paint)
+            start = trio.current_time()
+
+            async def show_at(when: float, count: int = 1) -> None:
+                await trio.sleep_until(start + when)
+                for _ in range(count):
+                    chat.show(render.notice("a line"))
+
+            await show_at(0.0)
+            await show_at(0.03)
+            await show_at(0.06)  # these two: the next frame
+            await show_at(0.5, _size().rows + 1)  # a flood: more than the screen at once
+            await show_at(0.55)  # waits for FLOOD_FRAME
+            await show_at(0.85, 2)  # a frame of 2: FRAME again after it
+            await show_at(0.87)
+            await trio.sleep_until(start + 2.0)
+            nursery.cancel_scope.cancel()
+    times = [(round(when - start, 3), lines) for when, lines in painted if lines]
+    flood = _size().rows + 1
+    assert FRAME < FLOOD_FRAME < 0.3
+    assert times == [(0.0, 1), (FRAME, 2), (0.5, flood), (0.5 + FLOOD_FRAME, 1), (0.85, 2), (0.85 + FRAME, 1)]
