@@ -3,10 +3,10 @@
 prompt_toolkit owns the terminal (line editing, Ctrl-C and Ctrl-D, putting the terminal back as
 it was) and needs asyncio; the link runs on trio.  So asyncio is the host loop and trio runs
 inside it in guest mode.  Typed lines cross to trio through a bounded memory channel, fed via
-the trio token; what trio shows goes out through ``print_formatted_text``, which erases the
-prompt, prints the line and draws the prompt again with the half-typed text intact.  Nothing
-received is printed raw: :mod:`client.render` makes control characters visible and
-prompt_toolkit escapes the rest.
+the trio token; what trio shows goes out once a frame: the prompt erased, the lines printed,
+and the prompt drawn again below them with the half-typed text intact.  Nothing received is
+printed raw: :mod:`client.render` makes control characters visible and prompt_toolkit escapes
+the rest.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ FRAME = 0.1
 #: more than a page and no line stays readable), frames come this far apart instead: the
 #: screen ends the same, with fewer redraws of the prompt (each about a millisecond of CPU).
 FLOOD_FRAME = 0.25
+#: The end of a line shown, as a fragment.
+NEWLINE = ("", "\n")
 #: Signals that end the client as /quit does.  While the prompt has the terminal, Ctrl-C is a
 #: key press (raw mode), not a signal; these cover ``kill`` and a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -268,10 +270,6 @@ def _prints_in_terminal(app: Application[Any]) -> bool:
     """Whether a ``run_in_terminal`` is under way (prompt_toolkit chains them in order)."""
     running: asyncio.Future[None] | None = getattr(app, "_running_in_terminal_f", None)
     return bool(getattr(app, "_running_in_terminal", False)) or (running is not None and not running.done())
-
-
-#: The end of a line shown, as a fragment.
-NEWLINE = ("", "\n")
 
 
 def merged(fragments: list[tuple[str, str]]) -> FormattedText:
