@@ -3,10 +3,10 @@
 prompt_toolkit owns the terminal (line editing, Ctrl-C and Ctrl-D, putting the terminal back as
 it was) and needs asyncio; the link runs on trio.  So asyncio is the host loop and trio runs
 inside it in guest mode.  Typed lines cross to trio through a bounded memory channel, fed via
-the trio token; what trio shows goes out through ``print_formatted_text``, which erases the
-prompt, prints the line and draws the prompt again with the half-typed text intact.  Nothing
-received is printed raw: :mod:`client.render` makes control characters visible and
-prompt_toolkit escapes the rest.
+the trio token; what trio shows goes out once a frame: the prompt erased, the lines printed,
+and the prompt drawn again below them with the half-typed text intact.  Nothing received is
+printed raw: :mod:`client.render` makes control characters visible and prompt_toolkit escapes
+the rest.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import trio
 from prompt_toolkit import PromptSession
-from prompt_toolkit.application import get_app_or_none, get_app_session, run_in_terminal
+from prompt_toolkit.application import Application, get_app_or_none, get_app_session, run_in_terminal
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
@@ -42,6 +44,12 @@ QUIT_DRAIN = 2.0
 #: The screen is redrawn at most this often: lines that arrive meanwhile are printed together,
 #: so a busy room costs one redraw of the prompt per frame, not one per line.
 FRAME = 0.1
+#: While a room floods (each frame brings more lines than the screen has rows, so it scrolls by
+#: more than a page and no line stays readable), frames come this far apart instead: the
+#: screen ends the same, with fewer redraws of the prompt (each about a millisecond of CPU).
+FLOOD_FRAME = 0.25
+#: The end of a line shown, as a fragment.
+NEWLINE = ("", "\n")
 #: Signals that end the client as /quit does.  While the prompt has the terminal, Ctrl-C is a
 #: key press (raw mode), not a signal; these cover ``kill`` and a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -89,7 +97,8 @@ class TerminalChat:
         self.token: trio.lowlevel.TrioToken | None = None
         self.stopping = False
         #: Lines shown since the last frame, and what wakes the painter (once trio runs).
-        self.unpainted: FormattedText = FormattedText()
+        self.unpainted: list[tuple[str, str]] = []
+        self.unpainted_lines = 0
         self.paint_wanted: trio.Event | None = None
         self.started = asyncio.Event()
         self.typed_send, self.typed_receive = trio.open_memory_channel[str](TYPED_AHEAD)
@@ -205,49 +214,66 @@ class TerminalChat:
     def show(self, fragments: render.Fragments) -> None:
         """Print above the prompt at the next frame (prompt_toolkit erases the prompt and draws
         it again below)."""
-        if not self.options.color:
-            fragments = [("", render.plain(fragments))]
-        if self.unpainted:
-            self.unpainted.append(("", "\n"))
-        self.unpainted.extend(fragments)
+        self.unpainted_lines += 1
+        if self.options.color:
+            self.unpainted += fragments
+            self.unpainted.append(NEWLINE)
+        else:
+            self.unpainted.append(("", render.plain(fragments) + "\n"))
         if self.paint_wanted is None:
             self._paint_now()
         else:
             self.paint_wanted.set()
 
     async def _paint(self) -> None:
-        """Draw what was shown, at most once a FRAME."""
+        """Draw what was shown, at most once a FRAME (a FLOOD_FRAME while the room floods)."""
         while self.paint_wanted is not None:
             await self.paint_wanted.wait()
             self.paint_wanted = trio.Event()
-            self._paint_now()
-            await trio.sleep(FRAME)
+            lines = self._paint_now()
+            await trio.sleep(frame_after(lines, get_app_session().output.get_size().rows))
 
-    def _paint_now(self) -> None:
-        """What ``print_formatted_text`` does, with the style merged once (PAINT_STYLE)."""
+    def _paint_now(self) -> int:
+        """Print what was shown above the prompt, and draw the prompt again below it; the
+        number of lines printed."""
         if not self.unpainted:
-            return
-        lines, self.unpainted = self.unpainted, FormattedText()
-        fragments = merged([*lines, ("", "\n")])
+            return 0
+        fragments, self.unpainted = merged(self.unpainted), []
+        lines, self.unpainted_lines = self.unpainted_lines, 0
         output, depth = get_app_session().output, self.depth
 
         def paint() -> None:
             print_fragments(output, fragments, PAINT_STYLE, color_depth=depth)
 
         app = get_app_or_none()
-        if app is not None and app.loop is not None:  # above the prompt, drawn again below
-            app.loop.call_soon_threadsafe(lambda: run_in_terminal(paint))
-        else:
+        if app is None or not app.is_running:
             paint()
+        elif _prints_in_terminal(app):  # after what is printing now, in order
+            run_in_terminal(paint)
+        else:
+            # What ``run_in_terminal`` does, less what only a program that reads the terminal
+            # needs (waiting for cursor position reports, leaving raw mode, detaching the input,
+            # asking the position again): about a fifth of a frame's CPU.  Trio runs on the
+            # event loop's thread, between two of its callbacks, so nothing draws meanwhile.
+            app.renderer.erase(leave_alternate_screen=False)
+            paint()
+            app.invalidate()  # the prompt, drawn again below (with what was typed, as it was)
+        return lines
+
+
+def frame_after(lines: int, rows: int) -> float:
+    """How long after a frame of ``lines`` lines the next may come, on a screen of ``rows``."""
+    return FLOOD_FRAME if lines > rows else FRAME
+
+
+def _prints_in_terminal(app: Application[Any]) -> bool:
+    """Whether a ``run_in_terminal`` is under way (prompt_toolkit chains them in order)."""
+    running: asyncio.Future[None] | None = getattr(app, "_running_in_terminal_f", None)
+    return bool(getattr(app, "_running_in_terminal", False)) or (running is not None and not running.done())
 
 
 def merged(fragments: list[tuple[str, str]]) -> FormattedText:
     """Adjacent fragments of the same style as one: prompt_toolkit's cost is per fragment."""
-    out = FormattedText()
-    for fragment in fragments:
-        style, text = fragment[0], fragment[1]
-        if out and out[-1][0] == style:
-            out[-1] = (style, out[-1][1] + text)
-        else:
-            out.append((style, text))
-    return out
+    return FormattedText(
+        (style, "".join(text for _style, text in run)) for style, run in groupby(fragments, key=itemgetter(0))
+    )
