@@ -53,7 +53,8 @@ class RttEstimator:
     samples: int = 0
 
     def sample(self, rtt: float) -> None:
-        rtt = max(rtt, 0.0)
+        if rtt < 0.0:
+            rtt = 0.0
         if self.samples == 0:
             self.srtt, self.rttvar = rtt, rtt / 2
         else:

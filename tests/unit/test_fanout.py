@@ -142,9 +142,13 @@ def test_a_held_back_sender_is_never_sent_its_own_lines(monkeypatch: pytest.Monk
         max_size=80,
     )
 )
-def test_every_live_member_stays_filed_once_under_its_exit_key(ops: list[tuple[str, int, int]]) -> None:
+def test_every_live_member_stays_filed_once_and_leaves_exactly_when_its_window_fills(
+    ops: list[tuple[str, int, int]],
+) -> None:
     """Acks, the usual cumulative ones on their short way included, keep each live member filed
-    exactly once, under the seq at which its window fills; a held-back one nowhere."""
+    exactly once, after the room's seq and no later than the seq at which its window fills (acks
+    leave it where it is); a held-back one nowhere.  A member leaves the live vector exactly
+    when its window is full: never past it, never before."""
     fan = RoomFanout(0)
     fan.window = 4
     members = [("127.0.0.1", 40000 + i) for i in range(3)]
@@ -154,12 +158,22 @@ def test_every_live_member_stays_filed_once_under_its_exit_key(ops: list[tuple[s
     for kind, who, back in ops:
         now += 0.01
         if kind == "say":
+            live = [m for m in members if not fan.ranges[m].held]
             fan.add(fan.seq + 1, b"x", now)
-            continue
-        upto = max(0, fan.seq - back)
-        sack = (min(fan.seq, upto + 2),) if kind == "sack" and upto + 2 <= fan.seq else ()
-        fan.acknowledge(members[who], upto, sack, now, rtt)
+            for member in live:
+                ack = fan.ranges[member]
+                assert ack.held == (ack.unacked(fan.seq - 1) == fan.window)
+                assert ack.sent == fan.seq - 1 or not ack.held
+        else:
+            upto = max(0, fan.seq - back)
+            sack = (min(fan.seq, upto + 2),) if kind == "sack" and upto + 2 <= fan.seq else ()
+            fan.acknowledge(members[who], upto, sack, now, rtt)
         for member in members:
             ack = fan.ranges[member]
             filed = [key for key, bucket in fan.exits.items() if member in bucket]
-            assert filed == ([] if ack.held else [ack.acked + len(ack.sacks) + fan.window + 1])
+            if ack.held:
+                assert filed == [] and member not in fan.filed
+            else:
+                assert filed == [fan.filed[member]]
+                assert fan.seq < fan.filed[member] <= ack.acked + len(ack.sacks) + fan.window + 1
+                assert ack.unacked(fan.seq) <= fan.window
