@@ -307,19 +307,29 @@ class RoomFanout:
     def scan(self, now: float, rto_of: Callable[[Address], float]) -> list[tuple[bytes, Address]]:
         """The retransmission timer scan: resend to each member whose oldest unacknowledged
         event timed out (its ``RETRANSMIT_BURST`` lowest missing ones), and find when to scan
-        next."""
+        next.  ``rto_of`` gives a member's retransmission timeout, at least ``MIN_RTO``."""
         out: list[tuple[bytes, Address]] = []
-        next_at = INF
+        next_at, seq, ring = INF, self.seq, self.ring
         for address, ack in self.ranges.items():
-            top = ack.top(self.seq)
-            if ack.acked >= top:
+            acked = ack.acked
+            if acked >= (ack.sent if ack.held else seq):
                 continue
-            first, rto = self.sent_at(ack.acked + 1), rto_of(address)
+            entry = ring.get(acked + 1)
+            first = entry[2] if entry is not None else -INF
+            # Its deadline is at least MIN_RTO after its oldest missing seq was last sent: one
+            # neither due nor sooner than the next scan found so far (in a busy room, most of
+            # them) is passed over without working out its RTO and backoff.
+            resent = ack.resent.get(acked + 1, -INF) if ack.resent else -INF
+            soonest = (first if first > resent else resent) + limits.MIN_RTO
+            if soonest > now and soonest >= next_at:
+                continue
+            rto = rto_of(address)
             due = ack.deadline(first, rto)
             if due <= now:
-                seqs = ack.on_timeout(now, top, limits.RETRANSMIT_BURST)
+                seqs = ack.on_timeout(now, ack.top(seq), limits.RETRANSMIT_BURST)
                 out += [(data, address) for data in self.data(seqs)]
                 due = ack.deadline(first, rto) if seqs else INF
-            next_at = min(next_at, due)
+            if due < next_at:
+                next_at = due
         self.scan_at = next_at
         return out
