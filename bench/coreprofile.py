@@ -63,7 +63,7 @@ def setup(members: int) -> tuple[HubCore, list[bytes], dict[int, list[tuple[byte
     ]
     acks = {
         k: [(envelope.encode(events.Ack(stream=ROOM, upto=seq + k + 1), token=t), a) for a, t in peers]
-        for k in range(7, count, 8)
+        for k in range(limits.ACK_EVERY - 1, count, limits.ACK_EVERY)
     }
     return core, says, acks, sender
 
@@ -71,7 +71,7 @@ def setup(members: int) -> tuple[HubCore, list[bytes], dict[int, list[tuple[byte
 def run(
     core: HubCore, says: list[bytes], acks: dict[int, list[tuple[bytes, Any]]], sender: Any
 ) -> tuple[float, float]:
-    """(CPU seconds in says and fan-out, CPU seconds in acks): every member acks every 8."""
+    """(CPU seconds in says and fan-out, CPU seconds in acks): every member acks every ACK_EVERY."""
     now, in_acks, clock = 1.0, 0.0, time.process_time
     started = clock()
     for k, data in enumerate(says):

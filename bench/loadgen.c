@@ -40,7 +40,7 @@
 #define MAX_SENDERS 64
 #define BATCH 64
 #define DGRAM 2048
-#define ACK_EVERY 8
+#define ACK_EVERY 32
 #define ACK_DELAY_NS 20000000ull
 #define POLL_RETRY_NS 50000000ull
 #define STALL_NS 300000000ull

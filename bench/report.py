@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import BASELINES, C_RELAY, HUB, ROOT, pinning
+from roomcast.shared import limits
 
 Result = dict[str, Any]
 HUB_NAME = HUB.name
@@ -117,7 +118,7 @@ def render(
         f"load average before the run {load()}.",
         f"Code: commit {commit()}.",
         "Saturation keeps 48 messages per receiver in flight (closed loop); envelope clients "
-        "acknowledge as the real client does (up to the first gap, selective acks beyond it, every 8 "
+        f"acknowledge as the real client does (up to the first gap, selective acks beyond it, every {limits.ACK_EVERY} "
         "or after 20 ms, at once on a gap; pinned by tests/unit/ack_vector.txt); the hub runs with "
         "`--flood-rate 0`.  **The machine is shared** (other work runs on the same two cores), so "
         "throughput figures are noisy from run to run; each throughput and latency figure is the best "
@@ -136,7 +137,7 @@ def render(
         "",
         "The same Python, driven in-process without sockets or trio (`python -m bench.coreprofile`), "
         "timed with the process CPU clock: what the hub's own code costs, apart from the kernel's "
-        "UDP work and the machine's load.  Each member acknowledges every 8 messages.",
+        f"UDP work and the machine's load.  Each member acknowledges every {limits.ACK_EVERY} messages.",
         "",
         *core[0],
         "",

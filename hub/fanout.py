@@ -12,13 +12,16 @@ Each envelope member has an :class:`~shared.ackrange.AckRange` (a few integers).
 whose in-flight window (room seq minus acked-up-to) is full leaves the live fan-out: the ring
 serves it as its acks make room, and it rejoins the vector once it has caught up.  Which
 member leaves when is found without a per-member test: members are filed by the seq at which
-their window fills (``acked + window + 1``), so each message looks up one key.  Retransmission
+their window fills (``acked + window + 1``), so each message looks up one key.  Filing is lazy:
+acks only move that seq later, so an ack leaves the member where it is, and when its key comes
+up a member whose acks made room meanwhile is filed again, under its key then (once per window
+at most, instead of once per ack).  Retransmission
 is a timer scan over the room's members (:meth:`RoomFanout.scan`), never per delivery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from roomcast.shared import limits
@@ -27,6 +30,8 @@ from roomcast.shared.reliable import too_far_behind
 
 Address = tuple[Any, ...]
 INF = float("inf")
+#: What an ack that resends and serves nothing gives.
+NOTHING: tuple[Sequence[bytes], Sequence[bytes]] = ((), ())
 
 
 class LiveVector:
@@ -79,8 +84,11 @@ class RoomFanout:
         self.window = max(1, min(limits.MEMBER_IN_FLIGHT, limits.MEMBER_WINDOW_BYTES // limits.MAX_DATAGRAM))
         self.ranges: dict[Address, AckRange] = {}
         self.held_back: set[Address] = set()
-        #: seq -> members whose window is full before that seq (they leave the live vector).
+        #: seq -> live members whose window may be full before that seq: each is looked at
+        #: then, and leaves the live vector or is filed again (the seq each is filed under,
+        #: never later than the one at which its window fills, is in ``filed``).
         self.exits: dict[int, set[Address]] = {}
+        self.filed: dict[Address, int] = {}
         self.envelope_live: LiveVector | None = EMPTY  # None: rebuild before the next message
         self.text_live = EMPTY
         self.text_queued: list[Any] = []
@@ -94,15 +102,15 @@ class RoomFanout:
         self.envelope_live = None
         if not envelope:
             return None
+        self._unfile(address)
         ack = self.ranges[address] = AckRange(self.seq)
         self._file(address, ack)
         return ack
 
     def leave(self, address: Address) -> None:
         self.envelope_live = None
-        ack = self.ranges.pop(address, None)
-        if ack is not None:
-            self._unfile(address, ack)
+        if self.ranges.pop(address, None) is not None:
+            self._unfile(address)
             self.held_back.discard(address)
 
     def changed(self) -> None:
@@ -123,16 +131,17 @@ class RoomFanout:
         return ack.acked + len(ack.sacks) + self.window + 1
 
     def _file(self, address: Address, ack: AckRange) -> None:
-        key = self._exit_key(ack)
+        key = self.filed[address] = self._exit_key(ack)
         bucket = self.exits.get(key)
         if bucket is None:
             self.exits[key] = {address}
         else:
             bucket.add(address)
 
-    def _unfile(self, address: Address, ack: AckRange) -> None:
-        if not ack.held:
-            bucket = self.exits.get(self._exit_key(ack))
+    def _unfile(self, address: Address) -> None:
+        key = self.filed.pop(address, None)
+        if key is not None:
+            bucket = self.exits.get(key)
             if bucket is not None:
                 bucket.discard(address)
 
@@ -144,26 +153,36 @@ class RoomFanout:
         self.seq = seq
         self.total_bytes += len(data)
         self.ring[seq] = (data, self.total_bytes, now)
-        full = self.exits.pop(seq, None)
-        if full:
-            for address in full:
-                ack = self.ranges[address]
-                ack.held, ack.sent, ack.progress_at = True, seq - 1, now
-                self.held_back.add(address)
-            self.envelope_live = None
+        due = self.exits.pop(seq, None)
+        if due:
+            self._exit(due, seq, now)
         too_slow = self.too_slow(now) if self.held_back else []
         if len(self.ring) > 2 * self.window + 64 and seq >= self.next_trim:
             self._trim()
         return too_slow
 
+    def _exit(self, due: set[Address], seq: int, now: float) -> None:
+        """The members filed under ``seq``: those whose window is full leave the live vector,
+        those whose acks made room since they were filed are filed again."""
+        filed = self.filed
+        for address in due:
+            if filed.get(address) != seq:
+                continue  # filed elsewhere since
+            ack = self.ranges[address]
+            if self._exit_key(ack) > seq:
+                self._file(address, ack)
+                continue
+            del filed[address]
+            ack.held, ack.sent, ack.progress_at = True, seq - 1, now
+            self.held_back.add(address)
+            self.envelope_live = None
+
     def own(self, address: Address, seq: int) -> None:
-        """``seq`` came from this member: it has it without a delivery."""
+        """``seq`` came from this member: it has it without a delivery (its exit key only
+        moves later, so it stays filed where it is)."""
         ack = self.ranges.get(address)
         if ack is not None:
-            self._unfile(address, ack)
             ack.mark(seq)
-            if not ack.held:
-                self._file(address, ack)
 
     def stall_deadline(self) -> float:
         """When a held-back member past its window counts as stalled, if its acks make no
@@ -220,17 +239,23 @@ class RoomFanout:
 
     def acknowledge(
         self, address: Address, upto: int, sack: tuple[int, ...], now: float, rtt: Any
-    ) -> tuple[list[bytes], list[bytes]]:
+    ) -> tuple[Sequence[bytes], Sequence[bytes]]:
         """A member's ack: (deliveries to resend at once, deliveries now served from the ring)."""
         ack = self.ranges.get(address)
         if ack is None:
-            return [], []
-        if not sack and not ack.held and not ack.sacks:
-            self._slide(address, ack, upto, now, rtt)
-            return [], []
+            return NOTHING
+        if not sack and not ack.sacks and not ack.held:
+            # The usual ack, from a live member with no gap on either side: its window slides
+            # (it stays filed where it is: see _exit), nothing is resent, nothing served.
+            newest = ack.acknowledge(upto, sack, self.seq)
+            if newest:
+                ack.progress_at = now
+                if newest > ack.clean_after:
+                    entry = self.ring.get(newest)
+                    if entry is not None:
+                        rtt.sample(now - entry[2])
+            return NOTHING
         top = ack.top(self.seq)
-        if not ack.held:
-            self._unfile(address, ack)
         # Up to the room's seq, not only what was sent: a held-back member may have what it
         # was not sent yet from elsewhere (history), and must not be sent it again.
         newest = ack.acknowledge(upto, sack, self.seq)
@@ -245,31 +270,8 @@ class RoomFanout:
             seqs = ack.fast_resend(now, top, max(sack), self.sent_at, spacing)
             resend = self.data(seqs)
         if not ack.held:
-            self._file(address, ack)
-            return resend, []
+            return resend, ()
         return resend, self._serve(address, ack, now)
-
-    def _slide(self, address: Address, ack: AckRange, upto: int, now: float, rtt: Any) -> None:
-        """The usual ack, from a live member with no gap on either side: its window slides
-        (it is filed under its new exit key), nothing is resent, nothing served."""
-        before = ack.acked
-        newest = ack.acknowledge(upto, (), self.seq)
-        if not newest:
-            return
-        ack.progress_at = now
-        exits, window = self.exits, self.window + 1  # its keys, with no selective acks
-        bucket = exits.get(before + window)
-        if bucket is not None:
-            bucket.discard(address)
-        bucket = exits.get(newest + window)
-        if bucket is None:
-            exits[newest + window] = {address}
-        else:
-            bucket.add(address)
-        if ack.clean_after < newest:
-            entry = self.ring.get(newest)
-            if entry is not None:
-                rtt.sample(now - entry[2])
 
     def _serve(self, address: Address, ack: AckRange, now: float) -> list[bytes]:
         """A held-back member's window has room: send it the next events from the ring, and
@@ -305,19 +307,29 @@ class RoomFanout:
     def scan(self, now: float, rto_of: Callable[[Address], float]) -> list[tuple[bytes, Address]]:
         """The retransmission timer scan: resend to each member whose oldest unacknowledged
         event timed out (its ``RETRANSMIT_BURST`` lowest missing ones), and find when to scan
-        next."""
+        next.  ``rto_of`` gives a member's retransmission timeout, at least ``MIN_RTO``."""
         out: list[tuple[bytes, Address]] = []
-        next_at = INF
+        next_at, seq, ring = INF, self.seq, self.ring
         for address, ack in self.ranges.items():
-            top = ack.top(self.seq)
-            if ack.acked >= top:
+            acked = ack.acked
+            if acked >= (ack.sent if ack.held else seq):
                 continue
-            first, rto = self.sent_at(ack.acked + 1), rto_of(address)
+            entry = ring.get(acked + 1)
+            first = entry[2] if entry is not None else -INF
+            # Its deadline is at least MIN_RTO after its oldest missing seq was last sent: one
+            # neither due nor sooner than the next scan found so far (in a busy room, most of
+            # them) is passed over without working out its RTO and backoff.
+            resent = ack.resent.get(acked + 1, -INF) if ack.resent else -INF
+            soonest = (first if first > resent else resent) + limits.MIN_RTO
+            if soonest > now and soonest >= next_at:
+                continue
+            rto = rto_of(address)
             due = ack.deadline(first, rto)
             if due <= now:
-                seqs = ack.on_timeout(now, top, limits.RETRANSMIT_BURST)
+                seqs = ack.on_timeout(now, ack.top(seq), limits.RETRANSMIT_BURST)
                 out += [(data, address) for data in self.data(seqs)]
                 due = ack.deadline(first, rto) if seqs else INF
-            next_at = min(next_at, due)
+            if due < next_at:
+                next_at = due
         self.scan_at = next_at
         return out

@@ -73,13 +73,15 @@ class AckRange:
         ``top`` was never sent and is ignored).  Returns the highest seq it newly acknowledged,
         or 0 when the ack says nothing new (a duplicate, or reordered behind a later one)."""
         if not sack and not self.sacks:  # the usual ack: cumulative, no gap on either side
-            upto = min(upto, top)
+            if upto > top:
+                upto = top
             if upto <= self.acked:
                 return 0
             self.acked = upto
             if self.resent:
                 self.resent = {s: t for s, t in self.resent.items() if s > upto}
-            self.sent = max(self.sent, upto)
+            if upto > self.sent:
+                self.sent = upto
             self.backoff = 0
             return upto
         return self.acknowledge_any(upto, sack, top)

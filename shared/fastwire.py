@@ -60,10 +60,52 @@ def _map(data: bytes, head: bytes) -> dict[Any, Any] | None:
 
 def decode_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
     """(token, stream, upto, sack) of a well-formed ack; the stream's name is not checked (the
-    hub takes the fast path only for a room the member is in)."""
-    plain = _plain_ack(data)
-    if plain is not None:
-        return plain
+    hub takes the fast path only for a room the member is in).  The plain ack, as the client
+    writes it (no sack, a stream name of at most 31 bytes), is read byte by byte, cheaper than
+    msgpack for these few fields; any other shape takes :func:`_any_ack`."""
+    try:
+        end = _STREAM_AT + 1 + data[_STREAM_AT] - 0xA0  # where the stream's fixstr ends
+        first, rest = data[end + 5], len(data) - end - 6  # upto's first byte, the bytes after it
+    except IndexError:
+        return _any_ack(data)
+    middle = data[_STREAM_KEY_AT : end + 5]  # from the stream's key to upto's
+    stream = _STREAMS.get(middle)
+    if stream is None:
+        stream = _plain_stream(middle)
+    if (
+        stream is not None
+        and data[:_TOKEN_AT] == _PLAIN_ACK
+        and (_UINT_SIZES.get(first) == rest if rest else first < 0x80)  # fixint, or uint 8-64
+    ):
+        upto = int.from_bytes(data[end + 6 :], "big") if rest else first
+        if upto < _TOP:
+            return data[_TOKEN_AT:_STREAM_KEY_AT], stream, upto, ()
+    return _any_ack(data)
+
+
+def _plain_stream(middle: bytes) -> str | None:
+    """The stream's name if ``middle`` is a plain ack's from the stream's key to upto's (the
+    key, a fixstr of at most 31 bytes of UTF-8, upto's key); kept in ``_STREAMS``."""
+    size = len(middle) - len(_STREAM_KEY) - 1 - len(_UPTO_KEY)
+    if (
+        not 0 <= size < 32
+        or not middle.startswith(_STREAM_KEY)
+        or middle[len(_STREAM_KEY)] != 0xA0 + size
+        or not middle.endswith(_UPTO_KEY)
+    ):
+        return None
+    try:
+        stream = middle[len(_STREAM_KEY) + 1 : -len(_UPTO_KEY)].decode()
+    except UnicodeDecodeError:
+        return None
+    if len(_STREAMS) >= _STREAMS_KEPT:
+        _STREAMS.clear()  # junk, or many rooms: start again (bounded)
+    _STREAMS[middle] = stream
+    return stream
+
+
+def _any_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
+    """:func:`decode_ack` for every shape, through msgpack."""
     wire = _map(data, ACK_HEAD)
     if wire is None or wire.get("k") != "ack" or not _ACK_KEYS.issuperset(wire):
         return None
@@ -78,37 +120,17 @@ def decode_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
 
 #: The plain ack as the client writes it: a map of 4 (kind, 16-byte token, stream, upto).
 _PLAIN_ACK = HEADER + b"\x84" + ACK_HEAD + b"\xa1s\xc4" + bytes((limits.TOKEN_BYTES,))
+_STREAM_KEY = b"\xa6stream"
+_UPTO_KEY = b"\xa4upto"
 _TOKEN_AT = len(_PLAIN_ACK)
 _STREAM_KEY_AT = _TOKEN_AT + limits.TOKEN_BYTES
-_STREAM_AT = _STREAM_KEY_AT + len(b"\xa6stream")  # its fixstr byte: 0xa0 plus its length
+_STREAM_AT = _STREAM_KEY_AT + len(_STREAM_KEY)  # its fixstr byte: 0xa0 plus its length
 #: msgpack's unsigned integers: how many bytes follow the first.
 _UINT_SIZES = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
-
-
-def _plain_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
-    """A plain ack (no sack, a stream name of at most 31 bytes), read byte by byte: cheaper
-    than msgpack for these few fields; None for any other shape."""
-    if data[:_TOKEN_AT] != _PLAIN_ACK or data[_STREAM_KEY_AT:_STREAM_AT] != b"\xa6stream":
-        return None
-    try:
-        end = _STREAM_AT + 1 + data[_STREAM_AT] - 0xA0
-        if not _STREAM_AT < end <= _STREAM_AT + 32 or data[end : end + 5] != b"\xa4upto":
-            return None
-        stream = data[_STREAM_AT + 1 : end].decode()
-        first = data[end + 5]
-    except (IndexError, UnicodeDecodeError):
-        return None
-    at = end + 6
-    if first < 0x80:  # a positive fixint
-        upto = first
-    else:
-        size = _UINT_SIZES.get(first, 0)
-        upto, at = int.from_bytes(data[at : at + size], "big"), at + size
-        if not size or upto >= _TOP:
-            return None
-    if at != len(data):
-        return None
-    return data[_TOKEN_AT:_STREAM_KEY_AT], stream, upto, ()
+#: A plain ack's bytes from the stream's key to upto's -> the stream's name: each stream's are
+#: read and checked once, then looked up.
+_STREAMS: dict[bytes, str] = {}
+_STREAMS_KEPT = 4096
 
 
 def decode_say(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:

@@ -152,7 +152,9 @@ class Inbox:
     ) -> list[Shown]:
         # Our own lines (None) owe no ack: the hub marked them as ours when it answered.
         shown = [item for item in ready if item is not None]
-        ack = self._acks.setdefault(name, _AckState())
+        ack = self._acks.get(name)
+        if ack is None:
+            ack = self._acks[name] = _AckState()
         ack.count += len(shown)
         if ack.count >= limits.ACK_EVERY:
             ack.due = now

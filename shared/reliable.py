@@ -53,7 +53,8 @@ class RttEstimator:
     samples: int = 0
 
     def sample(self, rtt: float) -> None:
-        rtt = max(rtt, 0.0)
+        if rtt < 0.0:
+            rtt = 0.0
         if self.samples == 0:
             self.srtt, self.rttvar = rtt, rtt / 2
         else:
@@ -178,6 +179,9 @@ class Reorder(Generic[T]):
 
     def push(self, seq: int, item: T) -> list[T]:
         """Offer ``item`` with ``seq``; return the items now ready, in order (maybe none)."""
+        if seq == self.expected and not self._waiting:  # the usual case: next in line
+            self.expected = seq + 1
+            return [item]
         if seq < self.expected or seq in self._waiting:
             self.duplicates += 1
             return []

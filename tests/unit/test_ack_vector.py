@@ -38,7 +38,8 @@ def test_the_vector_covers_gaps_duplicates_reordering_and_the_sack_limit() -> No
     expected = [e for _, e in steps()]
     assert any(":" in e for e in expected)  # selective acks
     assert max(len(e.split(":")[1].split(",")) for e in expected if ":" in e) == limits.MAX_SACK
-    assert "d 110 14" in [g for g, _ in steps()]  # a duplicate
+    delivered = [g.split()[2] for g, _ in steps() if g.startswith("d ")]
+    assert len(delivered) > len(set(delivered))  # a duplicate
     assert any(g.startswith("o ") for g, _ in steps())  # our own lines
 
 

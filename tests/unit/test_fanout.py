@@ -5,12 +5,14 @@ ring until it catches up."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roomcast.hub.core import HubConfig
-from roomcast.hub.fanout import Fanout, RoomFanout
+from roomcast.hub.fanout import INF, Address, Fanout, RoomFanout
 from roomcast.shared import envelope, events, limits
 from roomcast.shared.reliable import RttEstimator
 from tests.unit.hubwire import Hub, TextPeer, envelope_peer, of
@@ -142,9 +144,13 @@ def test_a_held_back_sender_is_never_sent_its_own_lines(monkeypatch: pytest.Monk
         max_size=80,
     )
 )
-def test_every_live_member_stays_filed_once_under_its_exit_key(ops: list[tuple[str, int, int]]) -> None:
+def test_every_live_member_stays_filed_once_and_leaves_exactly_when_its_window_fills(
+    ops: list[tuple[str, int, int]],
+) -> None:
     """Acks, the usual cumulative ones on their short way included, keep each live member filed
-    exactly once, under the seq at which its window fills; a held-back one nowhere."""
+    exactly once, after the room's seq and no later than the seq at which its window fills (acks
+    leave it where it is); a held-back one nowhere.  A member leaves the live vector exactly
+    when its window is full: never past it, never before."""
     fan = RoomFanout(0)
     fan.window = 4
     members = [("127.0.0.1", 40000 + i) for i in range(3)]
@@ -154,12 +160,81 @@ def test_every_live_member_stays_filed_once_under_its_exit_key(ops: list[tuple[s
     for kind, who, back in ops:
         now += 0.01
         if kind == "say":
+            live = [m for m in members if not fan.ranges[m].held]
             fan.add(fan.seq + 1, b"x", now)
-            continue
-        upto = max(0, fan.seq - back)
-        sack = (min(fan.seq, upto + 2),) if kind == "sack" and upto + 2 <= fan.seq else ()
-        fan.acknowledge(members[who], upto, sack, now, rtt)
+            for member in live:
+                ack = fan.ranges[member]
+                assert ack.held == (ack.unacked(fan.seq - 1) == fan.window)
+                assert ack.sent == fan.seq - 1 or not ack.held
+        else:
+            upto = max(0, fan.seq - back)
+            sack = (min(fan.seq, upto + 2),) if kind == "sack" and upto + 2 <= fan.seq else ()
+            fan.acknowledge(members[who], upto, sack, now, rtt)
         for member in members:
             ack = fan.ranges[member]
             filed = [key for key, bucket in fan.exits.items() if member in bucket]
-            assert filed == ([] if ack.held else [ack.acked + len(ack.sacks) + fan.window + 1])
+            if ack.held:
+                assert filed == [] and member not in fan.filed
+            else:
+                assert filed == [fan.filed[member]]
+                assert fan.seq < fan.filed[member] <= ack.acked + len(ack.sacks) + fan.window + 1
+                assert ack.unacked(fan.seq) <= fan.window
+
+
+def every_deadline_scan(
+    fan: RoomFanout, now: float, rto_of: Callable[[Address], float]
+) -> list[tuple[bytes, Address]]:
+    """The model of the retransmission scan: every member's deadline worked out."""
+    out: list[tuple[bytes, Address]] = []
+    next_at = INF
+    for address, ack in fan.ranges.items():
+        top = ack.top(fan.seq)
+        if ack.acked >= top:
+            continue
+        first, rto = fan.sent_at(ack.acked + 1), rto_of(address)
+        due = ack.deadline(first, rto)
+        if due <= now:
+            seqs = ack.on_timeout(now, top, limits.RETRANSMIT_BURST)
+            out += [(data, address) for data in fan.data(seqs)]
+            due = ack.deadline(first, rto) if seqs else INF
+        next_at = min(next_at, due)
+    fan.scan_at = next_at
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["say", "ack", "sack", "scan"]), st.integers(0, 3), st.integers(0, 12)),
+        max_size=80,
+    )
+)
+def test_the_scan_resends_and_schedules_as_if_it_worked_out_every_deadline(
+    ops: list[tuple[str, int, int]],
+) -> None:
+    """The scan passes over members that are neither due nor the next to be, without their RTO:
+    it resends the same seqs to the same members, and schedules the next scan at the same time,
+    as a scan that works out every member's deadline."""
+    fans = [RoomFanout(0), RoomFanout(0)]
+    members = [("127.0.0.1", 40000 + i) for i in range(4)]
+    rtos = dict(zip(members, [limits.MIN_RTO, limits.MIN_RTO, 0.08, limits.INITIAL_RTO], strict=True))
+    for fan in fans:
+        fan.window = 4
+        for member in members:
+            fan.join(member, envelope=True)
+    now = 1.0
+    for kind, who, arg in ops:
+        now += arg * 0.005
+        for fan, scan in zip(fans, (RoomFanout.scan, every_deadline_scan), strict=True):
+            if kind == "say":
+                fan.add(fan.seq + 1, b"%d" % (fan.seq + 1), now)
+            elif kind == "scan":
+                got = scan(fan, now, rtos.__getitem__)
+                if fan is fans[0]:
+                    first = got
+                else:
+                    assert got == first and fans[0].scan_at == fan.scan_at
+            elif who < 3:  # the last member never acknowledges
+                upto = max(0, fan.seq - arg)
+                sack = (upto + 2,) if kind == "sack" and upto + 2 <= fan.seq else ()
+                fan.acknowledge(members[who], upto, sack, now, RttEstimator())

@@ -49,3 +49,10 @@ def test_acks_with_wrong_types_or_values_take_the_full_decoder() -> None:
         assert fastwire.decode_ack(envelope.HEADER + msgpack.packb(wire, use_bin_type=True)) is None
     ping = envelope.encode(events.Ping(id=1), token=TOKEN)
     assert fastwire.decode_ack(ping) is None
+
+
+def test_the_streams_the_fast_path_remembers_stay_bounded() -> None:
+    for n in range(fastwire._STREAMS_KEPT + 100):
+        data = envelope.encode(events.Ack(stream=f"room{n}", upto=n), token=TOKEN)
+        assert fastwire.decode_ack(data) == (TOKEN, f"room{n}", n, ())
+        assert len(fastwire._STREAMS) <= fastwire._STREAMS_KEPT

@@ -391,3 +391,22 @@ def test_releases_are_always_a_prefix_and_ack_reports_what_arrived(data: st.Data
         assert released == list(range(1, upto + 1))
         assert all(seq > upto + 1 for seq in sack)
         assert set(sack) <= set(arrivals)
+
+
+@given(st.lists(st.integers(1, 30), max_size=60))
+def test_reorder_releases_each_seq_once_in_order_as_a_model_would(seqs: list[int]) -> None:
+    """In-order arrivals take a short way: the same releases and duplicates as a plain model."""
+    reorder: Reorder[int] = Reorder(window=16)
+    released: list[int] = []
+    seen: set[int] = set()
+    expected, duplicates = 1, 0
+    for seq in seqs:
+        released += reorder.push(seq, seq)
+        if seq < expected or seq in seen:
+            duplicates += 1
+        elif seq < expected + 16:
+            seen.add(seq)
+            while expected in seen:
+                expected += 1
+    assert released == list(range(1, expected))
+    assert reorder.expected == expected and reorder.duplicates == duplicates
