@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from roomcast.shared import envelope, events, limits
+from roomcast.shared.fastdeliver import decode_deliver
 from roomcast.shared.held import HeldLines, in_typed_order
 from roomcast.shared.hublist import HubList
 from roomcast.shared.inbox import Inbox, Shown
@@ -215,10 +216,12 @@ class HubLink:
     def _receive(self, data: bytes, now: float) -> list[LinkEvent]:
         if self.state is LinkState.CLOSED:
             return []
-        try:
-            event = envelope.decode(data).event
-        except envelope.RemoteProtocolError:
-            return []  # not from a hub that speaks our protocol: ignore
+        event: Any = decode_deliver(data)  # a room line as the hub writes it: the fast lane
+        if event is None:
+            try:
+                event = envelope.decode(data).event
+            except envelope.RemoteProtocolError:
+                return []  # not from a hub that speaks our protocol: ignore
         self._last_heard = now
         handler = _DISPATCH.get(type(event))
         return handler(self, event, now) if handler is not None else []
