@@ -159,11 +159,28 @@ class RoomFanout:
     def own(self, address: Address, seq: int) -> None:
         """``seq`` came from this member: it has it without a delivery."""
         ack = self.ranges.get(address)
-        if ack is not None:
-            self._unfile(address, ack)
-            ack.mark(seq)
-            if not ack.held:
-                self._file(address, ack)
+        if ack is None:
+            return
+        if seq == ack.acked + 1 and not ack.sacks and not ack.held and not ack.resent:
+            # The usual case, its line next in its stream: it moves from its exit key (see
+            # _exit_key) to the next one, as ack.mark and _unfile/_file would move it.
+            exits, key = self.exits, seq + self.window
+            bucket = exits.get(key)
+            if bucket is not None:
+                bucket.discard(address)
+            ack.acked = seq
+            if ack.sent < seq:
+                ack.sent = seq
+            bucket = exits.get(key + 1)
+            if bucket is None:
+                exits[key + 1] = {address}
+            else:
+                bucket.add(address)
+            return
+        self._unfile(address, ack)
+        ack.mark(seq)
+        if not ack.held:
+            self._file(address, ack)
 
     def stall_deadline(self) -> float:
         """When a held-back member past its window counts as stalled, if its acks make no
