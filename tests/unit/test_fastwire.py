@@ -75,6 +75,24 @@ def test_a_say_as_the_client_writes_it_reads_the_same_on_both_lanes(
         assert fast is not None
 
 
+@given(st.integers(0, 2**63 - 1), NAMES, BODIES, st.booleans(), st.integers(0, 2**63 - 1))
+def test_a_say_as_the_client_writes_it_is_read_in_place(
+    request_id: int, room: str, body: str, action: bool, mid: int
+) -> None:
+    """The client's own shape takes the byte-by-byte lane (room names of up to 31 bytes),
+    not only the map path: the same fields as the full decoder."""
+    wire: dict[str, Any] = {"k": "say", "s": TOKEN, "id": request_id, "room": room, "body": body}
+    if action:
+        wire["action"] = True
+    if mid:
+        wire["mid"] = mid
+    data = packed(wire)
+    plain, full = fastwire._plain_say(data), full_say(data)
+    assert plain is None or plain == full
+    if full is not None and len(room.encode()) < 32:
+        assert plain == full
+
+
 @given(st.dictionaries(st.sampled_from(["k", "s", "id", "room", "body", "action", "mid", "x"]) | st.binary(max_size=2),
                        st.none() | st.booleans() | SEQS | st.integers(-5, 5) | st.floats() | NAMES | st.binary(max_size=20)
                        | st.lists(st.integers(0, 9), max_size=3), max_size=8))  # fmt: skip
