@@ -65,9 +65,13 @@ def _drop(hub: HubCore, room: Room, too_slow: list[Address], now: float) -> None
 
 
 def _send(hub: HubCore, data: bytes, vector: LiveVector, origin: Address | None) -> None:
+    addresses = vector.addresses
     skip = -1 if origin is None else vector.index.get(origin, -1)
-    sent = len(vector.addresses) - (skip >= 0)
-    if sent > 0:
+    sent = len(addresses) - (skip >= 0)
+    if sent == 1:  # one target (a room of two, say): a plain datagram, no vector to slice
+        hub.send(data, addresses[1] if skip == 0 else addresses[0])
+        hub.counters.deliveries += 1
+    elif sent > 0:
         hub.queue_fanout(Fanout(data, vector, skip))
         counters = hub.counters
         counters.datagrams_out += sent

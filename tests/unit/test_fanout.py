@@ -99,18 +99,21 @@ def test_a_member_past_its_window_leaves_the_vector_and_comes_back_after_acks(
     alice = envelope_peer(hub, 40001, "alice", "hall")
     bob = envelope_peer(hub, 40002, "bob", "hall", auto_ack=False)
     carol = envelope_peer(hub, 40003, "carol", "hall")
-    bob.ack("hall", 3)
+    dave = envelope_peer(hub, 40004, "dave", "hall")  # so that two stay: a vector, not one datagram
+    bob.ack("hall", 4)
     alice.received()
     carol.received()
+    dave.received()
     fanouts = Recorder(hub)
     for n in range(6):
-        alice.request(events.Say, room="hall", body=f"m{n}")  # seqs 4..9
-        carol.received()  # carol acknowledges as she goes
+        alice.request(events.Say, room="hall", body=f"m{n}")  # seqs 5..10
+        carol.received()  # carol and dave acknowledge as they go
+        dave.received()
     vectors = [item.vector.addresses for item in fanouts.take()]
     assert [bob.address in v for v in vectors] == [True] * 4 + [False] * 2
-    bob.ack("hall", 7)  # m0..m3: the ring serves m4, m5
+    bob.ack("hall", 8)  # m0..m3: the ring serves m4, m5
     assert [e.body for e in of(events.Deliver, bob.received())] == [f"m{n}" for n in range(6)]
-    bob.ack("hall", 9)  # all acked: back in the vector
+    bob.ack("hall", 10)  # all acked: back in the vector
     alice.request(events.Say, room="hall", body="m6")
     assert bob.address in fanouts.take()[-1].vector.addresses
 
@@ -163,3 +166,17 @@ def test_every_live_member_stays_filed_once_under_its_exit_key(ops: list[tuple[s
             ack = fan.ranges[member]
             filed = [key for key, bucket in fan.exits.items() if member in bucket]
             assert filed == ([] if ack.held else [ack.acked + len(ack.sacks) + fan.window + 1])
+
+
+def test_a_room_message_to_one_other_member_is_a_plain_datagram() -> None:
+    """Nothing to slice for one target: the shell lays it out as it does a reply."""
+    hub = Hub(HubConfig(flood_rate=0))
+    alice = envelope_peer(hub, 40001, "alice", "hall")
+    bob = envelope_peer(hub, 40002, "bob", "hall")
+    alice.received()
+    bob.received()
+    fanouts = Recorder(hub)
+    alice.request(events.Say, room="hall", body="just you")
+    assert fanouts.take() == []
+    assert [e.body for e in of(events.Deliver, bob.received())] == ["just you"]
+    assert of(events.Deliver, alice.received()) == []
