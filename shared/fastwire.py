@@ -114,7 +114,18 @@ def _plain_ack(data: bytes) -> tuple[bytes, str, int, tuple[int, ...]] | None:
 
 def decode_say(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:
     """(token, id, room as shown, body, action, mid) of a well-formed say."""
-    return _plain_say(data) or _say_map(data)
+    say = read_say(data)
+    return None if say is None else say[:6]
+
+
+def read_say(data: bytes) -> tuple[bytes, int, str, str, bool, int, bytes] | None:
+    """:func:`decode_say`, and the body as msgpack packs it (taken from the say as it came, so
+    that the deliver is put together without packing it again: :func:`line_deliver`)."""
+    say = _plain_say(data)
+    if say is not None:
+        return say
+    fields = _say_map(data)
+    return None if fields is None else (*fields, _pack(fields[3]))
 
 
 #: A say as the client and the generator write it, up to the first byte of its id: the header,
@@ -139,7 +150,7 @@ _UINTS = {
 _room_items: dict[bytes, str] = {}
 
 
-def _plain_say(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:
+def _plain_say(data: bytes) -> tuple[bytes, int, str, str, bool, int, bytes] | None:
     """A say in the shape the client writes (its keys in that order, its strings in their
     shortest form), read in place: cheaper than building msgpack's map and reading it.  None
     for any other shape (the map path reads it then)."""
@@ -159,11 +170,12 @@ def _plain_say(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:
         room_end = at + 11 + data[at + 5] - 0xA0  # b"\xa4room", its fixstr, b"\xa4body"
         item = data[at:room_end]
         shown = _room_items.get(item) or _room_item(item)
-        body_at, body_end = _str_at(data, room_end)
+        body_at, body_end = _str_at(data, room_end)  # the body as packed starts at room_end
         action, mid = (False, 0) if body_end == len(data) and not extra else _say_tail(data, body_end, extra)
         if request_id >= _TOP or not shown or not body_at or body_end - body_at > limits.MAX_BODY:
             return None
-        return token, request_id, shown, data[body_at:body_end].decode(), action, mid
+        packed = data[room_end:body_end]
+        return token, request_id, shown, packed[body_at - room_end :].decode(), action, mid, packed
     except (IndexError, KeyError, UnicodeDecodeError, ValueError, struct.error):
         return None
 
@@ -312,6 +324,16 @@ def encode_deliver(
     return data if len(data) <= limits.MAX_DATAGRAM else None  # the full encoder raises
 
 
+def line_deliver(room: str, seq: int, nick: str, packed_body: bytes, ts: float, action: bool) -> bytes:
+    """:func:`encode_deliver` of a live room line whose fields are known to be right (a room's
+    and a member's names as shown, a body read by :func:`read_say` with its packed form, a
+    float time): no checks; a room name, a nick and a body within their limits are far under
+    MAX_DATAGRAM together."""
+    head = _rooms.get(room) or _part(_rooms, room, "k", "deliver", "room", room, "seq")
+    middle = _nicks.get(nick) or _part(_nicks, nick, "nick", nick, "body")
+    return b"".join((_STARTS[action], head, _pack(seq), middle, packed_body, _TS, _pack(ts), _TAILS[action]))
+
+
 _REPLY = HEADER + b"\x84" + b"".join(_pack(i) for i in ("k", "reply", "id"))
 
 
@@ -322,6 +344,12 @@ def encode_reply(request_id: int, text: str, seq: int) -> bytes | None:
         return None
     if len(text) * 4 > limits.MAX_STR and not _fits(text):
         return None
-    middle = _texts.get(text) or _part(_texts, text, "text", text, "seq")
-    data = b"".join((_REPLY, _pack(request_id), middle, _pack(seq)))
+    data = say_reply(request_id, text, seq)
     return data if len(data) <= limits.MAX_DATAGRAM else None
+
+
+def say_reply(request_id: int, text: str, seq: int) -> bytes:
+    """:func:`encode_reply` for fields known to be right: a request id and a seq (a positive
+    integer) that fit in 64 bits, a short text (a say's answer names its room)."""
+    middle = _texts.get(text) or _part(_texts, text, "text", text, "seq")
+    return b"".join((_REPLY, _pack(request_id), middle, _pack(seq)))
