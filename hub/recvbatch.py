@@ -44,7 +44,8 @@ class BatchReceiver:
         self._recvmmsg = recvmmsg
         self._msgs = (_MMsgHdr * capacity)()
         self._iovs = (_IoVec * capacity)()
-        self._bufs = ctypes.create_string_buffer(SLOT * capacity)
+        #: Sliced, it gives bytes (typeshed says a list).
+        self._bufs: Any = ctypes.create_string_buffer(SLOT * capacity)
         self._names = ctypes.create_string_buffer(_NAME * capacity)
         base, names = ctypes.addressof(self._bufs), ctypes.addressof(self._names)
         for i in range(capacity):
