@@ -16,7 +16,7 @@ import attrs
 
 from roomcast.hub import delivery, requests
 from roomcast.hub.engine import MemoryEngine
-from roomcast.hub.rooms import Address, Client, Link
+from roomcast.hub.rooms import Address, Client, Link, Room
 from roomcast.shared import cookie, envelope, events, fastwire, limits
 from roomcast.shared.names import fold
 
@@ -120,20 +120,26 @@ def _fast_say(hub: HubCore, client: Client, data: bytes, now: float) -> bool:
         return True
     link.next_id += 1
     room = hub.registry.rooms[key]
-    # What requests.say_in does through hub.publish, standalone (MemoryEngine.publish): the
-    # room's next seq, committed at once; the deliver put together from the body as it came.
+    seq = _commit_line(hub, client, room, body, action, packed, now)
+    answer = fastwire.say_reply(request_id, requests.sent_to(room), seq)
+    _keep_answer(link, request_id, answer)
+    hub.send(answer, client.address)
+    return True
+
+
+def _commit_line(
+    hub: HubCore, client: Client, room: Room, body: str, action: bool, packed: bytes, now: float
+) -> int:
+    """What :func:`requests.say_in` does through ``hub.publish``, standalone
+    (``MemoryEngine.publish``): the room's next seq, committed at once, the deliver put
+    together from the body as it came in the say (``packed``).  Its seq."""
     room.last_active = now
     seq = room.next_seq()
     nick, shown, ts = client.nick, room.name, hub.wall(now)
     line = events.checked_deliver(shown, seq, nick, body, ts, action)
     hub.commit(room, line, client, now, fastwire.line_deliver(shown, seq, nick, packed, ts, action))
     hub.counters.messages += 1
-    answer = fastwire.say_reply(request_id, requests.sent_to(room), seq)
-    answers = link.answers  # as _keep_answer keeps it
-    answers[request_id] = answer
-    answers.pop(request_id - 2 * limits.CLIENT_WINDOW, None)
-    hub.send(answer, client.address)
-    return True
+    return seq
 
 
 def _session_event(hub: HubCore, client: Client, event: Any, now: float) -> None:
