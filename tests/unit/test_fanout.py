@@ -180,3 +180,31 @@ def test_a_room_message_to_one_other_member_is_a_plain_datagram() -> None:
     assert fanouts.take() == []
     assert [e.body for e in of(events.Deliver, bob.received())] == ["just you"]
     assert of(events.Deliver, alice.received()) == []
+
+
+@given(st.lists(st.sampled_from(["own", "own", "other", "ack"]), max_size=40), st.integers(2, 6))
+def test_a_members_own_lines_file_it_as_the_general_path_does(steps: list[str], window: int) -> None:
+    """``own``'s shortcut for a line next in the member's stream leaves the same exit keys,
+    ack range and held state as unfiling, marking and filing it again."""
+    fast, slow = RoomFanout(0), RoomFanout(0)
+    alice, bob = ("127.0.0.1", 1), ("127.0.0.1", 2)
+    for fan in (fast, slow):
+        fan.window = window
+        fan.join(alice, True)
+        fan.join(bob, True)
+    for seq, step in enumerate(steps, start=1):
+        for fan in (fast, slow):
+            fan.add(seq, b"x", float(seq))
+            if step == "ack":
+                fan.acknowledge(alice, seq - 1, (), float(seq), RttEstimator())
+        if step == "own":
+            fast.own(alice, seq)
+            ack = slow.ranges[alice]
+            slow._unfile(alice, ack)
+            ack.mark(seq)
+            if not ack.held:
+                slow._file(alice, ack)
+        filed = [{key: members for key, members in fan.exits.items() if members} for fan in (fast, slow)]
+        assert filed[0] == filed[1]
+        a, b = fast.ranges[alice], slow.ranges[alice]
+        assert (a.acked, a.sent, a.held, a.sacks) == (b.acked, b.sent, b.held, b.sacks)
