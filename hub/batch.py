@@ -123,6 +123,9 @@ class BatchSender:
         for msg in self._msgs:
             msg.msg_hdr.msg_iovlen = 1
         self._address_of = _data_address()
+        #: Where a bytes object's data starts relative to its id() (CPython), or None (then
+        #: ``_address_of`` asks ctypes): no call per datagram in :meth:`load`.
+        self._by_id: int | None = _BYTES_OFFSET if _id_is_address() else None
         #: address -> (sockaddr bytes, kept alive here, its pointer, its length)
         self._names: dict[Address, tuple[bytes, int, int]] = {}
 
@@ -135,14 +138,20 @@ class BatchSender:
         :meth:`send_loaded` sends them.  The caller keeps ``items`` alive until then."""
         if len(self._names) > _NAME_CACHE:
             self._names.clear()
-        names, name_of, address_of = self._names, self._name_or_none, self._address_of
+        names, name_of, address_of, by_id = self._names, self._name_or_none, self._address_of, self._by_id
         msg_bytes, iov_view, pack_iov, pack_head = (
             self._msg_view,
             self._iov_view,
             _IOV.pack_into,
             _HEAD.pack_into,
         )
-        capacity, small, iov_base, iov_size = self.capacity, self.small, self._iov_base, _IOV.size
+        capacity, small, iov_base, iov_size, msg_size = (
+            self.capacity,
+            self.small,
+            self._iov_base,
+            _IOV.size,
+            _MSG_SIZE,
+        )
         pos = slot = 0
         for index in range(start, len(items)):
             item = items[index]
@@ -162,8 +171,9 @@ class BatchSender:
             if pos == capacity:
                 break
             name = names.get(address) or name_of(address)
-            pack_iov(iov_view, slot * iov_size, address_of(data), len(data))
-            pack_head(msg_bytes, pos * _MSG_SIZE, name[1], name[2], iov_base + slot * iov_size)
+            iov_at = slot * iov_size
+            pack_iov(iov_view, iov_at, address_of(data) if by_id is None else id(data) + by_id, len(data))
+            pack_head(msg_bytes, pos * msg_size, name[1], name[2], iov_base + iov_at)
             pos, slot = pos + 1, slot + 1
         else:
             index = len(items)

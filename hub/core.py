@@ -367,16 +367,19 @@ class HubCore:
         room.last_active = now
         return self.engine.publish(self, room, make, origin, now)
 
-    def commit(self, room: Room, event: RoomEvent, origin: Client | None, now: float) -> None:
+    def commit(
+        self, room: Room, event: RoomEvent, origin: Client | None, now: float, data: bytes | None = None
+    ) -> None:
         """The one path by which a room event whose seq is fixed enters the room's history,
         the store and the live fan-out to this hub's members (all but ``origin``).  The event
-        is encoded once and kept once, in the room's ring; the live members get it in one
-        :class:`Fanout` (one ``sendmmsg``), whatever the room's size."""
+        is encoded once (``data``, if the caller has it already) and kept once, in the room's
+        ring; the live members get it in one :class:`Fanout` (one ``sendmmsg``), whatever the
+        room's size."""
         room.last_active = now
         room.history.append(event)
         if self._records is not None:
             self.keep(event)
-        delivery.fan_out(self, room, event, origin, now)
+        delivery.fan_out(self, room, event, origin, now, data)
 
     def deliver(
         self,

@@ -20,13 +20,17 @@ if TYPE_CHECKING:
     from roomcast.hub.core import HubCore
 
 
-def fan_out(hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, now: float) -> None:
+def fan_out(
+    hub: HubCore, room: Room, event: RoomEvent, origin: Client | None, now: float, data: bytes | None = None
+) -> None:
     """Send a committed room event to every member but ``origin``: constant Python work for
-    envelope and live text members; members past their window are dropped as too slow."""
+    envelope and live text members; members past their window are dropped as too slow.
+    ``data``: the event's envelope, when the caller has it already (the say fast lane)."""
     fan = room.fanout
     # Only an envelope member may need the event again (resent, or served from the ring), and
     # one that joins later starts after it: with none in the room, nothing is encoded.
-    data = envelope.encode(event) if fan.ranges else b""
+    if data is None or not fan.ranges:
+        data = envelope.encode(event) if fan.ranges else b""
     too_slow = fan.add(event.seq, data, now)
     origin_address = None
     if origin is not None:
@@ -65,9 +69,13 @@ def _drop(hub: HubCore, room: Room, too_slow: list[Address], now: float) -> None
 
 
 def _send(hub: HubCore, data: bytes, vector: LiveVector, origin: Address | None) -> None:
+    addresses = vector.addresses
     skip = -1 if origin is None else vector.index.get(origin, -1)
-    sent = len(vector.addresses) - (skip >= 0)
-    if sent > 0:
+    sent = len(addresses) - (skip >= 0)
+    if sent == 1:  # one target (a room of two, say): a plain datagram, no vector to slice
+        hub.send(data, addresses[1] if skip == 0 else addresses[0])
+        hub.counters.deliveries += 1
+    elif sent > 0:
         hub.queue_fanout(Fanout(data, vector, skip))
         counters = hub.counters
         counters.datagrams_out += sent

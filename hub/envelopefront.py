@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from roomcast.hub import delivery, requests
-from roomcast.hub.rooms import Address, Client, Link
+from roomcast.hub.engine import MemoryEngine
+from roomcast.hub.rooms import Address, Client, Link, Room
 from roomcast.shared import cookie, envelope, events, fastwire, limits
 from roomcast.shared.names import fold
 
@@ -96,17 +97,20 @@ def _fast_say(hub: HubCore, client: Client, data: bytes, now: float) -> bool:
     take the full path (anything else: duplicates, gaps, held requests, errors, cluster)."""
     link = client.link
     assert link is not None
-    if link.waiting or now < link.held_until or not hub.standalone:
+    if link.waiting or now < link.held_until or not isinstance(hub.engine, MemoryEngine):
         return False
-    say = fastwire.decode_say(data)
+    say = fastwire.read_say(data)
     if say is None or say[0] != link.token or say[1] != link.next_id:
         return False
-    _token, request_id, name, body, action, mid = say
+    _token, request_id, name, body, action, mid, packed = say
     key = fold(name)
     if key not in link.rooms:
         return False
     client.last_seen = now
-    held = _hold(hub, client, request_id, now)
+    # Flood control off (a rate of 0) and the engine available: nothing to hold, as _hold says.
+    held = (
+        _hold(hub, client, request_id, now) if hub.config.flood_rate > 0 or not hub.engine.available else None
+    )
     if held is not None:  # flood control: it waits, as on the full path
         link.waiting[request_id] = (
             events.Say(id=request_id, room=name, body=body, action=action, mid=mid),
@@ -116,14 +120,26 @@ def _fast_say(hub: HubCore, client: Client, data: bytes, now: float) -> bool:
         return True
     link.next_id += 1
     room = hub.registry.rooms[key]
-    seq = requests.say_in(hub, client, room, body, action, mid, now)
-    text = requests.sent_to(room)
-    answer = fastwire.encode_reply(request_id, text, seq)
-    if answer is None:
-        answer = envelope.encode(events.Reply(id=request_id, text=text, seq=seq))
+    seq = _commit_line(hub, client, room, body, action, packed, now)
+    answer = fastwire.say_reply(request_id, requests.sent_to(room), seq)
     _keep_answer(link, request_id, answer)
     hub.send(answer, client.address)
     return True
+
+
+def _commit_line(
+    hub: HubCore, client: Client, room: Room, body: str, action: bool, packed: bytes, now: float
+) -> int:
+    """What :func:`requests.say_in` does through ``hub.publish``, standalone
+    (``MemoryEngine.publish``): the room's next seq, committed at once, the deliver put
+    together from the body as it came in the say (``packed``).  Its seq."""
+    room.last_active = now
+    room.seq = seq = room.seq + 1  # room.next_seq(), hub.wall(now): without the calls
+    nick, shown, ts = client.nick, room.name, now + hub.wall_offset
+    line = events.checked_deliver(shown, seq, nick, body, ts, action)
+    hub.commit(room, line, client, now, fastwire.line_deliver(shown, seq, nick, packed, ts, action))
+    hub.counters.messages += 1
+    return seq
 
 
 def _session_event(hub: HubCore, client: Client, event: Any, now: float) -> None:

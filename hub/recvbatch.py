@@ -44,7 +44,8 @@ class BatchReceiver:
         self._recvmmsg = recvmmsg
         self._msgs = (_MMsgHdr * capacity)()
         self._iovs = (_IoVec * capacity)()
-        self._bufs = ctypes.create_string_buffer(SLOT * capacity)
+        #: Sliced, it gives bytes (typeshed says a list).
+        self._bufs: Any = ctypes.create_string_buffer(SLOT * capacity)
         self._names = ctypes.create_string_buffer(_NAME * capacity)
         base, names = ctypes.addressof(self._bufs), ctypes.addressof(self._names)
         for i in range(capacity):
@@ -52,11 +53,24 @@ class BatchReceiver:
             hdr = self._msgs[i].msg_hdr
             hdr.msg_iov, hdr.msg_iovlen = ctypes.addressof(self._iovs[i]), 1
             hdr.msg_name, hdr.msg_namelen = names + i * _NAME, _NAME
+        self._msgs_at = ctypes.addressof(self._msgs)
         self._ints = memoryview(self._msgs).cast("B").cast("I")
-        self._stride = ctypes.sizeof(_MMsgHdr) // 4
-        self._namelen_at = _MsgHdr.msg_namelen.offset // 4
-        self._len_at = _MMsgHdr.msg_len.offset // 4
-        self._data = memoryview(self._bufs).cast("B")
+        stride = ctypes.sizeof(_MMsgHdr) // 4
+        namelen_at, len_at = _MsgHdr.msg_namelen.offset // 4, _MMsgHdr.msg_len.offset // 4
+        #: Per datagram of a batch, where to look: its address length and its length (in
+        #: ``_ints``), the first 8 bytes of its address (in ``_heads``), its address and its
+        #: bytes (in ``_names``, ``_bufs``), as (namelen, head, name, length, start, end of slot).
+        self._slots = [
+            (
+                i * stride + namelen_at,
+                i * _HEADS_PER_NAME,
+                i * _NAME,
+                i * stride + len_at,
+                i * SLOT,
+                (i + 1) * SLOT,
+            )
+            for i in range(capacity)
+        ]
         self._name_view = memoryview(self._names).cast("B")
         self._heads = memoryview(self._names).cast("B").cast("Q")
         self._addresses: dict[int | bytes, Address] = {}
@@ -72,31 +86,33 @@ class BatchReceiver:
         """Read the datagrams waiting (at most ``capacity``) and hand each to ``handle(data,
         address, now)`` as it is taken out, with no list in between; how many (0: none).
         Raises as :meth:`receive` does."""
-        got: int = self._recvmmsg(
-            self.fd, ctypes.addressof(self._msgs), self.capacity, _MSG_DONTWAIT | _MSG_TRUNC, None
-        )
+        got: int = self._recvmmsg(self.fd, self._msgs_at, self.capacity, _MSG_DONTWAIT | _MSG_TRUNC, None)
         if got < 0:
             error = ctypes.get_errno()
             if error in (11, 4):  # EAGAIN / EINTR: nothing (more) to read now
                 return 0
             raise OSError(error, os.strerror(error))
-        ints, stride, data, names = self._ints, self._stride, self._data, self._name_view
-        len_at, namelen_at, cache, heads = self._len_at, self._namelen_at, self._addresses, self._heads
-        for i in range(got):
-            at = i * stride
-            namelen = ints[at + namelen_at]
+        ints, bufs, names, cache, heads = (
+            self._ints,
+            self._bufs,
+            self._name_view,
+            self._addresses,
+            self._heads,
+        )
+        for namelen_at, head, name, len_at, start, end in self._slots[:got]:
+            namelen = ints[namelen_at]
             if namelen == _SOCKADDR_IN:
                 # IPv4: family, port and address are the name's first 8 bytes, one integer; the
                 # kernel writes the same length back, so the slot needs no reset.
-                key: int | bytes = heads[i * _HEADS_PER_NAME]
+                key: int | bytes = heads[head]
             else:
-                ints[at + namelen_at] = _NAME
-                key = bytes(names[i * _NAME : i * _NAME + namelen])
+                ints[namelen_at] = _NAME
+                key = bytes(names[name : name + namelen])
             address = cache.get(key)
             if address is None:
-                address = self._address(key, bytes(names[i * _NAME : i * _NAME + namelen]))
-            length, start = ints[at + len_at], i * SLOT
-            handle(bytes(data[start : start + (length if length < SLOT else SLOT)]), address, now)
+                address = self._address(key, bytes(names[name : name + namelen]))
+            length = start + ints[len_at]  # past the slot: truncated (MSG_TRUNC), refused as such
+            handle(bufs[start : length if length < end else end], address, now)
         return got
 
     def _address(self, key: int | bytes, raw: bytes) -> Address:

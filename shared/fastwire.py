@@ -17,6 +17,7 @@ shape it knows.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import msgpack
@@ -135,6 +136,132 @@ _STREAMS_KEPT = 4096
 
 def decode_say(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:
     """(token, id, room as shown, body, action, mid) of a well-formed say."""
+    say = read_say(data)
+    return None if say is None else say[:6]
+
+
+def read_say(data: bytes) -> tuple[bytes, int, str, str, bool, int, bytes] | None:
+    """:func:`decode_say`, and the body as msgpack packs it (taken from the say as it came, so
+    that the deliver is put together without packing it again: :func:`line_deliver`)."""
+    say = _plain_say(data)
+    if say is not None:
+        return say
+    fields = _say_map(data)
+    return None if fields is None else (*fields, _pack(fields[3]))
+
+
+#: A say as the client and the generator write it, up to the first byte of its id: the header,
+#: a map of 5, 6 or 7 (the kind, the token, id, room and body, then action and mid when set),
+#: the kind, the token's key; the token; the id's key.
+_SAY_OPENING = struct.Struct(f"{len(HEADER) + 1 + len(SAY_HEAD) + 4}s{limits.TOKEN_BYTES}s3sB")
+#: The opening's first part -> how many of the optional fields follow the body.
+_SAY_OPENINGS = {
+    HEADER + bytes((0x85 + extra,)) + SAY_HEAD + b"\xa1s\xc4" + bytes((limits.TOKEN_BYTES,)): extra
+    for extra in range(3)
+}
+_ID_AT = _SAY_OPENING.size
+#: msgpack's unsigned integers (after their first byte), by that byte.
+_UINTS = {
+    0xCC: struct.Struct(">B"),
+    0xCD: struct.Struct(">H"),
+    0xCE: struct.Struct(">I"),
+    0xCF: struct.Struct(">Q"),
+}
+#: The room's key, its name (a fixstr) and the body's key as they are written -> the room's
+#: name as shown; valid names only (PARTS_KEPT at most, then it starts again).
+_room_items: dict[bytes, str] = {}
+
+
+def _plain_say(data: bytes) -> tuple[bytes, int, str, str, bool, int, bytes] | None:
+    """A say in the shape the client writes (its keys in that order, its strings in their
+    shortest form), read in place: cheaper than building msgpack's map and reading it.  None
+    for any other shape (the map path reads it then)."""
+    if not _ID_AT + 12 < len(data) <= limits.MAX_DATAGRAM:
+        return None
+    opening, token, id_key, first = _SAY_OPENING.unpack_from(data)
+    extra = _SAY_OPENINGS.get(opening)
+    if extra is None or id_key != b"\xa2id":
+        return None
+    try:
+        if first < 0x80:  # a positive fixint
+            request_id, at = first, _ID_AT
+        else:
+            reader = _UINTS[first]  # KeyError: not an unsigned integer
+            (request_id,) = reader.unpack_from(data, _ID_AT)
+            at = _ID_AT + reader.size
+        room_end = at + 11 + data[at + 5] - 0xA0  # b"\xa4room", its fixstr, b"\xa4body"
+        item = data[at:room_end]
+        shown = _room_items.get(item) or _room_item(item)
+        body_at, body_end = _str_at(data, room_end)  # the body as packed starts at room_end
+        action, mid = (False, 0) if body_end == len(data) and not extra else _say_tail(data, body_end, extra)
+        if request_id >= _TOP or not shown or not body_at or body_end - body_at > limits.MAX_BODY:
+            return None
+        packed = data[room_end:body_end]
+        return token, request_id, shown, packed[body_at - room_end :].decode(), action, mid, packed
+    except (IndexError, KeyError, UnicodeDecodeError, ValueError, struct.error):
+        return None
+
+
+def _room_item(item: bytes) -> str:
+    """The room's name as shown, from its key, name and the body's key as written; "" when
+    they are not so or the name is not valid."""
+    if item[:5] != b"\xa4room" or item[-5:] != b"\xa4body" or not 0xA1 <= item[5] <= 0xBF:
+        return ""
+    try:
+        shown = check_room(item[6:-5].decode())
+    except (UnicodeDecodeError, BadName):
+        return ""
+    if len(_room_items) >= PARTS_KEPT:
+        _room_items.clear()
+    _room_items[item] = shown
+    return shown
+
+
+def _say_tail(data: bytes, at: int, extra: int) -> tuple[bool, int]:
+    """The optional fields after the body (action, then mid); ValueError when they are not
+    exactly ``extra`` of them, in that order."""
+    action, mid = False, 0
+    if extra and data[at : at + 7] == b"\xa6action":
+        flag = data[at + 7]
+        if flag != 0xC3 and flag != 0xC2:
+            raise ValueError("not a bool")
+        action, at, extra = flag == 0xC3, at + 8, extra - 1
+    if extra and data[at : at + 4] == b"\xa3mid":
+        mid, at = _uint_at(data, at + 4)
+        extra -= 1
+    if extra or at != len(data) or mid < 0:
+        raise ValueError("not a say's tail")  # also for a bool that is not one
+    return action, mid
+
+
+def _uint_at(data: bytes, at: int) -> tuple[int, int]:
+    """The msgpack unsigned integer at ``at`` (-1: another type, or 2**63 or more) and where
+    the next item starts.  Raises IndexError or struct.error past the end."""
+    first = data[at]
+    if first < 0x80:  # a positive fixint
+        return first, at + 1
+    reader = _UINTS.get(first)
+    if reader is None:
+        return -1, at + 1
+    (value,) = reader.unpack_from(data, at + 1)  # struct.error past the end
+    return (value if value < _TOP else -1), at + 1 + reader.size
+
+
+def _str_at(data: bytes, at: int) -> tuple[int, int]:
+    """Where the bytes of the msgpack str at ``at``, in its shortest form, start and end
+    ((0, 0) for anything else).  Raises IndexError past the end."""
+    first = data[at]
+    if 0xA0 <= first <= 0xBF:
+        return at + 1, at + 1 + first - 0xA0
+    if first == 0xD9 and data[at + 1] >= 32:
+        return at + 2, at + 2 + data[at + 1]
+    if first == 0xDA and data[at + 1]:  # 256 bytes or more
+        return at + 3, at + 3 + int.from_bytes(data[at + 1 : at + 3], "big")
+    return 0, 0
+
+
+def _say_map(data: bytes) -> tuple[bytes, int, str, str, bool, int] | None:
+    """:func:`decode_say` through msgpack's map, for any other key order or form."""
     # msgpack without the full decoder's bounds (they cost as much as the rest): a fixmap has
     # at most 15 entries, every key must be a known field and every field is checked below,
     # within bounds as strict (a body, a room name and a token are far under MAX_STR and MAX_BIN).
@@ -219,6 +346,16 @@ def encode_deliver(
     return data if len(data) <= limits.MAX_DATAGRAM else None  # the full encoder raises
 
 
+def line_deliver(room: str, seq: int, nick: str, packed_body: bytes, ts: float, action: bool) -> bytes:
+    """:func:`encode_deliver` of a live room line whose fields are known to be right (a room's
+    and a member's names as shown, a body read by :func:`read_say` with its packed form, a
+    float time): no checks; a room name, a nick and a body within their limits are far under
+    MAX_DATAGRAM together."""
+    head = _rooms.get(room) or _part(_rooms, room, "k", "deliver", "room", room, "seq")
+    middle = _nicks.get(nick) or _part(_nicks, nick, "nick", nick, "body")
+    return b"".join((_STARTS[action], head, _pack(seq), middle, packed_body, _TS, _pack(ts), _TAILS[action]))
+
+
 _REPLY = HEADER + b"\x84" + b"".join(_pack(i) for i in ("k", "reply", "id"))
 
 
@@ -229,6 +366,12 @@ def encode_reply(request_id: int, text: str, seq: int) -> bytes | None:
         return None
     if len(text) * 4 > limits.MAX_STR and not _fits(text):
         return None
-    middle = _texts.get(text) or _part(_texts, text, "text", text, "seq")
-    data = b"".join((_REPLY, _pack(request_id), middle, _pack(seq)))
+    data = say_reply(request_id, text, seq)
     return data if len(data) <= limits.MAX_DATAGRAM else None
+
+
+def say_reply(request_id: int, text: str, seq: int) -> bytes:
+    """:func:`encode_reply` for fields known to be right: a request id and a seq (a positive
+    integer) that fit in 64 bits, a short text (a say's answer names its room)."""
+    middle = _texts.get(text) or _part(_texts, text, "text", text, "seq")
+    return b"".join((_REPLY, _pack(request_id), middle, _pack(seq)))

@@ -101,18 +101,21 @@ def test_a_member_past_its_window_leaves_the_vector_and_comes_back_after_acks(
     alice = envelope_peer(hub, 40001, "alice", "hall")
     bob = envelope_peer(hub, 40002, "bob", "hall", auto_ack=False)
     carol = envelope_peer(hub, 40003, "carol", "hall")
-    bob.ack("hall", 3)
+    dave = envelope_peer(hub, 40004, "dave", "hall")  # so that two stay: a vector, not one datagram
+    bob.ack("hall", 4)
     alice.received()
     carol.received()
+    dave.received()
     fanouts = Recorder(hub)
     for n in range(6):
-        alice.request(events.Say, room="hall", body=f"m{n}")  # seqs 4..9
-        carol.received()  # carol acknowledges as she goes
+        alice.request(events.Say, room="hall", body=f"m{n}")  # seqs 5..10
+        carol.received()  # carol and dave acknowledge as they go
+        dave.received()
     vectors = [item.vector.addresses for item in fanouts.take()]
     assert [bob.address in v for v in vectors] == [True] * 4 + [False] * 2
-    bob.ack("hall", 7)  # m0..m3: the ring serves m4, m5
+    bob.ack("hall", 8)  # m0..m3: the ring serves m4, m5
     assert [e.body for e in of(events.Deliver, bob.received())] == [f"m{n}" for n in range(6)]
-    bob.ack("hall", 9)  # all acked: back in the vector
+    bob.ack("hall", 10)  # all acked: back in the vector
     alice.request(events.Say, room="hall", body="m6")
     assert bob.address in fanouts.take()[-1].vector.addresses
 
@@ -140,16 +143,16 @@ def test_a_held_back_sender_is_never_sent_its_own_lines(monkeypatch: pytest.Monk
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["say", "ack", "sack"]), st.integers(0, 2), st.integers(0, 12)),
+        st.tuples(st.sampled_from(["say", "own", "ack", "sack"]), st.integers(0, 2), st.integers(0, 12)),
         max_size=80,
     )
 )
 def test_every_live_member_stays_filed_once_and_leaves_exactly_when_its_window_fills(
     ops: list[tuple[str, int, int]],
 ) -> None:
-    """Acks, the usual cumulative ones on their short way included, keep each live member filed
-    exactly once, after the room's seq and no later than the seq at which its window fills (acks
-    leave it where it is); a held-back one nowhere.  A member leaves the live vector exactly
+    """Acks (the usual cumulative ones on their short way included) and a member's own lines keep
+    each live member filed exactly once, after the room's seq and no later than the seq at which
+    its window fills (acks leave it where it is); a held-back one nowhere.  A member leaves the live vector exactly
     when its window is full: never past it, never before."""
     fan = RoomFanout(0)
     fan.window = 4
@@ -159,13 +162,15 @@ def test_every_live_member_stays_filed_once_and_leaves_exactly_when_its_window_f
     rtt, now = RttEstimator(), 1.0
     for kind, who, back in ops:
         now += 0.01
-        if kind == "say":
+        if kind in ("say", "own"):
             live = [m for m in members if not fan.ranges[m].held]
             fan.add(fan.seq + 1, b"x", now)
             for member in live:
                 ack = fan.ranges[member]
                 assert ack.held == (ack.unacked(fan.seq - 1) == fan.window)
                 assert ack.sent == fan.seq - 1 or not ack.held
+            if kind == "own":  # the line came from this member: it has it without a delivery
+                fan.own(members[who], fan.seq)
         else:
             upto = max(0, fan.seq - back)
             sack = (min(fan.seq, upto + 2),) if kind == "sack" and upto + 2 <= fan.seq else ()
@@ -238,3 +243,17 @@ def test_the_scan_resends_and_schedules_as_if_it_worked_out_every_deadline(
                 upto = max(0, fan.seq - arg)
                 sack = (upto + 2,) if kind == "sack" and upto + 2 <= fan.seq else ()
                 fan.acknowledge(members[who], upto, sack, now, RttEstimator())
+
+
+def test_a_room_message_to_one_other_member_is_a_plain_datagram() -> None:
+    """Nothing to slice for one target: the shell lays it out as it does a reply."""
+    hub = Hub(HubConfig(flood_rate=0))
+    alice = envelope_peer(hub, 40001, "alice", "hall")
+    bob = envelope_peer(hub, 40002, "bob", "hall")
+    alice.received()
+    bob.received()
+    fanouts = Recorder(hub)
+    alice.request(events.Say, room="hall", body="just you")
+    assert fanouts.take() == []
+    assert [e.body for e in of(events.Deliver, bob.received())] == ["just you"]
+    assert of(events.Deliver, alice.received()) == []

@@ -75,6 +75,48 @@ def test_a_say_as_the_client_writes_it_reads_the_same_on_both_lanes(
         assert fast is not None
 
 
+@given(st.integers(0, 2**63 - 1), NAMES, BODIES, st.booleans(), st.integers(0, 2**63 - 1))
+def test_a_say_as_the_client_writes_it_is_read_in_place(
+    request_id: int, room: str, body: str, action: bool, mid: int
+) -> None:
+    """The client's own shape takes the byte-by-byte lane (room names of up to 31 bytes),
+    not only the map path: the same fields as the full decoder."""
+    wire: dict[str, Any] = {"k": "say", "s": TOKEN, "id": request_id, "room": room, "body": body}
+    if action:
+        wire["action"] = True
+    if mid:
+        wire["mid"] = mid
+    data = packed(wire)
+    plain, full = fastwire._plain_say(data), full_say(data)
+    assert plain is None or (plain[:6] == full and plain[6] == msgpack.packb(body))
+    if full is not None and len(room.encode()) < 32:
+        assert plain is not None and plain[:6] == full
+
+
+@given(
+    NAMES, st.integers(1, 2**63 - 1), NAMES, BODIES, st.floats(allow_nan=False), st.booleans(), st.booleans()
+)
+def test_a_line_put_together_from_a_say_is_the_deliver_the_full_encoder_writes(
+    room: str, seq: int, nick: str, body: str, ts: float, action: bool, plain: bool
+) -> None:
+    """The say fast lane's deliver (the body as it came in the say) is byte for byte the one
+    the full path encodes, whichever lane read the say."""
+    if plain:  # the client's order: read in place; another order: msgpack's map
+        say = fastwire.read_say(packed({"k": "say", "s": TOKEN, "id": 7, "room": room, "body": body}))
+    else:
+        say = fastwire.read_say(packed({"k": "say", "s": TOKEN, "room": room, "id": 7, "body": body}))
+    try:
+        event = events.Deliver(room=room, seq=seq, nick=nick, body=body, ts=ts, action=action)
+    except ValueError:
+        return  # a room, nick or body the hub never delivers
+    if say is None:
+        return  # a say the hub refuses (e.g. a room name it does not take)
+    packed_body = say[6]
+    line = fastwire.line_deliver(event.room, seq, event.nick, packed_body, ts, action)
+    assert line == envelope.encode_fields(event) == envelope.encode(event)
+    assert len(line) <= limits.MAX_DATAGRAM
+
+
 @given(st.dictionaries(st.sampled_from(["k", "s", "id", "room", "body", "action", "mid", "x"]) | st.binary(max_size=2),
                        st.none() | st.booleans() | SEQS | st.integers(-5, 5) | st.floats() | NAMES | st.binary(max_size=20)
                        | st.lists(st.integers(0, 9), max_size=3), max_size=8))  # fmt: skip
