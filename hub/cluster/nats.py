@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError, ServiceUnavailableError
 
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster import wire
@@ -34,6 +34,12 @@ log = logging.getLogger("roomcast.hub.cluster")
 
 #: Tries per server at start: a hub whose NATS is not there says so and exits 1.
 START_ATTEMPTS = 3
+#: What a JetStream still electing its leaders answers (a cluster started with its hubs): at
+#: start, waited out for up to JETSTREAM_START_WAIT.  A bucket not found after its creation
+#: failed is one of them (another hub's creation not yet visible, or JetStream unavailable).
+NOT_YET = (*UNREACHABLE, ServiceUnavailableError, BucketNotFoundError)
+
+T = TypeVar("T")
 
 
 class NatsSide:
@@ -82,9 +88,10 @@ class NatsSide:
                 self.epoch = hashlib.sha256(f"{self.options.cluster}:{created}".encode()).digest()[:8]
         self.writer = RoomWriter(js, self.options.hub_name, self._stream_of, self._done,
                                  self._unreachable, self._reached)  # fmt: skip
-        kv = await open_bucket(js, self.names.nicks_bucket(), self.replicas)
+        nicks, rooms = self.names.nicks_bucket(), self.names.rooms_bucket()
+        kv = await self._when_jetstream_answers(lambda: open_bucket(js, nicks, self.replicas))
         self.nicks = NickBook(kv, self.options.hub_name, self.emit)
-        rooms_kv = await open_bucket(js, self.names.rooms_bucket(), self.replicas)
+        rooms_kv = await self._when_jetstream_answers(lambda: open_bucket(js, rooms, self.replicas))
         self.rooms = RoomBook(rooms_kv, self.options.hub_name, self.emit)
         await self.nc.subscribe(self.names.heartbeats(), cb=self._on_heartbeat)
         await self.nc.subscribe(self.names.private(self.options.hub_name), cb=self._on_private)
@@ -96,15 +103,15 @@ class NatsSide:
             ))  # fmt: skip
         self._check_ready()
 
-    async def _ensure_stream(self, shard: int) -> api.StreamInfo:
-        """The shard's stream, made if missing.  A JetStream that is still electing its leaders
-        (a cluster started together with its hubs) is waited for, up to JETSTREAM_START_WAIT."""
+    async def _when_jetstream_answers(self, step: Callable[[], Awaitable[T]]) -> T:
+        """A start-up step (a stream or bucket found or made), tried again while JetStream is
+        still electing its leaders (a cluster started together with its hubs), up to
+        JETSTREAM_START_WAIT."""
         deadline = asyncio.get_running_loop().time() + limits.JETSTREAM_START_WAIT
         while True:
             try:
-                info = await self._stream_info_or_create(shard)
-                break
-            except UNREACHABLE as exc:
+                return await step()
+            except NOT_YET as exc:
                 if asyncio.get_running_loop().time() >= deadline:
                     raise ClusterError(
                         f"JetStream does not answer ({exc!r}) within {limits.JETSTREAM_START_WAIT:g} s; "
@@ -112,6 +119,10 @@ class NatsSide:
                     ) from None
                 log.info("waiting for JetStream (%r)", exc)
                 await asyncio.sleep(limits.JETSTREAM_START_RETRY)
+
+    async def _ensure_stream(self, shard: int) -> api.StreamInfo:
+        """The shard's stream, made if missing."""
+        info = await self._when_jetstream_answers(lambda: self._stream_info_or_create(shard))
         found = Names.shards_in(info.config.description or "")
         if found != self.options.shards:
             raise ClusterError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import subprocess
 import threading
 import time
 import urllib.error
@@ -17,7 +18,17 @@ import pytest
 
 from roomcast.shared import events
 from tests.tools.chatclient import ChatClient
-from tests.tools.natsproc import NatsNode, cluster_hubs, free_tcp_port, nats_nodes, stream_leader, wait_for
+from tests.tools.hubproc import BIN, free_udp_port, wait_until_answering
+from tests.tools.natsproc import (
+    NATS_ENV,
+    NatsNode,
+    cluster_hubs,
+    free_tcp_port,
+    nats_nodes,
+    stream_leader,
+    wait_for,
+)
+from tests.tools.processes import end, spawn
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -136,3 +147,32 @@ def test_killing_the_stream_leader_loses_and_doubles_no_confirmed_line(
         finally:
             sender.close()
             receiver.close()
+
+
+def test_a_hub_started_before_its_jetstream_cluster_has_a_quorum_waits_for_it(tmp_path: Path) -> None:
+    """One node of three is up: JetStream has no leader and answers nothing.  The hub waits
+    for it instead of exiting, and serves once the other two nodes are up."""
+    with nats_nodes(tmp_path, 3, started=1) as nodes:
+        hub_log = tmp_path / "hub.log"
+        port = free_udp_port()
+        argv = [str(BIN / "roomcast-hub"), "--host", "127.0.0.1", "--port", str(port), "--log-level", "DEBUG",
+                "--nats", nodes[0].url, "--nats-replicas", "3"]  # fmt: skip
+        with hub_log.open("wb") as log_file:
+            hub = spawn(argv, env=NATS_ENV, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_for(
+                lambda: "waiting for JetStream" in hub_log.read_text(), 60, "the hub waiting for JetStream"
+            )
+            for node in nodes[1:]:
+                node.start()
+            wait_until_answering("127.0.0.1", port, timeout=90)
+            client = ChatClient(("127.0.0.1", port), "early")
+            try:
+                client.join("hall")
+                answer = client.request(events.Say(id=0, room="hall", body="quorum"), timeout=60)
+                assert isinstance(answer, events.Reply), answer
+            finally:
+                client.close()
+            assert hub.poll() is None, hub_log.read_text()[-2000:]
+        finally:
+            end(hub)

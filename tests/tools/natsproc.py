@@ -111,18 +111,21 @@ def _node(tmp_path: Path, name: str, routes: list[int] | None, cluster_port: int
 
 
 @contextmanager
-def nats_nodes(tmp_path: Path, count: int = 1) -> Iterator[list[NatsNode]]:
-    """``count`` nats-server nodes with JetStream (count > 1: one cluster); killed at the end."""
+def nats_nodes(tmp_path: Path, count: int = 1, started: int | None = None) -> Iterator[list[NatsNode]]:
+    """``count`` nats-server nodes with JetStream (count > 1: one cluster); killed at the end.
+    ``started``: start only the first ones, not waited for (the test starts the rest)."""
     cluster_ports = [free_tcp_port() for _ in range(count)]
     nodes = [_node(tmp_path, f"n{i + 1}", cluster_ports if count > 1 else None, cluster_ports[i])
              for i in range(count)]  # fmt: skip
     with ExitStack() as stack:
         for node in nodes:
             stack.callback(node.stop)
+        for node in nodes[:started]:
             node.start()
-        wait_healthy(nodes)
-        if count > 1:
-            wait_for(lambda: _meta_leader(nodes) is not None, 20.0, "JetStream meta leader elected")
+        if started is None:
+            wait_healthy(nodes)
+            if count > 1:
+                wait_for(lambda: _meta_leader(nodes) is not None, 20.0, "JetStream meta leader elected")
         yield nodes
 
 
