@@ -19,7 +19,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
-from nats.js.errors import APIError, BucketNotFoundError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from roomcast.hub.cluster import messages as m
 from roomcast.hub.cluster import wire
@@ -35,9 +35,10 @@ log = logging.getLogger("roomcast.hub.cluster")
 #: Tries per server at start: a hub whose NATS is not there says so and exits 1.
 START_ATTEMPTS = 3
 #: What a JetStream still electing its leaders answers (a cluster started with its hubs): at
-#: start, waited out for up to JETSTREAM_START_WAIT.  A bucket not found after its creation
-#: failed is one of them (another hub's creation not yet visible, or JetStream unavailable).
-NOT_YET = (*UNREACHABLE, ServiceUnavailableError, BucketNotFoundError)
+#: start, waited out for up to JETSTREAM_START_WAIT.  A stream or bucket still not found after
+#: its creation failed is one of them: the creation was refused as "unavailable" (seen with
+#: `make cluster`, where the hubs start with the nodes), or another hub's is not visible yet.
+NOT_YET = (*UNREACHABLE, ServiceUnavailableError, NotFoundError)
 
 T = TypeVar("T")
 
@@ -148,7 +149,7 @@ class NatsSide:
                 info = await jsm.add_stream(config)
                 log.info("created stream %s (%d replicas)", name, self.replicas)
                 return info
-            except APIError:  # another hub created it meanwhile, with its own choices
+            except APIError:  # made meanwhile by another hub (its choices hold), or refused for now
                 return await jsm.stream_info(name)
 
     def _stream_of(self, subject: str) -> str:

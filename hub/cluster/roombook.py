@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 
 import msgpack
-from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 from roomcast.hub.cluster import messages as m
@@ -59,7 +59,7 @@ class RoomBook:
         while True:
             item = await self.queue.get()
             try:
-                holder = await self.claim(item.room)
+                holder = await self._claim_when_answered(item.room)
             except (APIError, *UNREACHABLE) as exc:
                 log.warning("rooms bucket: %r", exc)
                 text = f"the cluster cannot check room names now; try /join {item.room} again shortly"
@@ -71,6 +71,21 @@ class RoomBook:
                 self.emit(
                     m.RoomResult(item.ref, False, confusable_room(item.room, holder), "name-confusable")
                 )
+
+    async def _claim_when_answered(self, room: str) -> str | None:
+        """:meth:`claim`, tried again while JetStream does not answer for now (the bucket's
+        leader still being elected, as when `make cluster` starts hubs and nodes together), up
+        to ROOM_CLAIM_RETRY_FOR: the room's requests wait behind it meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.ROOM_CLAIM_RETRY_FOR
+        while True:
+            try:
+                return await self.claim(room)
+            except (ServiceUnavailableError, *UNREACHABLE) as exc:
+                if loop.time() >= deadline:
+                    raise
+                log.info("rooms bucket not answering yet (%r): claiming %s again", exc, room)
+                await asyncio.sleep(limits.JETSTREAM_START_RETRY)
 
     async def claim(self, room: str) -> str | None:
         """Claim each look of ``room``: None when they are all this room's now, else the name

@@ -72,21 +72,28 @@ def test_make_cluster_hubs_answer_and_a_room_spans_them(tmp_path: Path) -> None:
     hub_ports = [ports[port] for port in HUB_PORTS]
     with running_procfile(procfile) as honcho:
         wait_for(lambda: jetstream_cluster_formed([ports[p] for p in NATS_MONITORS], 3), "NATS", honcho, 60.0)
-        for port in hub_ports:
-            wait_until_answering("127.0.0.1", port, timeout=60.0)
-        alice = PipedClient(hub_ports[0], "alice", tmp_path, room="demo")
-        bob = PipedClient(hub_ports[2], "bob", tmp_path, room="demo")
         try:
-            for client in (alice, bob):
-                client.wait_for(lambda c=client: "joined demo" in c.err.read_text(), "the join", timeout=60)
-            alice.say("hello from hub 1")
-            bob.wait_for(lambda: "hello from hub 1" in bob.bodies(), "alice's line on hub 3")
-            bob.say("hello from hub 3")
-            alice.wait_for(lambda: "hello from hub 3" in alice.bodies(), "bob's line on hub 1")
-        finally:
-            alice.kill()
-            bob.kill()
+            _a_room_spans_the_hubs(hub_ports, tmp_path)
+        except (AssertionError, TimeoutError) as failed:  # say why: the hubs' and nodes' output
+            raise AssertionError(f"{failed}\nhoncho's log:\n{honcho.log()[-8000:]}") from None
         honcho.interrupt()
+
+
+def _a_room_spans_the_hubs(hub_ports: list[int], tmp_path: Path) -> None:
+    for port in hub_ports:
+        wait_until_answering("127.0.0.1", port, timeout=60.0)
+    alice = PipedClient(hub_ports[0], "alice", tmp_path, room="demo")
+    bob = PipedClient(hub_ports[2], "bob", tmp_path, room="demo")
+    try:
+        for client in (alice, bob):
+            client.wait_for(lambda c=client: "joined demo" in c.err.read_text(), "the join", timeout=60)
+        alice.say("hello from hub 1")
+        bob.wait_for(lambda: "hello from hub 1" in bob.bodies(), "alice's line on hub 3")
+        bob.say("hello from hub 3")
+        alice.wait_for(lambda: "hello from hub 3" in alice.bodies(), "bob's line on hub 1")
+    finally:
+        alice.kill()
+        bob.kill()
 
 
 def test_the_readme_nats_config_is_one_nats_server_accepts(tmp_path: Path) -> None:
