@@ -8,6 +8,8 @@ from types import ModuleType
 from typing import Any, TypeVar
 from unittest import mock
 
+from hypothesis import strategies as st
+
 T = TypeVar("T")
 
 
@@ -27,3 +29,14 @@ def both_lanes(module: ModuleType, run: Callable[[], T]) -> tuple[T, T, list[boo
     with mock.patch.object(module, "_fast_say", lambda *args: False):
         full = run()
     return fast, full, used
+
+
+def changed(data: bytes, draw: Any, first: int = 0) -> list[bytes]:
+    """``data`` with 1 to 3 bytes (from ``first`` on) changed at random, that cut short at random,
+    and that with up to 4 random bytes added: what a fast lane must read the same as the full
+    decoder, or leave to it.  ``draw``: hypothesis's ``st.data()``."""
+    mutated = bytearray(data)
+    for _ in range(draw.draw(st.integers(1, 3))):
+        mutated[draw.draw(st.integers(first, len(mutated) - 1))] = draw.draw(st.integers(0, 255))
+    return [bytes(mutated), bytes(mutated[: draw.draw(st.integers(0, len(mutated)))]),
+            bytes(mutated) + draw.draw(st.binary(max_size=4))]  # fmt: skip

@@ -16,6 +16,7 @@ from roomcast.shared import envelope, events, fastwire, limits
 from roomcast.shared.fastdeliver import decode_deliver
 from roomcast.shared.link import Show
 from tests.unit.hubwire import Wire, new_core
+from tests.unit.lanes import changed
 
 NAMES = st.from_regex(r"#?[a-z0-9][a-z0-9._-]{0,40}", fullmatch=True) | st.text(max_size=40)
 SEQS = st.integers(0, 2**64 - 1)
@@ -95,13 +96,8 @@ def test_a_deliver_with_bytes_changed_is_read_the_same_or_left_to_the_full_decod
 ) -> None:
     wire = {"k": "deliver", "room": room, "seq": seq, "nick": nick, "body": body, "ts": ts}
     hubs = fastwire.encode_deliver(room, seq, nick, body, ts, action, history)  # None unless ts is a float
-    deliver = bytearray(hubs or packed(wire))
-    for _ in range(data.draw(st.integers(1, 3))):
-        at = data.draw(st.integers(0, len(deliver) - 1))
-        deliver[at] = data.draw(st.integers(0, 255))
-    check(bytes(deliver))
-    check(bytes(deliver[: data.draw(st.integers(0, len(deliver)))]))
-    check(bytes(deliver) + data.draw(st.binary(max_size=4)))
+    for deliver in changed(hubs or packed(wire), data):
+        check(deliver)
 
 
 @given(st.binary(max_size=64))

@@ -33,6 +33,18 @@ def type_line(wire: ByHand, body: str, room: str = "hall") -> None:
     wire.link.submit(events.Say(id=0, room=room, body=body), wire.now)
 
 
+def two_held(one: str, two: str) -> tuple[ByHand, events.Say, events.Say]:
+    """Two lines said to one room, both answered not-delivered: the link, the second say, and
+    the first resend (the older line's)."""
+    wire, first = said(one)
+    type_line(wire, two)
+    [second] = of(events.Say, wire.sent())
+    wire.feed(_not_delivered(first))
+    wire.feed(_not_delivered(second))
+    [resent], _ = run_until_sent(wire)
+    return wire, second, resent
+
+
 def test_lines_typed_while_a_line_is_held_wait_behind_it_and_then_go_in_the_order_typed() -> None:
     wire, first = said("one")
     wire.feed(_not_delivered(first))
@@ -54,12 +66,7 @@ def test_lines_typed_while_a_line_is_held_wait_behind_it_and_then_go_in_the_orde
 
 
 def test_two_held_lines_of_one_room_are_resent_one_at_a_time_oldest_first() -> None:
-    wire, first = said("a")
-    type_line(wire, "b")
-    [second] = of(events.Say, wire.sent())
-    wire.feed(_not_delivered(first))
-    wire.feed(_not_delivered(second))
-    [resent_a], _ = run_until_sent(wire)
+    wire, second, resent_a = two_held("a", "b")
     assert resent_a.body == "a"
     start = wire.now
     while wire.now - start < 3.0:  # a's resend goes again (no answer yet), b's does not
@@ -100,12 +107,7 @@ def test_a_held_line_given_up_gives_up_the_lines_behind_it_unsent_and_names_each
 
 
 def test_a_held_line_whose_time_ran_out_waiting_its_turn_is_given_up_not_resent() -> None:
-    wire, first = said("first")
-    type_line(wire, "second")
-    [second] = of(events.Say, wire.sent())
-    wire.feed(_not_delivered(first))
-    wire.feed(_not_delivered(second))
-    [resent], _ = run_until_sent(wire)
+    wire, _, resent = two_held("first", "second")
     wire.now += limits.NOT_DELIVERED_WITHIN  # the hub took its whole give-up time, and more
     wire.feed(events.Reply(id=resent.id, seq=4))
     sent, reported = run_until_sent(wire, limit=10.0)
