@@ -295,7 +295,6 @@ CLUSTER_RECENT_IDS_KEPT: Final = 10_000
 #: ROOM_CLAIM_STEP, for it to end, so that a refusal names a room that was made.
 ROOM_CLAIM_SETTLE_WAIT: Final = 2.0
 ROOM_CLAIM_STEP: Final = 0.02
-#: How long a room's name claim is tried again while the rooms bucket does not answer (its
-#: leader being elected: a cluster started with its hubs); the room's requests wait meanwhile.
-#: After that they are answered "unavailable".
-ROOM_CLAIM_RETRY_FOR: Final = 10.0
+#: A room's name claim the rooms bucket does not answer (its leader being elected, NATS lost)
+#: is tried again this often, for as long as it takes; the room's requests wait meanwhile.
+ROOM_CLAIM_RETRY: Final = 0.5

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable
 
@@ -60,7 +61,7 @@ class RoomBook:
             item = await self.queue.get()
             try:
                 holder = await self._claim_when_answered(item.room)
-            except (APIError, *UNREACHABLE) as exc:
+            except APIError as exc:  # refused for good (answers that mean "not now" are waited out)
                 log.warning("rooms bucket: %r", exc)
                 text = f"the cluster cannot check room names now; try /join {item.room} again shortly"
                 self.emit(m.RoomResult(item.ref, False, text, "unavailable"))
@@ -73,19 +74,18 @@ class RoomBook:
                 )
 
     async def _claim_when_answered(self, room: str) -> str | None:
-        """:meth:`claim`, tried again while JetStream does not answer for now (the bucket's
-        leader still being elected, as when `make cluster` starts hubs and nodes together), up
-        to ROOM_CLAIM_RETRY_FOR: the room's requests wait behind it meanwhile."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limits.ROOM_CLAIM_RETRY_FOR
-        while True:
+        """:meth:`claim`, tried again while JetStream does not answer (the bucket's leader
+        being elected, as when `make cluster` starts hubs and nodes together, or NATS lost):
+        the room's requests wait behind it and are carried out once it answers, as says are.
+        (Answering them "unavailable" would tell the client the hub keeps them.)"""
+        for tries in itertools.count():
             try:
                 return await self.claim(room)
             except (ServiceUnavailableError, *UNREACHABLE) as exc:
-                if loop.time() >= deadline:
-                    raise
-                log.info("rooms bucket not answering yet (%r): claiming %s again", exc, room)
-                await asyncio.sleep(limits.JETSTREAM_START_RETRY)
+                if not tries:  # once per claim: it may go on for as long as NATS is lost
+                    log.info("rooms bucket not answering (%r): claiming %s until it does", exc, room)
+                await asyncio.sleep(limits.ROOM_CLAIM_RETRY)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def claim(self, room: str) -> str | None:
         """Claim each look of ``room``: None when they are all this room's now, else the name
